@@ -1,0 +1,145 @@
+/*
+ * proxy/core.h — the daemon's runtime objects: the loop, client
+ * connections, upstream links and pending calls, shared by loop.c,
+ * client.c, link.c and pipeline.c.
+ */
+#ifndef GRIDVFS_PX_CORE_H
+#define GRIDVFS_PX_CORE_H
+
+#include "proxy/px.h"
+
+#include <netinet/in.h>
+
+struct px_call;
+
+/* A client connection.  Freed only when closed and no call refers to it. */
+struct px_client {
+	struct px_ev cl_ev;
+	struct px_loop *cl_loop;
+	uint64_t cl_id;
+	struct sockaddr_storage cl_addr;
+	char cl_name[64];            /* "ip:port" for logs */
+	struct px_reader cl_rd;
+	struct px_outq cl_out;
+	unsigned cl_pending;         /* calls awaiting upstream */
+	unsigned cl_refs;            /* pending calls pointing here, +1 open */
+	bool cl_closed;
+	bool cl_read_paused;
+	struct px_client *cl_next, *cl_prev; /* loop's list of open clients */
+};
+
+enum px_link_state { LINK_IDLE, LINK_CONNECTING, LINK_UP, LINK_BACKOFF };
+
+/* One upstream TCP connection for one RPC program (NFS or MOUNT). */
+struct px_link {
+	struct px_ev ln_ev;
+	struct px_loop *ln_loop;
+	const char *ln_name;         /* "nfs" / "mount" for logs */
+	uint32_t ln_prog;
+	struct sockaddr_storage ln_addr;
+	socklen_t ln_addrlen;
+	bool ln_have_addr;           /* false: ask rpcbind at connect */
+	enum px_link_state ln_state;
+	uint16_t ln_local_port;      /* reused on reconnect for the DRC */
+	struct px_reader ln_rd;
+	struct px_outq ln_out;
+	unsigned ln_backoff_ms;
+	struct timespec ln_retry_at;
+	time_t ln_down_since;        /* 0 while up or never tried */
+	unsigned ln_fails;           /* consecutive failed attempts */
+	bool ln_garbage;             /* the reader met an unusable reply */
+	/* Pending calls in submission order: resent in this order. */
+	struct px_call *ln_head, *ln_tail;
+	unsigned ln_npending;
+};
+
+/*
+ * A call forwarded upstream and not yet answered.  Indexed by upstream XID
+ * (to match replies) and by (client address, client XID) to recognise a
+ * client's retransmission.
+ */
+struct px_call {
+	uint32_t pc_up_xid;
+	uint32_t pc_cl_xid;
+	uint32_t pc_prog, pc_vers, pc_proc;
+	uint32_t pc_csum;            /* checksum of the client's call body */
+	uint8_t pc_key[16];          /* client address the call came from */
+	struct px_client *pc_client; /* holds a ref; NULL when orphaned */
+	struct px_link *pc_link;
+	struct px_msg *pc_req;       /* upstream bytes, kept for resending */
+	struct timespec pc_start;
+	struct px_call *pc_xnext;    /* hash chain by upstream xid */
+	struct px_call *pc_dnext;    /* hash chain by (client addr, xid) */
+	struct px_call *pc_next, *pc_prev; /* link's submission order */
+};
+
+/* A completed non-idempotent call remembered for --dup-window. */
+struct px_dup {
+	uint8_t du_addr[16];
+	uint32_t du_cl_xid, du_up_xid, du_csum, du_proc;
+	time_t du_when;
+	struct px_dup *du_hnext;
+	struct px_dup *du_next, *du_prev; /* age order */
+};
+
+struct px_loop {
+	const struct px_opts *lp_opts;
+	int lp_epfd;
+	struct px_ev lp_listen;
+	struct px_ev lp_sig;
+	struct px_ev lp_timer;
+	struct px_link lp_nfs, lp_mount;
+	struct px_client *lp_clients;
+	struct px_client *lp_graveyard; /* freed after each event batch */
+	unsigned lp_nclients;
+	unsigned lp_npending;        /* calls in flight, all links */
+	bool lp_paused;              /* lp_npending hit --max-pending */
+	bool lp_draining;
+	bool lp_stop;
+	struct timespec lp_drain_deadline;
+	uint64_t lp_next_client_id;
+	uint32_t lp_next_xid;
+	/* Hash tables (power-of-two sizes). */
+	struct px_call **lp_by_xid, **lp_by_cl;
+	size_t lp_nbuckets;
+	struct px_dup **lp_dup_hash;
+	struct px_dup *lp_dup_old, *lp_dup_new; /* oldest / newest */
+	size_t lp_ndups;
+	struct px_stats lp_stats;
+};
+
+/* loop.c */
+void px_now(struct timespec *ts);
+double px_elapsed_ms(const struct timespec *since);
+
+/* client.c */
+void px_client_accept(struct px_loop *l);
+void px_client_close(struct px_client *c, const char *reason);
+void px_client_unref(struct px_client *c);
+void px_client_reap(struct px_loop *l);
+void px_client_send(struct px_client *c, struct px_msg *m);
+/* Re-evaluate whether c (or, with NULL, every client) may be read. */
+void px_client_update_read(struct px_loop *l, struct px_client *c);
+void px_client_tick(struct px_loop *l, time_t now);
+void px_client_resume_reading(struct px_client *c);
+
+/* link.c */
+void px_link_init(struct px_loop *l, struct px_link *ln, const char *name,
+		  uint32_t prog, const char *addr);
+void px_link_submit(struct px_link *ln, struct px_call *pc);
+void px_link_unlink_call(struct px_link *ln, struct px_call *pc);
+void px_link_tick(struct px_link *ln, const struct timespec *now);
+void px_link_shutdown(struct px_link *ln);
+
+/* pipeline.c */
+int px_pipe_init(struct px_loop *l);
+void px_pipe_free(struct px_loop *l);
+/* A whole call from a client; takes mem. */
+bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len);
+/* A whole reply from upstream; takes mem.  false: link must be reset. */
+bool px_pipe_reply(struct px_link *ln, uint8_t *mem, size_t len);
+/* Answer pc with an RPC error locally and forget it. */
+void px_pipe_fail_call(struct px_call *pc, uint32_t accept_stat);
+void px_pipe_tick(struct px_loop *l, time_t now);
+
+#endif /* GRIDVFS_PX_CORE_H */

@@ -1,0 +1,218 @@
+/*
+ * proxy/io.c — the byte-moving parts every connection shares: refcounted
+ * messages, output queues flushed with writev, and the reassembling reader
+ * that reads large fragments straight into their final buffer.
+ */
+#include "config.h"
+#include "proxy/px.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define STAGE_SIZE (64u * 1024u)
+/* Below this much room left in a fragment, staging beats a direct read:
+ * one read can then pick up several small messages at once. */
+#define DIRECT_MIN (16u * 1024u)
+#define IOV_MAX_BATCH 64
+
+struct px_msg *px_msg_wrap(uint8_t *mem, size_t len)
+{
+	struct px_msg *m = calloc(1, sizeof(*m));
+
+	if (!m) {
+		free(mem);
+		return NULL;
+	}
+	m->m_mem = mem;
+	m->m_len = len;
+	m->m_refs = 1;
+	return m;
+}
+
+struct px_msg *px_msg_new(size_t len)
+{
+	uint8_t *mem = malloc(RPC_REC_HEADROOM + (len ? len : 1));
+
+	return mem ? px_msg_wrap(mem, len) : NULL;
+}
+
+void px_msg_unref(struct px_msg *m)
+{
+	if (!m || --m->m_refs)
+		return;
+	free(m->m_mem);
+	free(m);
+}
+
+void px_outq_push(struct px_outq *q, struct px_msg *m)
+{
+	m->m_refs++;
+	m->m_next = NULL;
+	m->m_off = 0;
+	rpc_rec_mark(m->m_mem, m->m_len);
+	if (q->q_tail)
+		q->q_tail->m_next = m;
+	else
+		q->q_head = m;
+	q->q_tail = m;
+	q->q_bytes += RPC_REC_HEADROOM + m->m_len;
+}
+
+static void outq_pop(struct px_outq *q)
+{
+	struct px_msg *m = q->q_head;
+
+	q->q_head = m->m_next;
+	if (!q->q_head)
+		q->q_tail = NULL;
+	m->m_next = NULL;
+	px_msg_unref(m);
+}
+
+int px_outq_flush(struct px_outq *q, int fd, size_t budget)
+{
+	size_t done = 0;
+
+	while (q->q_head && done < budget) {
+		struct iovec iov[IOV_MAX_BATCH];
+		int n = 0;
+		ssize_t w;
+
+		for (struct px_msg *m = q->q_head; m && n < IOV_MAX_BATCH;
+		     m = m->m_next, n++) {
+			iov[n].iov_base = m->m_mem + m->m_off;
+			iov[n].iov_len = RPC_REC_HEADROOM + m->m_len - m->m_off;
+		}
+		w = writev(fd, iov, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 1;
+			return -errno;
+		}
+		done += (size_t)w;
+		q->q_bytes -= (size_t)w;
+		while (w > 0) {
+			struct px_msg *m = q->q_head;
+			size_t left = RPC_REC_HEADROOM + m->m_len - m->m_off;
+
+			if ((size_t)w < left) {
+				m->m_off += (size_t)w;
+				break;
+			}
+			w -= (ssize_t)left;
+			outq_pop(q);
+		}
+	}
+	return q->q_head ? 1 : 0;
+}
+
+void px_outq_clear(struct px_outq *q)
+{
+	while (q->q_head)
+		outq_pop(q);
+	q->q_bytes = 0;
+}
+
+int px_reader_init(struct px_reader *rd, size_t max_record)
+{
+	memset(rd, 0, sizeof(*rd));
+	rpc_rec_init(&rd->rd_rec, max_record);
+	rd->rd_stage = malloc(STAGE_SIZE);
+	return rd->rd_stage ? 0 : -ENOMEM;
+}
+
+void px_reader_free(struct px_reader *rd)
+{
+	rpc_rec_free(&rd->rd_rec);
+	free(rd->rd_stage);
+	rd->rd_stage = NULL;
+}
+
+bool px_reader_has_staged(const struct px_reader *rd)
+{
+	return rd->rd_pos < rd->rd_len || rpc_rec_ready(&rd->rd_rec);
+}
+
+/* Hand a finished message over; false when the consumer wants a pause. */
+static bool reader_deliver(struct px_reader *rd, px_msg_fn on_msg, void *ctx)
+{
+	size_t len;
+	uint8_t *mem = rpc_rec_take(&rd->rd_rec, &len);
+
+	rd->rd_partial_since = 0;
+	return on_msg(ctx, mem, len);
+}
+
+/* Feed staged bytes; 1 = keep going, 0 = consumer paused, <0 = error. */
+static int reader_drain_stage(struct px_reader *rd, px_msg_fn on_msg,
+			      void *ctx)
+{
+	while (rd->rd_pos < rd->rd_len) {
+		ssize_t n = rpc_rec_feed(&rd->rd_rec, rd->rd_stage + rd->rd_pos,
+					 rd->rd_len - rd->rd_pos);
+
+		if (n < 0)
+			return (int)n;
+		rd->rd_pos += (size_t)n;
+		if (rpc_rec_ready(&rd->rd_rec) &&
+		    !reader_deliver(rd, on_msg, ctx))
+			return 0;
+	}
+	rd->rd_pos = rd->rd_len = 0;
+	return 1;
+}
+
+int px_reader_run(struct px_reader *rd, int fd, size_t budget,
+		  px_msg_fn on_msg, void *ctx)
+{
+	size_t got = 0;
+	int rc;
+
+	if (rpc_rec_ready(&rd->rd_rec) && !reader_deliver(rd, on_msg, ctx))
+		return 1;
+	if ((rc = reader_drain_stage(rd, on_msg, ctx)) <= 0)
+		return rc < 0 ? rc : 1;
+	while (got < budget) {
+		size_t room;
+		uint8_t *direct = rpc_rec_direct(&rd->rd_rec, &room);
+		ssize_t n;
+
+		if (direct && room >= DIRECT_MIN) {
+			n = read(fd, direct, room);
+		} else {
+			direct = NULL;
+			n = read(fd, rd->rd_stage, STAGE_SIZE);
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 1;
+			return -errno;
+		}
+		if (n == 0)
+			return 0;
+		got += (size_t)n;
+		if (!rd->rd_partial_since)
+			rd->rd_partial_since = time(NULL);
+		if (direct) {
+			rpc_rec_commit(&rd->rd_rec, (size_t)n);
+			if (rpc_rec_ready(&rd->rd_rec) &&
+			    !reader_deliver(rd, on_msg, ctx))
+				return 1;
+			continue;
+		}
+		rd->rd_pos = 0;
+		rd->rd_len = (size_t)n;
+		if ((rc = reader_drain_stage(rd, on_msg, ctx)) <= 0)
+			return rc < 0 ? rc : 1;
+		if (rpc_rec_partial(&rd->rd_rec) && !rd->rd_partial_since)
+			rd->rd_partial_since = time(NULL);
+	}
+	return 1;
+}

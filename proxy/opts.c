@@ -1,0 +1,380 @@
+/*
+ * proxy/opts.c — gridvfsd's command line: parsing, validation with clear
+ * messages, and the --help text (kept in step with docs/gridvfsd.8.md).
+ */
+#include "config.h"
+#include "proxy/px.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char usage[] =
+"Usage: gridvfsd --role client|server --upstream HOST[:PORT] [OPTIONS]\n"
+"\n"
+"gridvfsd is the gridvfs proxy daemon.  It accepts NFSv3 and MOUNTv3 calls\n"
+"(ONC RPC over TCP) from unmodified NFS clients and forwards them to an\n"
+"upstream NFSv3 server or another gridvfsd, answering both programs on one\n"
+"port so that clients can use port=P,mountport=P.\n"
+"\n"
+"Roles:\n"
+"  --role client        runs on a hypervisor node, next to the NFS client\n"
+"  --role server        runs at the image store, in front of its NFS server\n"
+"\n"
+"Addresses:\n"
+"  --listen ADDR:PORT   where to accept clients (default 127.0.0.1:2049);\n"
+"                       IPv6 as [ADDR]:PORT\n"
+"  --upstream HOST[:PORT]\n"
+"                       the NFS server (or gridvfsd) to forward to\n"
+"                       (port default 2049); required\n"
+"  --mount-upstream HOST[:PORT]\n"
+"                       where MOUNT calls go; default: ask the upstream\n"
+"                       host's rpcbind for MOUNT v3 over TCP\n"
+"  --register           register NFS v3 and MOUNT v3 on the listening port\n"
+"                       with the local rpcbind (unregistered at exit)\n"
+"\n"
+"Limits (each protects the daemon from one misbehaving peer):\n"
+"  --max-record BYTES   largest RPC record accepted from either side\n"
+"                       (default 1052672 = 1 MiB + 4 KiB); a larger one\n"
+"                       closes that connection with a logged reason\n"
+"  --max-conns N        client connections at once (default 1024); more are\n"
+"                       accepted and closed at once, with a log line\n"
+"  --max-client-calls N outstanding calls per client connection before the\n"
+"                       proxy stops reading from it (default 128)\n"
+"  --max-client-out BYTES\n"
+"                       replies queued for a client that does not read\n"
+"                       before the proxy stops reading its calls\n"
+"                       (default 16777216)\n"
+"  --max-pending N      outstanding upstream calls in total before all\n"
+"                       clients are paused (default 4096)\n"
+"  --record-timeout SEC a client holding a half-sent record this long is\n"
+"                       disconnected (default 30)\n"
+"  --upstream-timeout SEC\n"
+"                       how long calls wait for an unreachable upstream\n"
+"                       before they fail with SYSTEM_ERR (default 120;\n"
+"                       0 waits forever, like a hard mount)\n"
+"  --drain-timeout SEC  on SIGTERM, how long outstanding calls may take\n"
+"                       before they fail (default 10)\n"
+"  --dup-window SEC     how long a completed non-idempotent call is\n"
+"                       remembered so a client's retransmission reaches\n"
+"                       upstream with the same XID and bytes (default 120)\n"
+"\n"
+"Running:\n"
+"  -F, --foreground     stay in the foreground and log to stderr\n"
+"                       (default: detach and log to syslog)\n"
+"  --pidfile FILE       write the daemon's pid to FILE\n"
+"  --log-level LEVEL    error, warn, info (default) or debug\n"
+"  --syslog             log to syslog even in the foreground\n"
+"  -h, --help           show this text\n"
+"  -V, --version        show the version\n"
+"\n"
+"Signals: SIGTERM and SIGINT drain (stop accepting, let outstanding calls\n"
+"finish for --drain-timeout, fail the rest) and exit 0.\n"
+"\n"
+"Exit status: 0 after a clean shutdown, 1 on a start-up failure (bad\n"
+"option, address in use), 2 on a usage error.\n";
+
+enum {
+	OPT_ROLE = 256, OPT_LISTEN, OPT_UPSTREAM, OPT_MOUNT_UPSTREAM,
+	OPT_REGISTER, OPT_PIDFILE, OPT_LOG_LEVEL, OPT_SYSLOG, OPT_MAX_RECORD,
+	OPT_MAX_CONNS, OPT_MAX_CLIENT_CALLS, OPT_MAX_CLIENT_OUT,
+	OPT_MAX_PENDING, OPT_RECORD_TIMEOUT, OPT_UPSTREAM_TIMEOUT,
+	OPT_DRAIN_TIMEOUT, OPT_DUP_WINDOW,
+};
+
+static const struct option longopts[] = {
+	{"role", required_argument, NULL, OPT_ROLE},
+	{"listen", required_argument, NULL, OPT_LISTEN},
+	{"upstream", required_argument, NULL, OPT_UPSTREAM},
+	{"mount-upstream", required_argument, NULL, OPT_MOUNT_UPSTREAM},
+	{"register", no_argument, NULL, OPT_REGISTER},
+	{"foreground", no_argument, NULL, 'F'},
+	{"pidfile", required_argument, NULL, OPT_PIDFILE},
+	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"syslog", no_argument, NULL, OPT_SYSLOG},
+	{"max-record", required_argument, NULL, OPT_MAX_RECORD},
+	{"max-conns", required_argument, NULL, OPT_MAX_CONNS},
+	{"max-client-calls", required_argument, NULL, OPT_MAX_CLIENT_CALLS},
+	{"max-client-out", required_argument, NULL, OPT_MAX_CLIENT_OUT},
+	{"max-pending", required_argument, NULL, OPT_MAX_PENDING},
+	{"record-timeout", required_argument, NULL, OPT_RECORD_TIMEOUT},
+	{"upstream-timeout", required_argument, NULL, OPT_UPSTREAM_TIMEOUT},
+	{"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
+	{"dup-window", required_argument, NULL, OPT_DUP_WINDOW},
+	{"help", no_argument, NULL, 'h'},
+	{"version", no_argument, NULL, 'V'},
+	{NULL, 0, NULL, 0},
+};
+
+/* Parse an unsigned number in [lo, hi] with an optional K/M/G suffix. */
+static int parse_num(const char *opt, const char *s, uint64_t lo, uint64_t hi,
+		     bool suffix, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	if (!isdigit((unsigned char)*s))
+		goto bad;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		goto bad;
+	if (suffix && *end) {
+		unsigned shift = 0;
+
+		switch (*end) {
+		case 'k': case 'K': shift = 10; break;
+		case 'm': case 'M': shift = 20; break;
+		case 'g': case 'G': shift = 30; break;
+		default: goto bad;
+		}
+		if (v > (ULLONG_MAX >> shift))
+			goto bad;
+		v <<= shift;
+		end++;
+	}
+	if (*end || v < lo || v > hi)
+		goto bad;
+	*out = v;
+	return 0;
+bad:
+	fprintf(stderr,
+		"gridvfsd: --%s: '%s' is not a number from %" PRIu64
+		" to %" PRIu64 "%s\n",
+		opt, s, lo, hi, suffix ? " (K, M, G suffixes allowed)" : "");
+	return -EINVAL;
+}
+
+int px_addr_parse(const char *s, uint16_t defport, struct sockaddr_storage *ss,
+		  socklen_t *len)
+{
+	char host[256];
+	const char *port = NULL;
+	char portbuf[8];
+	struct addrinfo hints = {0}, *res;
+	size_t hl;
+
+	if (*s == '[') {
+		const char *close = strchr(s, ']');
+
+		if (!close || (size_t)(close - s - 1) >= sizeof(host))
+			return -EINVAL;
+		hl = (size_t)(close - s - 1);
+		memcpy(host, s + 1, hl);
+		host[hl] = '\0';
+		if (close[1] == ':')
+			port = close + 2;
+		else if (close[1])
+			return -EINVAL;
+	} else {
+		const char *colon = strrchr(s, ':');
+
+		hl = colon ? (size_t)(colon - s) : strlen(s);
+		if (hl >= sizeof(host) || (colon && strchr(s, ':') != colon))
+			return -EINVAL;
+		memcpy(host, s, hl);
+		host[hl] = '\0';
+		if (colon)
+			port = colon + 1;
+	}
+	if (!port) {
+		snprintf(portbuf, sizeof(portbuf), "%u", defport);
+		port = portbuf;
+	}
+	char *end;
+	unsigned long p = strtoul(port, &end, 10);
+
+	if (!*port || *end || p > 65535)
+		return -EINVAL;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_NUMERICSERV;
+	if (getaddrinfo(*host ? host : NULL, port, &hints, &res))
+		return -EHOSTUNREACH;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+const char *px_addr_str(const struct sockaddr_storage *ss, char *buf,
+			size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(buf, len, "[%s]:%u", host, ntohs(s6->sin6_port));
+	} else if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(buf, len, "%s:%u", host, ntohs(s4->sin_port));
+	} else {
+		snprintf(buf, len, "?");
+	}
+	return buf;
+}
+
+static void opts_defaults(struct px_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->o_role = PX_ROLE_CLIENT;
+	o->o_log_level = LOG_INFO;
+	o->o_max_record = 1024 * 1024 + 4096;
+	o->o_max_conns = 1024;
+	o->o_max_client_calls = 128;
+	o->o_max_client_out = 16u * 1024 * 1024;
+	o->o_max_pending = 4096;
+	o->o_record_timeout = 30;
+	o->o_upstream_timeout = 120;
+	o->o_drain_timeout = 10;
+	o->o_dup_window = 120;
+}
+
+static int set_str(char **dst, const char *v)
+{
+	free(*dst);
+	*dst = strdup(v);
+	return *dst ? 0 : -ENOMEM;
+}
+
+/* Apply one option; 0, or -EINVAL after printing why. */
+static int opts_apply(struct px_opts *o, int c, const char *arg)
+{
+	uint64_t v;
+	int rc = 0;
+
+	switch (c) {
+	case OPT_ROLE:
+		if (!strcmp(arg, "client"))
+			o->o_role = PX_ROLE_CLIENT;
+		else if (!strcmp(arg, "server"))
+			o->o_role = PX_ROLE_SERVER;
+		else {
+			fprintf(stderr, "gridvfsd: --role: '%s' is neither "
+					"'client' nor 'server'\n", arg);
+			return -EINVAL;
+		}
+		return 0;
+	case OPT_LISTEN: return set_str(&o->o_listen, arg);
+	case OPT_UPSTREAM: return set_str(&o->o_upstream, arg);
+	case OPT_MOUNT_UPSTREAM: return set_str(&o->o_mount_upstream, arg);
+	case OPT_REGISTER: o->o_register = true; return 0;
+	case 'F': o->o_foreground = true; return 0;
+	case OPT_PIDFILE: return set_str(&o->o_pidfile, arg);
+	case OPT_SYSLOG: o->o_syslog = true; return 0;
+	case OPT_LOG_LEVEL:
+		if ((o->o_log_level = px_log_level_parse(arg)) < 0) {
+			fprintf(stderr, "gridvfsd: --log-level: '%s' is not "
+					"error, warn, info or debug\n", arg);
+			return -EINVAL;
+		}
+		return 0;
+	case OPT_MAX_RECORD:
+		rc = parse_num("max-record", arg, 8192, 64u << 20, true, &v);
+		o->o_max_record = (size_t)v;
+		break;
+	case OPT_MAX_CONNS:
+		rc = parse_num("max-conns", arg, 1, 1u << 20, false, &v);
+		o->o_max_conns = (unsigned)v;
+		break;
+	case OPT_MAX_CLIENT_CALLS:
+		rc = parse_num("max-client-calls", arg, 1, 65536, false, &v);
+		o->o_max_client_calls = (unsigned)v;
+		break;
+	case OPT_MAX_CLIENT_OUT:
+		rc = parse_num("max-client-out", arg, 65536, 1ull << 32, true,
+			       &v);
+		o->o_max_client_out = (size_t)v;
+		break;
+	case OPT_MAX_PENDING:
+		rc = parse_num("max-pending", arg, 1, 1u << 20, false, &v);
+		o->o_max_pending = (unsigned)v;
+		break;
+	case OPT_RECORD_TIMEOUT:
+		rc = parse_num("record-timeout", arg, 1, 86400, false, &v);
+		o->o_record_timeout = (unsigned)v;
+		break;
+	case OPT_UPSTREAM_TIMEOUT:
+		rc = parse_num("upstream-timeout", arg, 0, 86400 * 365, false,
+			       &v);
+		o->o_upstream_timeout = (unsigned)v;
+		break;
+	case OPT_DRAIN_TIMEOUT:
+		rc = parse_num("drain-timeout", arg, 0, 3600, false, &v);
+		o->o_drain_timeout = (unsigned)v;
+		break;
+	case OPT_DUP_WINDOW:
+		rc = parse_num("dup-window", arg, 0, 3600, false, &v);
+		o->o_dup_window = (unsigned)v;
+		break;
+	default:
+		return -EINVAL;
+	}
+	return rc;
+}
+
+/* Returns 0 to run, 1 when --help/--version was served, -EINVAL (usage). */
+int px_opts_parse(struct px_opts *o, int argc, char **argv)
+{
+	int c;
+	struct sockaddr_storage ss;
+	socklen_t sl;
+
+	opts_defaults(o);
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "FhV", longopts, NULL)) != -1) {
+		if (c == 'h') {
+			fputs(usage, stdout);
+			return 1;
+		}
+		if (c == 'V') {
+			printf("gridvfsd %s\n", PACKAGE_VERSION);
+			return 1;
+		}
+		if (c == '?' || opts_apply(o, c, optarg)) {
+			fprintf(stderr, "Try 'gridvfsd --help'.\n");
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "gridvfsd: unexpected argument '%s'\n"
+				"Try 'gridvfsd --help'.\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (!o->o_upstream) {
+		fprintf(stderr, "gridvfsd: --upstream HOST[:PORT] is required\n"
+				"Try 'gridvfsd --help'.\n");
+		return -EINVAL;
+	}
+	if (!o->o_listen && set_str(&o->o_listen, "127.0.0.1:2049"))
+		return -ENOMEM;
+	const char *which[] = {"listen", "upstream", "mount-upstream"};
+	const char *vals[] = {o->o_listen, o->o_upstream, o->o_mount_upstream};
+
+	for (int i = 0; i < 3; i++)
+		if (vals[i] && px_addr_parse(vals[i], 2049, &ss, &sl)) {
+			fprintf(stderr, "gridvfsd: --%s: cannot resolve '%s' "
+					"(want HOST:PORT or [V6ADDR]:PORT)\n",
+				which[i], vals[i]);
+			return -EINVAL;
+		}
+	return 0;
+}
+
+void px_opts_free(struct px_opts *o)
+{
+	free(o->o_listen);
+	free(o->o_upstream);
+	free(o->o_mount_upstream);
+	free(o->o_pidfile);
+}

@@ -1,0 +1,182 @@
+/*
+ * proxy/px.h — gridvfsd's internal interfaces: the event loop, client
+ * connections, upstream links, the per-request pipeline, options, logging.
+ * Private to proxy/; nothing here is a library interface.
+ */
+#ifndef GRIDVFS_PX_H
+#define GRIDVFS_PX_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <syslog.h>
+#include <time.h>
+
+#include "rpc/rpc.h"
+
+/* ---------------------------------------------------------------------- */
+/* Logging: stderr in the foreground, syslog as a daemon.                  */
+
+void px_log_open(bool use_syslog, int level);
+void px_logf(int prio, const char *func, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+extern int px_log_level;
+#define px_err(...) px_logf(LOG_ERR, __func__, __VA_ARGS__)
+#define px_warn(...) px_logf(LOG_WARNING, __func__, __VA_ARGS__)
+#define px_info(...) px_logf(LOG_INFO, __func__, __VA_ARGS__)
+#define px_debug(...)                                               \
+	do {                                                        \
+		if (px_log_level >= LOG_DEBUG)                      \
+			px_logf(LOG_DEBUG, __func__, __VA_ARGS__);  \
+	} while (0)
+/* At most one line per interval per call site, counting what it skipped. */
+#define px_warn_rl(...)                                                    \
+	do {                                                               \
+		static time_t px__last;                                    \
+		static unsigned px__skipped;                               \
+		time_t px__now = time(NULL);                               \
+		if (px__now - px__last >= 5) {                             \
+			if (px__skipped)                                   \
+				px_warn("(%u similar lines suppressed)",   \
+					px__skipped);                      \
+			px_warn(__VA_ARGS__);                              \
+			px__last = px__now;                                \
+			px__skipped = 0;                                   \
+		} else {                                                   \
+			px__skipped++;                                     \
+		}                                                          \
+	} while (0)
+int px_log_level_parse(const char *s);
+
+/* ---------------------------------------------------------------------- */
+/* Options                                                                 */
+
+enum px_role { PX_ROLE_CLIENT, PX_ROLE_SERVER };
+
+struct px_opts {
+	enum px_role o_role;
+	char *o_listen;         /* ADDR:PORT */
+	char *o_upstream;       /* HOST:PORT (NFS) */
+	char *o_mount_upstream; /* HOST:PORT (MOUNT), NULL: ask rpcbind */
+	bool o_register;        /* register NFS and MOUNT with rpcbind */
+	bool o_foreground;
+	char *o_pidfile;
+	int o_log_level;
+	bool o_syslog;
+	size_t o_max_record;
+	unsigned o_max_conns;
+	unsigned o_max_client_calls;
+	size_t o_max_client_out;
+	unsigned o_max_pending;
+	unsigned o_record_timeout;   /* s: a half-received record */
+	unsigned o_upstream_timeout; /* s: calls wait this long for upstream */
+	unsigned o_drain_timeout;    /* s: SIGTERM grace for outstanding calls */
+	unsigned o_dup_window;       /* s: remember completed non-idempotent calls */
+};
+
+int px_opts_parse(struct px_opts *o, int argc, char **argv);
+void px_opts_free(struct px_opts *o);
+/* Parse "HOST:PORT", "[V6]:PORT", or "HOST" (default port). */
+int px_addr_parse(const char *s, uint16_t defport, struct sockaddr_storage *ss,
+		  socklen_t *len);
+const char *px_addr_str(const struct sockaddr_storage *ss, char *buf,
+			size_t len);
+
+/* ---------------------------------------------------------------------- */
+/* Messages and output queues                                              */
+
+/*
+ * One RPC message with RPC_REC_HEADROOM bytes in front for its record mark.
+ * Refcounted: a forwarded request lives in the upstream output queue and in
+ * its pending call (kept for resending after a reconnect).  A message is in
+ * at most one output queue at a time.
+ */
+struct px_msg {
+	struct px_msg *m_next; /* output queue link */
+	size_t m_off;          /* bytes of mark+message already written */
+	uint32_t m_refs;
+	size_t m_len;          /* message bytes */
+	uint8_t *m_mem;        /* headroom + message, owned */
+};
+
+static inline uint8_t *px_msg_data(struct px_msg *m)
+{
+	return m->m_mem + RPC_REC_HEADROOM;
+}
+struct px_msg *px_msg_wrap(uint8_t *mem, size_t len); /* takes mem */
+struct px_msg *px_msg_new(size_t len);
+void px_msg_unref(struct px_msg *m);
+
+struct px_outq {
+	struct px_msg *q_head, *q_tail;
+	size_t q_bytes; /* queued bytes not yet written */
+};
+void px_outq_push(struct px_outq *q, struct px_msg *m); /* takes a ref */
+/* writev as much as the socket takes (up to budget bytes).  Returns 0 when
+ * the queue is empty, 1 when bytes remain, -errno on a socket error. */
+int px_outq_flush(struct px_outq *q, int fd, size_t budget);
+void px_outq_clear(struct px_outq *q);
+
+/* Reassembling reader for one stream. */
+struct px_reader {
+	struct rpc_rec rd_rec;
+	uint8_t *rd_stage;
+	size_t rd_pos, rd_len;
+	time_t rd_partial_since; /* when a partial record started, 0 if none */
+};
+int px_reader_init(struct px_reader *rd, size_t max_record);
+void px_reader_free(struct px_reader *rd);
+/*
+ * Read from fd and deliver whole messages to on_msg (which takes ownership
+ * of the buffer; it returns false to stop delivery for now).  Returns 1 if
+ * more may be read later, 0 on EOF, -errno on error (-EMSGSIZE, -EBADMSG
+ * for framing faults).
+ */
+typedef bool (*px_msg_fn)(void *ctx, uint8_t *mem, size_t len);
+int px_reader_run(struct px_reader *rd, int fd, size_t budget,
+		  px_msg_fn on_msg, void *ctx);
+bool px_reader_has_staged(const struct px_reader *rd);
+
+/* ---------------------------------------------------------------------- */
+/* Event loop                                                              */
+
+struct px_ev;
+typedef void (*px_ev_fn)(struct px_ev *ev, uint32_t events);
+struct px_ev {
+	int ev_fd;
+	px_ev_fn ev_fn;
+	uint32_t ev_mask; /* events currently registered */
+};
+
+struct px_loop;
+int px_ev_add(struct px_loop *l, struct px_ev *ev, uint32_t mask);
+int px_ev_mod(struct px_loop *l, struct px_ev *ev, uint32_t mask);
+void px_ev_del(struct px_loop *l, struct px_ev *ev);
+
+/* ---------------------------------------------------------------------- */
+/* Statistics                                                              */
+
+struct px_stats {
+	uint64_t s_calls[2][NFS3_NPROC]; /* [0] NFS, [1] MOUNT */
+	uint64_t s_replies, s_errors_local, s_garbage, s_dups_dropped;
+	uint64_t s_dups_retargeted, s_dups_reused, s_resent, s_unknown_xid;
+	uint64_t s_conns_accepted, s_conns_refused, s_conns_closed;
+	uint64_t s_upstream_connects, s_upstream_failures;
+	uint64_t s_bytes_in, s_bytes_out;
+};
+
+/* rpcbind.c: ask host's rpcbind (1 s limit); (un)register our programs. */
+int px_rpcbind_getport(const struct sockaddr_storage *host, uint32_t prog,
+		       uint32_t vers, uint16_t *port);
+int px_rpcbind_register(bool on, uint16_t port);
+
+/* ---------------------------------------------------------------------- */
+/* Daemon entry                                                            */
+
+/* Run until SIGTERM/SIGINT.  notify_fd (or -1) gets one byte once the
+ * daemon listens: 0 ready, 1 failed; then it is closed. */
+int px_run(const struct px_opts *o, int notify_fd);
+
+#endif /* GRIDVFS_PX_H */
