@@ -501,8 +501,8 @@ int tls_ca_issue(const char *dir, const char *name, const char *server,
 	}
 	if (name_ok(name) && path_of(path, dir, name, ".key") == 0 &&
 	    access(path, F_OK) == 0) {
-		errf(err, errlen, "%s exists: revoke it or pick another name",
-		     path);
+		errf(err, errlen, "%s exists: pick another name, or revoke "
+		     "the old one and remove its files", path);
 		return -EEXIST;
 	}
 	return tls_ca_issue_validity(dir, name, server, 0, days * CA_DAY,

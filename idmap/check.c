@@ -28,7 +28,8 @@ static const char usage[] =
 	"                     (default); deny: requests with them are refused\n"
 	"  ID                 uid:N or gid:N to show; by default 0, the first and\n"
 	"                     last client and store id of each line (first 10\n"
-	"                     lines per kind) and the lowest client id no line lists\n"
+	"                     lines per kind) and the lowest client id above 0 that\n"
+	"                     no line lists\n"
 	"\n"
 	"Each id is shown twice: as a client id in a request (client->store) and\n"
 	"as a store id in a reply (store->client).\n"
@@ -170,10 +171,11 @@ static int parse_args(int argc, char **argv, struct check_args *a, FILE *out,
 	return 0;
 }
 
-/* The lowest client id no line lists, or -1 if the lines cover all ids. */
+/* The lowest client id above 0 no line lists, or -1 if there is none
+ * (0 is always sampled anyway). */
 static long long first_unmapped(const struct idmap *m, enum idmap_kind k)
 {
-	long long cand = 0;
+	long long cand = 1;
 	struct idmap_range r;
 
 	for (size_t i = 0; idmap_range_get(m, k, i, &r) == 0; i++) {

@@ -101,7 +101,7 @@ static const char *check_accounts(const char *s, size_t len, size_t *count)
 		if (i < len && s[i] != ',')
 			continue;
 		if (i == start)
-			return "empty account name in list";
+			return "empty account name";
 		if (!idmap_name_valid(s + start, i - start))
 			return "invalid account name";
 		for (size_t j = 0; j < start;) { /* earlier names */
@@ -228,7 +228,8 @@ static int entry_cmp(const void *a, const void *b)
 static int gridmap_finish(struct idmap_gridmap *g, const char *path,
 			  char *err, size_t errlen)
 {
-	qsort(g->g_e, g->g_n, sizeof(*g->g_e), entry_cmp);
+	if (g->g_n > 1) /* qsort(NULL, 0) is undefined */
+		qsort(g->g_e, g->g_n, sizeof(*g->g_e), entry_cmp);
 	for (size_t i = 1; i < g->g_n; i++) {
 		if (strcmp(g->g_e[i - 1].e_dn, g->g_e[i].e_dn) == 0)
 			return idmap_errf(err, errlen,
@@ -245,7 +246,7 @@ int idmap_gridmap_load(const char *path, struct idmap_gridmap **out,
 	struct idmap_lines lines;
 	struct idmap_gridmap *g;
 	char dn[IDMAP_LINE_MAX + 1];
-	struct gm_entry e;
+	struct gm_entry e = { 0 };
 	char *line;
 	int rc;
 
@@ -370,7 +371,8 @@ static void idvec_sort_unique(struct idvec *iv)
 {
 	size_t out = 0;
 
-	qsort(iv->v, iv->n, sizeof(*iv->v), u32_cmp);
+	if (iv->n > 1) /* qsort(NULL, 0) is undefined */
+		qsort(iv->v, iv->n, sizeof(*iv->v), u32_cmp);
 	for (size_t i = 0; i < iv->n; i++)
 		if (out == 0 || iv->v[out - 1] != iv->v[i])
 			iv->v[out++] = iv->v[i];

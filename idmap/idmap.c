@@ -361,13 +361,15 @@ static int map_finish(struct idmap *m, const char *path, char *err,
 	for (int k = 0; k < 2; k++) {
 		struct dir *f = &m->m_fwd[k], *r = &m->m_rev[k];
 
-		qsort(f->d_r, f->d_n, sizeof(*f->d_r), rng_cmp);
+		if (f->d_n > 1) /* qsort(NULL, 0) is undefined */
+			qsort(f->d_r, f->d_n, sizeof(*f->d_r), rng_cmp);
 		if (dir_overlap(f, &a, &b))
 			return overlap_err(f, a, b, false, k, path, err, errlen);
 		rc = build_rev(f, r);
 		if (rc)
 			return rc;
-		qsort(r->d_r, r->d_n, sizeof(*r->d_r), rng_cmp);
+		if (r->d_n > 1)
+			qsort(r->d_r, r->d_n, sizeof(*r->d_r), rng_cmp);
 		if (dir_overlap(r, &a, &b))
 			return overlap_err(r, a, b, true, k, path, err, errlen);
 	}

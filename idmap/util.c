@@ -77,16 +77,16 @@ int idmap_lines_next(struct idmap_lines *l, char **line, char *err,
 		return lines_eof(l, err, errlen);
 	l->l_no++;
 	for (; c != EOF && c != '\n'; c = getc(l->l_f)) {
-		if (n == IDMAP_LINE_MAX)
-			return idmap_errf(err, errlen,
-					  "%s:%u: line longer than %u bytes",
-					  l->l_path, l->l_no, IDMAP_LINE_MAX);
+		if (n == IDMAP_LINE_MAX + 1) /* room for a CR before LF */
+			goto too_long;
 		l->l_buf[n++] = (char)c;
 	}
 	if (c == EOF && ferror(l->l_f))
 		return lines_eof(l, err, errlen);
 	if (n && l->l_buf[n - 1] == '\r')
 		n--; /* CRLF files */
+	if (n > IDMAP_LINE_MAX)
+		goto too_long;
 	l->l_buf[n] = '\0';
 	for (size_t i = 0; i < n; i++) {
 		if (!byte_ok((unsigned char)l->l_buf[i]))
@@ -97,6 +97,9 @@ int idmap_lines_next(struct idmap_lines *l, char **line, char *err,
 	}
 	*line = l->l_buf;
 	return 1;
+too_long:
+	return idmap_errf(err, errlen, "%s:%u: line longer than %u bytes",
+			  l->l_path, l->l_no, IDMAP_LINE_MAX);
 }
 
 bool idmap_name_valid(const char *s, size_t len)

@@ -274,16 +274,16 @@ void px_client_accept(struct px_loop *l)
 	}
 }
 
-void px_client_tick(struct px_loop *l, time_t now)
+void px_client_tick(struct px_loop *l, uint64_t now_ms)
 {
 	struct px_client *c, *next;
-	unsigned limit = l->lp_opts->o_record_timeout;
+	uint64_t limit = (uint64_t)l->lp_opts->o_record_timeout * 1000u;
 
 	for (c = l->lp_clients; c; c = next) {
 		next = c->cl_next;
 		if (c->cl_rd.rd_partial_since &&
 		    rpc_rec_partial(&c->cl_rd.rd_rec) &&
-		    now - c->cl_rd.rd_partial_since >= (time_t)limit)
+		    now_ms - c->cl_rd.rd_partial_since >= limit)
 			px_client_close(c, "half-sent record timed out "
 					   "(--record-timeout)");
 	}

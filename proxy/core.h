@@ -120,7 +120,7 @@ void px_client_reap(struct px_loop *l);
 void px_client_send(struct px_client *c, struct px_msg *m);
 /* Re-evaluate whether c (or, with NULL, every client) may be read. */
 void px_client_update_read(struct px_loop *l, struct px_client *c);
-void px_client_tick(struct px_loop *l, time_t now);
+void px_client_tick(struct px_loop *l, uint64_t now_ms);
 void px_client_resume_reading(struct px_client *c);
 
 /* link.c */

@@ -18,6 +18,14 @@
 #define DIRECT_MIN (16u * 1024u)
 #define IOV_MAX_BATCH 64
 
+uint64_t px_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
 struct px_msg *px_msg_wrap(uint8_t *mem, size_t len)
 {
 	struct px_msg *m = calloc(1, sizeof(*m));
@@ -199,7 +207,7 @@ int px_reader_run(struct px_reader *rd, int fd, size_t budget,
 			return 0;
 		got += (size_t)n;
 		if (!rd->rd_partial_since)
-			rd->rd_partial_since = time(NULL);
+			rd->rd_partial_since = px_now_ms();
 		if (direct) {
 			rpc_rec_commit(&rd->rd_rec, (size_t)n);
 			if (rpc_rec_ready(&rd->rd_rec) &&
@@ -212,7 +220,7 @@ int px_reader_run(struct px_reader *rd, int fd, size_t budget,
 		if ((rc = reader_drain_stage(rd, on_msg, ctx)) <= 0)
 			return rc < 0 ? rc : 1;
 		if (rpc_rec_partial(&rd->rd_rec) && !rd->rd_partial_since)
-			rd->rd_partial_since = time(NULL);
+			rd->rd_partial_since = px_now_ms();
 	}
 	return 1;
 }

@@ -147,7 +147,7 @@ static void timer_event(struct px_ev *ev, uint64_t unused)
 	px_now(&now);
 	px_link_tick(&l->lp_nfs, &now);
 	px_link_tick(&l->lp_mount, &now);
-	px_client_tick(l, time(NULL));
+	px_client_tick(l, px_now_ms());
 	px_pipe_tick(l, time(NULL));
 	if (l->lp_draining)
 		drain_tick(l, &now);

@@ -119,12 +119,15 @@ void px_outq_push(struct px_outq *q, struct px_msg *m); /* takes a ref */
 int px_outq_flush(struct px_outq *q, int fd, size_t budget);
 void px_outq_clear(struct px_outq *q);
 
+/* Monotonic clock in milliseconds. */
+uint64_t px_now_ms(void);
+
 /* Reassembling reader for one stream. */
 struct px_reader {
 	struct rpc_rec rd_rec;
 	uint8_t *rd_stage;
 	size_t rd_pos, rd_len;
-	time_t rd_partial_since; /* when a partial record started, 0 if none */
+	uint64_t rd_partial_since; /* monotonic ms a partial record started, 0: none */
 };
 int px_reader_init(struct px_reader *rd, size_t max_record);
 void px_reader_free(struct px_reader *rd);

@@ -314,10 +314,10 @@ const char *rpc_auth_stat_name(uint32_t stat);
 #define NFS3_FATTR_UID 12u    /* offset of uid inside fattr3 */
 #define NFS3_FATTR_GID 16u    /* offset of gid inside fattr3 */
 #define NFS3_FATTR_SIZE_OFF 20u
-#define NFS3_FATTR_FSID 48u
-#define NFS3_FATTR_FILEID 56u
-#define NFS3_FATTR_MTIME 72u
-#define NFS3_FATTR_CTIME 80u
+#define NFS3_FATTR_FSID 44u
+#define NFS3_FATTR_FILEID 52u
+#define NFS3_FATTR_MTIME 68u
+#define NFS3_FATTR_CTIME 76u
 #define NFS3_WCC_ATTR_SIZE 24u /* size, mtime, ctime */
 
 enum nfs3_proc {

@@ -2,6 +2,7 @@
 # proxy_procs: every NFSv3/MOUNTv3 procedure (nfsops) gives the same answers
 # straight to ganesha and through gridvfsd, and leaves the same files on
 # disk; gridvfsd then exits 0 on SIGTERM.
+# shellcheck source=tests/lib/harness.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 h_init proxy_procs
 

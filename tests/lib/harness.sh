@@ -6,6 +6,7 @@
 # Usage summary (details above each function):
 #   h_init NAME            work dir $H_DIR, logs, teardown trap
 #   h_free_port            print a free, reserved loopback TCP port
+#   h_take_port VAR        the same into VAR (lock released at teardown)
 #   h_rpcbind              make sure rpcbind runs (never stopped by us)
 #   h_ganesha              start ganesha: H_NFS_PORT H_MNT_PORT H_EXPORT H_GANESHA_PID
 #   h_ganesha_stop [SIG]   stop it (default TERM)
@@ -51,15 +52,19 @@ h_log() {
 h__teardown() {
 	local rc=$? i pid
 	trap - EXIT INT TERM
+	# Background jobs of the test itself (nfs-cp &...) go first.
+	for pid in $(jobs -p); do
+		kill -TERM "$pid" 2>/dev/null
+	done
 	for ((i = ${#H_PIDS[@]} - 1; i >= 0; i--)); do
 		pid=${H_PIDS[i]}
 		kill -TERM "$pid" 2>/dev/null
 	done
-	for pid in "${H_PIDS[@]}"; do
+	for pid in $(jobs -p) "${H_PIDS[@]}"; do
 		h__wait_gone "$pid" 10 || { kill -KILL "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; }
 	done
 	for i in "${H_PORTS[@]}"; do
-		rm -rf "$H_PORT_LOCKS/$i"
+		rm -rf "${H_PORT_LOCKS:?}/$i"
 	done
 	if [ -n "$H_DIR" ] && [ -d "$H_DIR" ]; then
 		if [ "${KEEP:-0}" = 1 ]; then
@@ -150,7 +155,7 @@ h_free_port() {
 		if ! mkdir "$H_PORT_LOCKS/$p" 2>/dev/null; then
 			owner=$(cat "$H_PORT_LOCKS/$p/pid" 2>/dev/null)
 			[ -n "$owner" ] && kill -0 "$owner" 2>/dev/null && continue
-			rm -rf "$H_PORT_LOCKS/$p"
+			rm -rf "${H_PORT_LOCKS:?}/$p"
 			mkdir "$H_PORT_LOCKS/$p" 2>/dev/null || continue
 		fi
 		echo $$ >"$H_PORT_LOCKS/$p/pid"
@@ -159,15 +164,16 @@ h_free_port() {
 			echo "$p"
 			return 0
 		fi
-		rm -rf "$H_PORT_LOCKS/$p"
+		rm -rf "${H_PORT_LOCKS:?}/$p"
 	done
 	echo "h_free_port: no free port found" >&2
 	return 1
 }
 
-# h_free_port sets H_PORTS in a subshell when used as $(h_free_port); this
-# variant records the lock in the caller so teardown releases it.
-h__take_port() {
+# h_take_port VAR: like h_free_port, into VAR. $(h_free_port) runs in a
+# subshell and cannot tell teardown about its lock (a stale lock is only
+# reclaimed once this test's shell is gone); this records it here.
+h_take_port() {
 	local __var=$1 __p
 	__p=$(h_free_port) || h_fail "no free TCP port"
 	H_PORTS+=("$__p")
@@ -225,7 +231,7 @@ h__rpcbind_up() {
 	fi
 }
 
-# h_ganesha [EXPORT_DIR]: start nfs-ganesha on two fresh ports, exporting
+# h_ganesha [EXPORT_DIR]: (one per test) start nfs-ganesha on two fresh ports, exporting
 # EXPORT_DIR (default $H_DIR/export, created) over NFSv3/TCP. Waits until a
 # libnfs client can list the export. Sets H_NFS_PORT, H_MNT_PORT, H_EXPORT,
 # H_GANESHA_PID, H_GANESHA_DIR.
@@ -234,8 +240,8 @@ h_ganesha() {
 	H_EXPORT="${1:-$H_DIR/export}"
 	mkdir -p "$H_GANESHA_DIR/recov" "$H_EXPORT" || h_fail "cannot create ganesha dirs"
 	h_rpcbind
-	h__take_port H_NFS_PORT
-	h__take_port H_MNT_PORT
+	h_take_port H_NFS_PORT
+	h_take_port H_MNT_PORT
 	h__ganesha_conf >"$H_GANESHA_DIR/ganesha.conf"
 	export H_NFS_PORT H_MNT_PORT H_EXPORT
 	h__ganesha_start
@@ -281,6 +287,9 @@ h__ganesha_start() {
 		-p "$H_GANESHA_DIR/ganesha.pid" -N "${GANESHA_LOG_LEVEL:-NIV_EVENT}" \
 		</dev/null >>"$H_DIR/ganesha.out.log" 2>&1 &
 	H_GANESHA_PID=$!
+	# Disowned: restarts SIGKILL it, and bash would report each "Killed"
+	# job on stderr. Bash still reaps it; teardown only needs kill -0.
+	disown "$H_GANESHA_PID"
 	export H_GANESHA_PID
 	H_PIDS+=("$H_GANESHA_PID")
 	h_log "ganesha pid $H_GANESHA_PID nfs $H_NFS_PORT mnt $H_MNT_PORT export $H_EXPORT"
@@ -329,7 +338,7 @@ h_gridvfsd() {
 		return 0
 	fi
 	[ -x "$bin" ] || h_fail "gridvfsd not built ($bin)"
-	h__take_port H_PX_PORT
+	h_take_port H_PX_PORT
 	export H_PX_PORT
 	"$bin" --role client --listen "127.0.0.1:$H_PX_PORT" \
 		--upstream "127.0.0.1:$H_NFS_PORT" --mount-upstream "127.0.0.1:$H_MNT_PORT" \

@@ -3,7 +3,9 @@
  * straight against a server and one through a transparent proxy can be
  * diffed. Lines hold only run-independent facts: names, types, modes, ids,
  * link counts, sizes, checksums, errno names; never times of day, fileids,
- * cookies or verifiers. Exit 1 on any unexpected result.
+ * cookies or verifiers. Exit 1 on any unexpected result. One line,
+ * "raw-fsinfo-sizes ...", holds FSINFO transfer sizes that a proxy may
+ * lower; callers compare it separately.
  *
  * usage: nfsops URL WORKDIR
  *   URL      nfs://HOST/EXPORT?version=3&nfsport=P&mountport=M (export root)
@@ -332,10 +334,14 @@ struct ops_export_res {
 static void ops_take_export(struct ops_wait *w, void *data)
 {
 	struct ops_export_res *o = w->res;
+	exportnode e;
 
-	for (exportnode *e = *(exports *)data; e; e = e->ex_next) {
+	/* libnfs's decoder lays list nodes out only 4-byte aligned: copy each
+	 * node before touching it (UBSan rightly objects otherwise). */
+	for (exportnode *p = *(exports *)data; p; p = e.ex_next) {
+		memcpy(&e, p, sizeof(e));
 		o->count++;
-		if (e->ex_dir && strcmp(e->ex_dir, o->want) == 0)
+		if (e.ex_dir && strcmp(e.ex_dir, o->want) == 0)
 			o->listed = 1;
 	}
 }
@@ -456,10 +462,14 @@ static void ops_take_readdir(struct ops_wait *w, void *data)
 	READDIR3resok *ok = &r->READDIR3res_u.resok;
 	memcpy(o->verf, ok->cookieverf, sizeof(o->verf));
 	o->eof = ok->reply.eof;
-	for (entry3 *e = ok->reply.entries; e; e = e->nextentry) {
+	entry3 e;
+
+	/* Entries are copied first: see ops_take_export on alignment. */
+	for (entry3 *p = ok->reply.entries; p; p = e.nextentry) {
+		memcpy(&e, p, sizeof(e));
 		if (o->n < OPS_MAX_NAMES)
-			snprintf(o->names[o->n++], sizeof(o->names[0]), "%s", e->name);
-		o->cookie = e->cookie;
+			snprintf(o->names[o->n++], sizeof(o->names[0]), "%s", e.name);
+		o->cookie = e.cookie;
 	}
 }
 

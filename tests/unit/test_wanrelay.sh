@@ -40,8 +40,8 @@ bad()  { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 # Wait until file $1 exists and is non-empty (up to 10 s).
 wait_file() {
-	local i
-	for i in $(seq 200); do
+	# 200 x 50 ms
+	for _ in $(seq 200); do
 		[ -s "$1" ] && return 0
 		sleep 0.05
 	done
@@ -279,6 +279,22 @@ def pausecheck(port, ctlpath):
           (paused, "all back" if back == data else "CORRUPT"))
     return 0 if back == data and paused else 1
 
+def dropcheck(port, ctlpath):
+    """'drop' resets live connections; new ones still work."""
+    c = conn(port)
+    c.sendall(b"before!!")
+    recv_exact(c, 8)
+    reply = ctl(ctlpath, "drop")
+    c.settimeout(5)
+    try:
+        c.sendall(b"after")
+        ended = c.recv(100) == b""
+    except (ConnectionResetError, BrokenPipeError):
+        ended = True
+    print("drop: reply %r, old connection %s" % (reply.strip(),
+          "ended" if ended else "STILL OPEN"))
+    return 0 if ended and reply.startswith("ok dropped 1") else 1
+
 def call(xid, prog, vers, proc, body=b""):
     return struct.pack(">6I", xid, 0, 2, prog, vers, proc) + \
         struct.pack(">4I", 0, 0, 0, 0) + body
@@ -317,14 +333,14 @@ def resetcheck(port):
 def resetserver(port):
     """The server resets: the client must see the connection end."""
     c = conn(port)
-    c.sendall(b"hello")
     c.settimeout(5)
     try:
+        c.sendall(b"hello")
         b = c.recv(100)
         print("reset server: connection ended (%r)" % b)
         return 0 if b == b"" else 1
-    except ConnectionResetError:
-        print("reset server: client saw ECONNRESET")
+    except (ConnectionResetError, BrokenPipeError):
+        print("reset server: client saw ECONNRESET/EPIPE")
         return 0
 
 def multi(port, conns, nbytes):
@@ -408,6 +424,11 @@ stop_relay delay
 start_relay rate "$S" --rate-mbit 100 || exit 1
 peer sinktime "$(rport rate)" $((16 << 20)) 1.2 2.0 &&
 	ok "(c) 16 MiB at 100 Mbit/s" || bad "(c) rate"
+[ "$(stat_of rate bytes_up)" -gt 0 ] 2>/dev/null &&
+	ok "(c) stats file written periodically" || bad "(c) no periodic stats"
+"$relay" --ctl "$work/rate.ctl" rate 200 >/dev/null &&
+peer sinktime "$(rport rate)" $((8 << 20)) 0.3 0.6 &&
+	ok "(c) control 'rate 200' applies" || bad "(c) rate change"
 stop_relay rate
 start_relay rate2 "$S" --rate-mbit 100 --delay-ms 10 || exit 1
 peer sinktime "$(rport rate2)" $((8 << 20)) 0.67 1.1 &&
@@ -426,6 +447,11 @@ kill -USR2 "$(rpid pause)"
 sleep 0.1
 peer bulk "$(rport pause)" 100000 >/dev/null && ok "(d) flows after unpause" ||
 	bad "(d) after SIGUSR2 resume"
+peer dropcheck "$(rport pause)" "$work/pause.ctl" &&
+"$relay" --ctl "$work/pause.ctl" stats | grep -q "^close.drop 1$" &&
+	ok "(d) drop resets connections" || bad "(d) drop"
+peer bulk "$(rport pause)" 100000 >/dev/null && ok "(d) new conns after drop" ||
+	bad "(d) after drop"
 "$relay" --ctl "$work/pause.ctl" bogus >/dev/null
 [ $? -eq 1 ] && ok "control rejects bad command" || bad "control bad command"
 stop_relay pause
