@@ -67,6 +67,7 @@ struct px_call {
 	struct px_client *pc_client; /* holds a ref; NULL when orphaned */
 	struct px_link *pc_link;
 	struct px_msg *pc_req;       /* upstream bytes, kept for resending */
+	struct idmap *pc_map;        /* map the call went out with (a ref) */
 	struct timespec pc_start;
 	struct px_call *pc_xnext;    /* hash chain by upstream xid */
 	struct px_call *pc_dnext;    /* hash chain by (client addr, xid) */
@@ -106,6 +107,7 @@ struct px_loop {
 	struct px_dup *lp_dup_old, *lp_dup_new; /* oldest / newest */
 	size_t lp_ndups;
 	struct px_stats lp_stats;
+	struct idmap_slot *lp_idmap; /* NULL: identity mapping is off */
 };
 
 /* loop.c */
@@ -130,6 +132,21 @@ void px_link_submit(struct px_link *ln, struct px_call *pc);
 void px_link_unlink_call(struct px_link *ln, struct px_call *pc);
 void px_link_tick(struct px_link *ln, const struct timespec *now);
 void px_link_shutdown(struct px_link *ln);
+
+/* ident.c: apply idmap/ to calls (client→store) and replies. */
+struct idmap;
+struct idmap_slot;
+/* 0, -EACCES (deny policy: answer NFS3ERR_ACCES), -EBADMSG, -ENOMEM.
+ * May replace *memp (a rebuilt credential); updates h's offsets. */
+int px_ident_call(const struct idmap *m, uint8_t **memp, size_t *lenp,
+		  struct rpc_call *h);
+void px_ident_reply(const struct idmap *m, uint32_t prog, uint32_t proc,
+		    uint8_t *res, size_t len);
+/* A complete NFSv3 (or MOUNT) reply carrying only a failure status. */
+int px_nfs3_error_reply(struct rpc_xdr *x, uint32_t xid, uint32_t prog,
+			uint32_t proc, uint32_t status);
+/* Load the map the options ask for (NULL *out when mapping is off). */
+int px_ident_load(const struct px_opts *o, struct idmap **out);
 
 /* pipeline.c */
 int px_pipe_init(struct px_loop *l);

@@ -22,6 +22,8 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "idmap/idmap.h"
+
 #define TICK_MS 100
 
 void px_now(struct timespec *ts)
@@ -86,6 +88,25 @@ static void drain_begin(struct px_loop *l, const char *why)
 	px_client_update_read(l, NULL);
 }
 
+/* SIGHUP: new calls use the new map; calls in flight keep theirs.  A map
+ * with an error is refused and the old one stays in force. */
+static void loop_reload(struct px_loop *l)
+{
+	struct idmap *m;
+
+	if (!l->lp_idmap) {
+		px_info("SIGHUP: identity mapping is off, nothing to reload");
+		return;
+	}
+	if (px_ident_load(l->lp_opts, &m) < 0) {
+		px_err("SIGHUP: keeping the previous map");
+		return;
+	}
+	idmap_slot_set(l->lp_idmap, m);
+	px_info("SIGHUP: map %s reloaded", l->lp_opts->o_map ? l->lp_opts->o_map
+							      : "(squash rules)");
+}
+
 static void signal_event(struct px_ev *ev, uint32_t events)
 {
 	struct signalfd_siginfo si;
@@ -99,7 +120,7 @@ static void signal_event(struct px_ev *ev, uint32_t events)
 			drain_begin(the_loop, "SIGINT");
 			break;
 		case SIGHUP:
-			px_info("SIGHUP: nothing to reload yet");
+			loop_reload(the_loop);
 			break;
 		}
 	}
@@ -204,13 +225,24 @@ static int loop_setup(struct px_loop *l, const struct px_opts *o)
 	memset(l, 0, sizeof(*l));
 	l->lp_opts = o;
 	l->lp_listen.ev_fd = l->lp_sig.ev_fd = l->lp_timer.ev_fd = -1;
+	px_link_init(l, &l->lp_nfs, "nfs", RPC_PROG_NFS, o->o_upstream);
+	px_link_init(l, &l->lp_mount, "mount", RPC_PROG_MOUNT,
+		     o->o_mount_upstream);
 	if ((l->lp_epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return -errno;
 	if (px_pipe_init(l))
 		return -ENOMEM;
-	px_link_init(l, &l->lp_nfs, "nfs", RPC_PROG_NFS, o->o_upstream);
-	px_link_init(l, &l->lp_mount, "mount", RPC_PROG_MOUNT,
-		     o->o_mount_upstream);
+	{
+		struct idmap *m;
+		int rc = px_ident_load(o, &m);
+
+		if (rc < 0)
+			return -EINVAL;
+		if (m && idmap_slot_new(m, &l->lp_idmap) < 0) {
+			idmap_unref(m);
+			return -ENOMEM;
+		}
+	}
 	if ((fd = listen_open(o)) < 0)
 		return fd;
 	l->lp_listen.ev_fd = fd;
@@ -248,6 +280,8 @@ static void loop_teardown(struct px_loop *l)
 	px_link_shutdown(&l->lp_mount);
 	px_pipe_free(l);
 	px_client_reap(l);
+	if (l->lp_idmap)
+		idmap_slot_free(l->lp_idmap);
 	if (l->lp_listen.ev_fd >= 0)
 		close(l->lp_listen.ev_fd);
 	if (l->lp_sig.ev_fd >= 0)
@@ -280,7 +314,8 @@ int px_run(const struct px_opts *o, int notify_fd)
 	the_loop = l;
 	signal(SIGPIPE, SIG_IGN);
 	if ((rc = loop_setup(l, o)) < 0) {
-		if (rc != -EADDRINUSE && rc != -EACCES && rc != -EADDRNOTAVAIL)
+		if (rc != -EADDRINUSE && rc != -EACCES &&
+		    rc != -EADDRNOTAVAIL && rc != -EINVAL)
 			px_err("start-up failed: %s", strerror(-rc));
 		loop_teardown(l);
 		free(l);

@@ -39,6 +39,23 @@ static const char usage[] =
 "  --register           register NFS v3 and MOUNT v3 on the listening port\n"
 "                       with the local rpcbind (unregistered at exit)\n"
 "\n"
+"Identity mapping (on with any of these options; always on for the server\n"
+"role, which then squashes root by default):\n"
+"  --map FILE           static uid/gid map in the user-space nfsd map_static\n"
+"                       format: 'uid|gid CLIENT[-HI] STORE|-' lines (see\n"
+"                       gridvfs idmap check); reloaded on SIGHUP, a bad map\n"
+"                       is refused with FILE:LINE and the old one stays\n"
+"  --squash root|all|none\n"
+"                       map client root (default), every id, or none to the\n"
+"                       anonymous id\n"
+"  --anonuid N, --anongid N\n"
+"                       the store's anonymous ids (default 65534)\n"
+"  --unmapped squash|deny\n"
+"                       ids no map line covers act as the anonymous id\n"
+"                       (default) or are refused: their NFS calls fail with\n"
+"                       NFS3ERR_ACCES (EACCES at the client) and nothing\n"
+"                       reaches the store\n"
+"\n"
 "Limits (each protects the daemon from one misbehaving peer):\n"
 "  --max-record BYTES   largest RPC record accepted from either side\n"
 "                       (default 1052672 = 1 MiB + 4 KiB); a larger one\n"
@@ -85,7 +102,8 @@ enum {
 	OPT_REGISTER, OPT_PIDFILE, OPT_LOG_LEVEL, OPT_SYSLOG, OPT_MAX_RECORD,
 	OPT_MAX_CONNS, OPT_MAX_CLIENT_CALLS, OPT_MAX_CLIENT_OUT,
 	OPT_MAX_PENDING, OPT_RECORD_TIMEOUT, OPT_UPSTREAM_TIMEOUT,
-	OPT_DRAIN_TIMEOUT, OPT_DUP_WINDOW,
+	OPT_DRAIN_TIMEOUT, OPT_DUP_WINDOW, OPT_MAP, OPT_SQUASH, OPT_ANONUID,
+	OPT_ANONGID, OPT_UNMAPPED,
 };
 
 static const struct option longopts[] = {
@@ -107,6 +125,11 @@ static const struct option longopts[] = {
 	{"upstream-timeout", required_argument, NULL, OPT_UPSTREAM_TIMEOUT},
 	{"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
 	{"dup-window", required_argument, NULL, OPT_DUP_WINDOW},
+	{"map", required_argument, NULL, OPT_MAP},
+	{"squash", required_argument, NULL, OPT_SQUASH},
+	{"anonuid", required_argument, NULL, OPT_ANONUID},
+	{"anongid", required_argument, NULL, OPT_ANONGID},
+	{"unmapped", required_argument, NULL, OPT_UNMAPPED},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -238,6 +261,30 @@ static void opts_defaults(struct px_opts *o)
 	o->o_upstream_timeout = 120;
 	o->o_drain_timeout = 10;
 	o->o_dup_window = 120;
+	o->o_squash = -1;
+	o->o_unmapped = -1;
+	o->o_anonuid = -1;
+	o->o_anongid = -1;
+}
+
+bool px_opts_idmap_active(const struct px_opts *o)
+{
+	return o->o_role == PX_ROLE_SERVER || o->o_map || o->o_squash >= 0 ||
+	       o->o_unmapped >= 0 || o->o_anonuid >= 0 || o->o_anongid >= 0;
+}
+
+/* Index of s in names[], or -1 after printing what was expected. */
+static int pick(const char *opt, const char *s, const char *const *names,
+		int n)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	fprintf(stderr, "gridvfsd: --%s: '%s' is not one of", opt, s);
+	for (int i = 0; i < n; i++)
+		fprintf(stderr, "%s %s", i ? "," : "", names[i]);
+	fputc('\n', stderr);
+	return -1;
 }
 
 static int set_str(char **dst, const char *v)
@@ -313,6 +360,28 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 		rc = parse_num("drain-timeout", arg, 0, 3600, false, &v);
 		o->o_drain_timeout = (unsigned)v;
 		break;
+	case OPT_MAP: return set_str(&o->o_map, arg);
+	case OPT_SQUASH: {
+		/* order matches enum idmap_squash */
+		static const char *const sq[] = {"root", "all", "none"};
+
+		return (o->o_squash = pick("squash", arg, sq, 3)) < 0 ? -EINVAL : 0;
+	}
+	case OPT_UNMAPPED: {
+		static const char *const um[] = {"squash", "deny"};
+
+		return (o->o_unmapped = pick("unmapped", arg, um, 2)) < 0 ? -EINVAL
+									   : 0;
+	}
+	case OPT_ANONUID:
+	case OPT_ANONGID:
+		rc = parse_num(c == OPT_ANONUID ? "anonuid" : "anongid", arg, 1,
+			       4294967294u, false, &v);
+		if (c == OPT_ANONUID)
+			o->o_anonuid = (int64_t)v;
+		else
+			o->o_anongid = (int64_t)v;
+		break;
 	case OPT_DUP_WINDOW:
 		rc = parse_num("dup-window", arg, 0, 3600, false, &v);
 		o->o_dup_window = (unsigned)v;
@@ -377,4 +446,5 @@ void px_opts_free(struct px_opts *o)
 	free(o->o_upstream);
 	free(o->o_mount_upstream);
 	free(o->o_pidfile);
+	free(o->o_map);
 }

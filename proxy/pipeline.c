@@ -13,6 +13,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "idmap/idmap.h"
+
 #define NBUCKETS 8192u
 #define DUP_BUCKETS 16384u
 #define DUP_MAX 65536u
@@ -226,6 +228,8 @@ static void call_finish(struct px_loop *l, struct px_call *pc)
 	px_link_unlink_call(pc->pc_link, pc);
 	call_detach_client(pc);
 	px_msg_unref(pc->pc_req);
+	if (pc->pc_map)
+		idmap_unref(pc->pc_map);
 	free(pc);
 	l->lp_npending--;
 	if (l->lp_paused && l->lp_npending <= l->lp_opts->o_max_pending * 3 / 4) {
@@ -357,6 +361,44 @@ static bool call_retransmission(struct px_client *c, const struct rpc_call *h,
 	return true;
 }
 
+/*
+ * Map the call's identities to the store's; false when the call was
+ * answered here instead (denied, malformed).  *memp may be replaced.
+ */
+static bool call_map_identity(struct px_client *c, const struct idmap *map,
+			      uint8_t **memp, size_t *lenp, struct rpc_call *h)
+{
+	int rc = px_ident_call(map, memp, lenp, h);
+	struct px_msg *m;
+	struct rpc_xdr x;
+
+	if (rc == 0)
+		return true;
+	if (rc != -EACCES) {
+		reply_local(c, h->c_xid, LOCAL_ACCEPTED,
+			    rc == -EBADMSG ? RPC_ACC_GARBAGE_ARGS
+					   : RPC_ACC_SYSTEM_ERR, 0, 0);
+		return false;
+	}
+	px_info_rl("client %s: identity not mapped (--unmapped deny): %s "
+		   "refused", c->cl_name,
+		   h->c_prog == RPC_PROG_NFS ? rpc_nfs3_proc_name(h->c_proc)
+					     : rpc_mnt3_proc_name(h->c_proc));
+	if (h->c_prog == RPC_PROG_MOUNT && h->c_proc != MNT3_MNT) {
+		reply_local(c, h->c_xid, LOCAL_AUTH, RPC_AUTH_REJECTEDCRED, 0, 0);
+		return false;
+	}
+	if (!(m = px_msg_new(64)))
+		return false;
+	rpc_xdr_init(&x, px_msg_data(m), 64);
+	px_nfs3_error_reply(&x, h->c_xid, h->c_prog, h->c_proc, 13 /* ACCES */);
+	m->m_len = x.x_pos;
+	c->cl_loop->lp_stats.s_errors_local++;
+	px_client_send(c, m);
+	px_msg_unref(m);
+	return false;
+}
+
 bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 {
 	struct px_loop *l = c->cl_loop;
@@ -365,6 +407,7 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 	struct px_link *ln;
 	struct px_call *pc;
 	struct px_dup *d;
+	struct idmap *map = NULL;
 	uint8_t key[16];
 	uint32_t csum;
 
@@ -409,14 +452,25 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 		     2166136261u);
 	if (call_retransmission(c, &h, key, csum))
 		goto done;
+	if (l->lp_idmap) {
+		map = idmap_slot_get(l->lp_idmap);
+		if (!call_map_identity(c, map, &mem, &len, &h)) {
+			idmap_unref(map);
+			goto done;
+		}
+		msg = mem + RPC_REC_HEADROOM;
+	}
 	if (!(pc = calloc(1, sizeof(*pc))) ||
 	    !(pc->pc_req = px_msg_wrap(mem, len))) {
 		free(pc);
 		if (pc)
 			mem = NULL; /* px_msg_wrap freed it */
+		if (map)
+			idmap_unref(map);
 		reply_local(c, h.c_xid, LOCAL_ACCEPTED, RPC_ACC_SYSTEM_ERR, 0, 0);
 		goto done;
 	}
+	pc->pc_map = map;
 	pc->pc_cl_xid = h.c_xid;
 	pc->pc_prog = h.c_prog;
 	pc->pc_vers = h.c_vers;
@@ -523,6 +577,10 @@ bool px_pipe_reply(struct px_link *ln, uint8_t *mem, size_t len)
 		return true;
 	}
 	len = reply_strip_short(&r, msg, len);
+	if (pc->pc_map && r.r_stat == RPC_MSG_ACCEPTED &&
+	    r.r_accept_stat == RPC_ACC_SUCCESS)
+		px_ident_reply(pc->pc_map, pc->pc_prog, pc->pc_proc,
+			       msg + r.r_res_off, len - r.r_res_off);
 	rpc_put32(msg, pc->pc_cl_xid);
 	l->lp_stats.s_replies++;
 	if (pc->pc_prog == RPC_PROG_NFS &&

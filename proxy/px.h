@@ -48,6 +48,15 @@ extern int px_log_level;
 			px__skipped++;                                     \
 		}                                                          \
 	} while (0)
+#define px_info_rl(...)                                                    \
+	do {                                                               \
+		static time_t px__last_i;                                  \
+		time_t px__now_i = time(NULL);                             \
+		if (px__now_i - px__last_i >= 5) {                         \
+			px_info(__VA_ARGS__);                              \
+			px__last_i = px__now_i;                            \
+		}                                                          \
+	} while (0)
 int px_log_level_parse(const char *s);
 
 /* ---------------------------------------------------------------------- */
@@ -74,7 +83,16 @@ struct px_opts {
 	unsigned o_upstream_timeout; /* s: calls wait this long for upstream */
 	unsigned o_drain_timeout;    /* s: SIGTERM grace for outstanding calls */
 	unsigned o_dup_window;       /* s: remember completed non-idempotent calls */
+	/* identity mapping (idmap/) */
+	char *o_map;                 /* static map file, NULL: none */
+	int o_squash;                /* enum idmap_squash, -1: not given */
+	int o_unmapped;              /* enum idmap_unmapped, -1: not given */
+	int64_t o_anonuid, o_anongid; /* -1: not given */
 };
+
+/* Is identity mapping on?  Any idmap option turns it on; the server role
+ * (facing other domains) has it on by default, with root squashed. */
+bool px_opts_idmap_active(const struct px_opts *o);
 
 int px_opts_parse(struct px_opts *o, int argc, char **argv);
 void px_opts_free(struct px_opts *o);
