@@ -14,6 +14,9 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "crypto/tls.h"
+#include "idmap/idmap.h"
+
 #define READ_BUDGET (4u << 20)
 #define WRITE_BUDGET (4u << 20)
 
@@ -21,6 +24,10 @@ static void client_event(struct px_ev *ev, uint32_t events);
 
 static void client_free(struct px_client *c)
 {
+	if (c->cl_peer) {
+		idmap_peer_ids_clear(c->cl_peer);
+		free(c->cl_peer);
+	}
 	px_reader_free(&c->cl_rd);
 	px_outq_clear(&c->cl_out);
 	free(c);
@@ -60,6 +67,12 @@ void px_client_close(struct px_client *c, const char *reason)
 	else
 		px_debug("client %s closed", c->cl_name);
 	px_ev_del(l, &c->cl_ev);
+	if (c->cl_tls) {
+		if (c->cl_state == CL_READY)
+			tls_conn_shutdown(c->cl_tls);
+		tls_conn_free(c->cl_tls);
+		c->cl_tls = NULL;
+	}
 	close(c->cl_ev.ev_fd);
 	c->cl_ev.ev_fd = -1;
 	px_outq_clear(&c->cl_out);
@@ -79,7 +92,8 @@ static bool client_may_read(const struct px_client *c)
 	const struct px_loop *l = c->cl_loop;
 	const struct px_opts *o = l->lp_opts;
 
-	return !l->lp_draining && !l->lp_paused &&
+	return !l->lp_draining && !l->lp_paused && c->cl_state != CL_HANDSHAKE &&
+	       !c->cl_close_after_flush &&
 	       c->cl_pending < o->o_max_client_calls &&
 	       c->cl_out.q_bytes < o->o_max_client_out;
 }
@@ -90,7 +104,9 @@ static void client_arm(struct px_client *c)
 
 	if (c->cl_closed)
 		return;
-	if (!c->cl_read_paused)
+	if (c->cl_state == CL_HANDSHAKE)
+		mask = c->cl_tls_want == TLS_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+	else if (!c->cl_read_paused)
 		mask |= EPOLLIN;
 	if (c->cl_out.q_head)
 		mask |= EPOLLOUT;
@@ -98,11 +114,78 @@ static void client_arm(struct px_client *c)
 		px_ev_mod(c->cl_loop, &c->cl_ev, mask);
 }
 
+static void client_handshake(struct px_client *c);
+
+/* Queue one locally built reply, and close once it is written. */
+static void client_final_reply(struct px_client *c, struct rpc_xdr *x,
+			       struct px_msg *m)
+{
+	m->m_len = x->x_pos;
+	c->cl_close_after_flush = true;
+	px_client_send(c, m);
+	px_msg_unref(m);
+}
+
+/*
+ * The first message on a TLS-enabled server port: the RFC 9289 probe
+ * starts the handshake; a plaintext call is refused with AUTH_TOOWEAK
+ * under --tls require and served under --tls optional.  Returns true when
+ * the message should go on to the pipeline.
+ */
+static bool client_probe(struct px_client *c, uint8_t *mem, size_t len)
+{
+	struct px_loop *l = c->cl_loop;
+	struct rpc_call h;
+	struct px_msg *m;
+	struct rpc_xdr x;
+	uint8_t buf[64];
+
+	if (rpc_call_parse(mem + RPC_REC_HEADROOM, len, &h) == RPC_CALL_OK &&
+	    rpc_tls_is_probe(&h)) {
+		free(mem);
+		if (px_reader_has_extra(&c->cl_rd)) {
+			px_client_close(c, "sent bytes after the STARTTLS probe "
+					   "before its reply");
+			return false;
+		}
+		rpc_xdr_init(&x, buf + 4, sizeof(buf) - 4);
+		rpc_tls_probe_reply(&x, h.c_xid);
+		rpc_rec_mark(buf, x.x_pos);
+		/* Cleartext and tiny: the socket takes it whole. */
+		if (write(c->cl_ev.ev_fd, buf, x.x_pos + 4) != (ssize_t)(x.x_pos + 4) ||
+		    tls_conn_new(l->lp_tls_srv, c->cl_ev.ev_fd, &c->cl_tls)) {
+			px_client_close(c, "cannot start TLS");
+			return false;
+		}
+		c->cl_state = CL_HANDSHAKE;
+		c->cl_hs_since = px_now_ms();
+		c->cl_tls_want = TLS_WANT_READ;
+		return false;
+	}
+	if (l->lp_opts->o_tls == PX_TLS_OPTIONAL) {
+		c->cl_state = CL_READY;
+		return true;
+	}
+	free(mem);
+	px_warn_rl("client %s: plaintext call refused: TLS is required "
+		   "(AUTH_TOOWEAK)", c->cl_name);
+	if ((m = px_msg_new(64))) {
+		rpc_xdr_init(&x, px_msg_data(m), 64);
+		rpc_reply_auth_error(&x, h.c_xid, RPC_AUTH_TOOWEAK);
+		client_final_reply(c, &x, m);
+	} else {
+		px_client_close(c, "plaintext call while TLS is required");
+	}
+	return false;
+}
+
 static bool client_on_msg(void *ctx, uint8_t *mem, size_t len)
 {
 	struct px_client *c = ctx;
 
 	c->cl_loop->lp_stats.s_bytes_in += len + 4;
+	if (c->cl_state == CL_PROBE && !client_probe(c, mem, len))
+		return false;
 	if (!px_pipe_call(c, mem, len))
 		return false;
 	return !c->cl_closed && client_may_read(c);
@@ -110,11 +193,15 @@ static bool client_on_msg(void *ctx, uint8_t *mem, size_t len)
 
 static void client_read(struct px_client *c)
 {
-	int rc = px_reader_run(&c->cl_rd, c->cl_ev.ev_fd, READ_BUDGET,
-			       client_on_msg, c);
+	int rc = px_reader_run(&c->cl_rd, c->cl_ev.ev_fd, c->cl_tls,
+			       READ_BUDGET, client_on_msg, c);
 
 	if (c->cl_closed)
 		return;
+	if (c->cl_state == CL_HANDSHAKE) {
+		client_handshake(c);
+		return;
+	}
 	if (rc == 0 || rc == -ECONNRESET) {
 		px_client_close(c, NULL); /* an ordinary goodbye */
 	} else if (rc == -EMSGSIZE) {
@@ -136,7 +223,7 @@ void px_client_resume_reading(struct px_client *c)
 	if (c->cl_closed || !client_may_read(c))
 		return;
 	c->cl_read_paused = false;
-	if (px_reader_has_staged(&c->cl_rd))
+	if (px_reader_has_staged(&c->cl_rd, c->cl_tls))
 		client_read(c);
 	client_arm(c);
 }
@@ -165,13 +252,18 @@ void px_client_update_read(struct px_loop *l, struct px_client *c)
 
 static void client_flush(struct px_client *c)
 {
-	int rc = px_outq_flush(&c->cl_out, c->cl_ev.ev_fd, WRITE_BUDGET);
+	int rc = px_outq_flush(&c->cl_out, c->cl_ev.ev_fd, c->cl_tls,
+			       WRITE_BUDGET);
 
 	if (rc < 0) {
 		char why[96];
 
 		snprintf(why, sizeof(why), "write: %s", strerror(-rc));
 		px_client_close(c, why);
+		return;
+	}
+	if (rc == 0 && c->cl_close_after_flush) {
+		px_client_close(c, "plaintext call while TLS is required");
 		return;
 	}
 	px_client_update_read(c->cl_loop, c);
@@ -193,6 +285,11 @@ static void client_event(struct px_ev *ev, uint32_t events)
 	struct px_client *c = (struct px_client *)ev;
 
 	c->cl_refs++; /* keep c alive through the callbacks below */
+	if (c->cl_state == CL_HANDSHAKE) {
+		client_handshake(c);
+		px_client_unref(c);
+		return;
+	}
 	if (events & (EPOLLERR | EPOLLHUP) && !(events & EPOLLIN))
 		px_client_close(c, events & EPOLLERR ? "socket error" : NULL);
 	if (!c->cl_closed && (events & EPOLLOUT))
@@ -256,6 +353,12 @@ void px_client_accept(struct px_loop *l)
 		c->cl_addr = ss;
 		c->cl_refs = 1;
 		memcpy(c->cl_name, name, sizeof(c->cl_name));
+		if (l->lp_tls_srv) {
+			c->cl_state = CL_PROBE;
+			c->cl_hs_since = px_now_ms();
+		} else {
+			c->cl_state = CL_READY;
+		}
 		if (px_ev_add(l, &c->cl_ev, EPOLLIN)) {
 			px_warn_rl("client %s refused: epoll: %s", name,
 				   strerror(errno));
@@ -281,10 +384,80 @@ void px_client_tick(struct px_loop *l, uint64_t now_ms)
 
 	for (c = l->lp_clients; c; c = next) {
 		next = c->cl_next;
+		if (c->cl_state == CL_HANDSHAKE &&
+		    now_ms - c->cl_hs_since >= limit) {
+			px_client_close(c, "TLS handshake timed out "
+					   "(--record-timeout)");
+			continue;
+		}
 		if (c->cl_rd.rd_partial_since &&
 		    rpc_rec_partial(&c->cl_rd.rd_rec) &&
 		    now_ms - c->cl_rd.rd_partial_since >= limit)
 			px_client_close(c, "half-sent record timed out "
 					   "(--record-timeout)");
+	}
+}
+
+/* The handshake is done: who is the peer, and may it in at all? */
+static bool client_peer_admit(struct px_client *c)
+{
+	struct px_loop *l = c->cl_loop;
+	struct tls_conn_info ti;
+	struct idmap_peer_ids *ids;
+	char why[400];
+	int rc;
+
+	if (tls_conn_peer_dn(c->cl_tls, c->cl_dn, sizeof(c->cl_dn)) < 0) {
+		px_client_close(c, "TLS peer has no subject DN");
+		return false;
+	}
+	if (!(ids = calloc(1, sizeof(*ids)))) {
+		px_client_close(c, "out of memory");
+		return false;
+	}
+	rc = idmap_gridmap_ids(l->lp_gridmap, c->cl_dn, ids);
+	if (rc < 0) {
+		free(ids);
+		snprintf(why, sizeof(why), "TLS peer '%s' refused: %s", c->cl_dn,
+			 rc == -ENOENT ? "not in the grid-mapfile"
+				       : rc == -ESRCH ? "its default account does "
+							"not exist here"
+						      : strerror(-rc));
+		px_client_close(c, why);
+		return false;
+	}
+	c->cl_peer = ids;
+	tls_conn_info(c->cl_tls, &ti);
+	px_info("client %s: TLS peer '%s' (%s%s), uid %u", c->cl_name, c->cl_dn,
+		ti.ti_cipher ? ti.ti_cipher : "?",
+		ti.ti_resumed ? ", resumed" : "", ids->pi_uid);
+	return true;
+}
+
+static void client_handshake(struct px_client *c)
+{
+	int rc = tls_conn_handshake(c->cl_tls);
+	char why[320];
+
+	if (tls_want(rc)) {
+		c->cl_tls_want = rc;
+		client_arm(c);
+		return;
+	}
+	if (rc < 0) {
+		snprintf(why, sizeof(why), "TLS handshake failed: %s",
+			 tls_conn_error(c->cl_tls));
+		px_client_close(c, why);
+		return;
+	}
+	if (!client_peer_admit(c))
+		return;
+	c->cl_state = CL_READY;
+	c->cl_read_paused = false;
+	client_arm(c);
+	/* The first calls may already sit inside TLS. */
+	if (px_reader_has_staged(&c->cl_rd, c->cl_tls)) {
+		client_read(c);
+		px_client_update_read(c->cl_loop, c);
 	}
 }

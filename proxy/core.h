@@ -12,6 +12,15 @@
 
 struct px_call;
 
+/* Where a client connection stands in RFC 9289's sequence. */
+enum px_cl_state {
+	CL_PROBE,     /* TLS on: waiting for the AUTH_TLS probe */
+	CL_HANDSHAKE, /* TLS handshake in progress */
+	CL_READY,     /* calls flow (over TLS, or plaintext when allowed) */
+};
+
+struct idmap_peer_ids;
+
 /* A client connection.  Freed only when closed and no call refers to it. */
 struct px_client {
 	struct px_ev cl_ev;
@@ -25,10 +34,22 @@ struct px_client {
 	unsigned cl_refs;            /* pending calls pointing here, +1 open */
 	bool cl_closed;
 	bool cl_read_paused;
+	bool cl_close_after_flush;   /* a final error reply is queued */
+	enum px_cl_state cl_state;
+	struct tls_conn *cl_tls;
+	int cl_tls_want;             /* TLS_WANT_READ/WRITE during handshake */
+	uint64_t cl_hs_since;        /* ms: start of probe/handshake wait */
+	struct idmap_peer_ids *cl_peer; /* accounts the TLS peer may act as */
+	char cl_dn[256];             /* TLS peer's subject DN */
 	struct px_client *cl_next, *cl_prev; /* loop's list of open clients */
 };
 
-enum px_link_state { LINK_IDLE, LINK_CONNECTING, LINK_UP, LINK_BACKOFF };
+enum px_link_state {
+	LINK_IDLE, LINK_CONNECTING,
+	LINK_PROBE,     /* RFC 9289 probe sent, waiting for STARTTLS */
+	LINK_HANDSHAKE, /* TLS handshake toward upstream */
+	LINK_UP, LINK_BACKOFF,
+};
 
 /* One upstream TCP connection for one RPC program (NFS or MOUNT). */
 struct px_link {
@@ -47,7 +68,11 @@ struct px_link {
 	struct timespec ln_retry_at;
 	time_t ln_down_since;        /* 0 while up or never tried */
 	unsigned ln_fails;           /* consecutive failed attempts */
-	bool ln_garbage;             /* the reader met an unusable reply */
+	const char *ln_fail;         /* set by the reader: take the link down */
+	struct tls_conn *ln_tls;
+	int ln_tls_want;
+	uint32_t ln_probe_xid;
+	uint64_t ln_setup_since;     /* ms: probe/handshake started */
 	/* Pending calls in submission order: resent in this order. */
 	struct px_call *ln_head, *ln_tail;
 	unsigned ln_npending;
@@ -108,6 +133,9 @@ struct px_loop {
 	size_t lp_ndups;
 	struct px_stats lp_stats;
 	struct idmap_slot *lp_idmap; /* NULL: identity mapping is off */
+	struct tls_ctx *lp_tls_srv;  /* server role: accept-side TLS */
+	struct tls_ctx *lp_tls_cli;  /* client role: upstream TLS */
+	struct idmap_gridmap *lp_gridmap;
 };
 
 /* loop.c */
@@ -138,8 +166,8 @@ struct idmap;
 struct idmap_slot;
 /* 0, -EACCES (deny policy: answer NFS3ERR_ACCES), -EBADMSG, -ENOMEM.
  * May replace *memp (a rebuilt credential); updates h's offsets. */
-int px_ident_call(const struct idmap *m, uint8_t **memp, size_t *lenp,
-		  struct rpc_call *h);
+int px_ident_call(const struct idmap *m, const struct idmap_peer_ids *peer,
+		  uint8_t **memp, size_t *lenp, struct rpc_call *h);
 void px_ident_reply(const struct idmap *m, uint32_t prog, uint32_t proc,
 		    uint8_t *res, size_t len);
 /* A complete NFSv3 (or MOUNT) reply carrying only a failure status. */

@@ -14,6 +14,7 @@
 
 struct sattr_ctx {
 	const struct idmap *sc_map;
+	const struct idmap_peer_ids *sc_peer;
 	bool sc_denied;
 };
 
@@ -22,14 +23,18 @@ static void sattr_map(void *ctx, uint8_t *uid, uint8_t *gid)
 	struct sattr_ctx *sc = ctx;
 	uint32_t id;
 
+	/* Giving a file to an account the TLS peer does not hold would hand
+	 * it to another tenant: refused, never squashed. */
 	if (uid) {
-		if (idmap_uid_to_store(sc->sc_map, rpc_get32(uid), &id) < 0)
+		if (idmap_uid_to_store(sc->sc_map, rpc_get32(uid), &id) < 0 ||
+		    (sc->sc_peer && !idmap_peer_ids_has_uid(sc->sc_peer, id)))
 			sc->sc_denied = true;
 		else
 			rpc_put32(uid, id);
 	}
 	if (gid) {
-		if (idmap_gid_to_store(sc->sc_map, rpc_get32(gid), &id) < 0)
+		if (idmap_gid_to_store(sc->sc_map, rpc_get32(gid), &id) < 0 ||
+		    (sc->sc_peer && !idmap_peer_ids_has_gid(sc->sc_peer, id)))
 			sc->sc_denied = true;
 		else
 			rpc_put32(gid, id);
@@ -94,8 +99,36 @@ static int cred_replace(uint8_t **memp, size_t *lenp, struct rpc_call *h,
 	return 0;
 }
 
-int px_ident_call(const struct idmap *m, uint8_t **memp, size_t *lenp,
-		  struct rpc_call *h)
+/*
+ * A TLS peer may act only as the accounts its grid-mapfile entry grants:
+ * other ids (already in store terms) become anonymous, or are refused
+ * under --unmapped deny; supplementary gids it does not hold are dropped.
+ */
+static int peer_restrict(const struct idmap_opts *io,
+			 const struct idmap_peer_ids *p, struct rpc_authsys *a)
+{
+	bool deny = io->io_unmapped == IDMAP_UNMAPPED_DENY;
+	uint32_t n = 0;
+
+	if (!idmap_peer_ids_has_uid(p, a->as_uid) && a->as_uid != io->io_anonuid) {
+		if (deny)
+			return -EACCES;
+		a->as_uid = io->io_anonuid;
+	}
+	if (!idmap_peer_ids_has_gid(p, a->as_gid) && a->as_gid != io->io_anongid) {
+		if (deny)
+			return -EACCES;
+		a->as_gid = io->io_anongid;
+	}
+	for (uint32_t i = 0; i < a->as_ngids; i++)
+		if (idmap_peer_ids_has_gid(p, a->as_gids[i]))
+			a->as_gids[n++] = a->as_gids[i];
+	a->as_ngids = n;
+	return 0;
+}
+
+int px_ident_call(const struct idmap *m, const struct idmap_peer_ids *peer,
+		  uint8_t **memp, size_t *lenp, struct rpc_call *h)
 {
 	const struct idmap_opts *io = idmap_opts_of(m);
 	uint8_t *msg = *memp + RPC_REC_HEADROOM;
@@ -122,11 +155,13 @@ int px_ident_call(const struct idmap *m, uint8_t **memp, size_t *lenp,
 		a.as_uid = io->io_anonuid;
 		a.as_gid = io->io_anongid;
 	}
+	if (peer && (rc = peer_restrict(io, peer, &a)) < 0)
+		return rc;
 	if ((rc = cred_replace(memp, lenp, h, &a)) < 0)
 		return rc;
 	msg = *memp + RPC_REC_HEADROOM;
 	if (h->c_prog == RPC_PROG_NFS) {
-		struct sattr_ctx sc = {m, false};
+		struct sattr_ctx sc = {m, peer, false};
 		struct rpc_nfs3_visit v = {.v_sattr = sattr_map};
 
 		if (rpc_nfs3_walk_call(h->c_proc, msg + h->c_args_off,

@@ -12,6 +12,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "crypto/tls.h"
+
 #define STAGE_SIZE (64u * 1024u)
 /* Below this much room left in a fragment, staging beats a direct read:
  * one read can then pick up several small messages at once. */
@@ -80,7 +82,36 @@ static void outq_pop(struct px_outq *q)
 	px_msg_unref(m);
 }
 
-int px_outq_flush(struct px_outq *q, int fd, size_t budget)
+/* writev through TLS when the connection has it. */
+static ssize_t io_writev(int fd, struct tls_conn *tls, struct iovec *iov,
+			 int n)
+{
+	ssize_t w;
+
+	if (!tls)
+		return writev(fd, iov, n);
+	w = tls_conn_writev(tls, iov, n);
+	if (w >= 0)
+		return w;
+	errno = tls_want(w) ? EAGAIN : (w > -4096 ? (int)-w : EPROTO);
+	return -1;
+}
+
+static ssize_t io_read(int fd, struct tls_conn *tls, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (!tls)
+		return read(fd, buf, len);
+	n = tls_conn_read(tls, buf, len);
+	if (n >= 0)
+		return n;
+	errno = tls_want(n) ? EAGAIN : (n > -4096 ? (int)-n : EPROTO);
+	return -1;
+}
+
+int px_outq_flush(struct px_outq *q, int fd, struct tls_conn *tls,
+		  size_t budget)
 {
 	size_t done = 0;
 
@@ -94,7 +125,7 @@ int px_outq_flush(struct px_outq *q, int fd, size_t budget)
 			iov[n].iov_base = m->m_mem + m->m_off;
 			iov[n].iov_len = RPC_REC_HEADROOM + m->m_len - m->m_off;
 		}
-		w = writev(fd, iov, n);
+		w = io_writev(fd, tls, iov, n);
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
@@ -141,9 +172,10 @@ void px_reader_free(struct px_reader *rd)
 	rd->rd_stage = NULL;
 }
 
-bool px_reader_has_staged(const struct px_reader *rd)
+bool px_reader_has_staged(const struct px_reader *rd, struct tls_conn *tls)
 {
-	return rd->rd_pos < rd->rd_len || rpc_rec_ready(&rd->rd_rec);
+	return rd->rd_pos < rd->rd_len || rpc_rec_ready(&rd->rd_rec) ||
+	       (tls && tls_conn_pending(tls));
 }
 
 /* Hand a finished message over; false when the consumer wants a pause. */
@@ -175,8 +207,8 @@ static int reader_drain_stage(struct px_reader *rd, px_msg_fn on_msg,
 	return 1;
 }
 
-int px_reader_run(struct px_reader *rd, int fd, size_t budget,
-		  px_msg_fn on_msg, void *ctx)
+int px_reader_run(struct px_reader *rd, int fd, struct tls_conn *tls,
+		  size_t budget, px_msg_fn on_msg, void *ctx)
 {
 	size_t got = 0;
 	int rc;
@@ -185,16 +217,18 @@ int px_reader_run(struct px_reader *rd, int fd, size_t budget,
 		return 1;
 	if ((rc = reader_drain_stage(rd, on_msg, ctx)) <= 0)
 		return rc < 0 ? rc : 1;
-	while (got < budget) {
+	/* Bytes inside TLS are invisible to epoll: with TLS, read until the
+	 * library has nothing left rather than stopping at the budget. */
+	while (got < budget || tls) {
 		size_t room;
 		uint8_t *direct = rpc_rec_direct(&rd->rd_rec, &room);
 		ssize_t n;
 
 		if (direct && room >= DIRECT_MIN) {
-			n = read(fd, direct, room);
+			n = io_read(fd, tls, direct, room);
 		} else {
 			direct = NULL;
-			n = read(fd, rd->rd_stage, STAGE_SIZE);
+			n = io_read(fd, tls, rd->rd_stage, STAGE_SIZE);
 		}
 		if (n < 0) {
 			if (errno == EINTR)

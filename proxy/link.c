@@ -17,6 +17,8 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "crypto/tls.h"
+
 #define BACKOFF_MIN_MS 100u
 #define BACKOFF_MAX_MS 5000u
 #define READ_BUDGET (8u << 20)
@@ -84,6 +86,10 @@ static void link_down(struct px_link *ln, const char *why)
 {
 	struct px_loop *l = ln->ln_loop;
 
+	if (ln->ln_tls) {
+		tls_conn_free(ln->ln_tls);
+		ln->ln_tls = NULL;
+	}
 	if (ln->ln_ev.ev_fd >= 0) {
 		px_ev_del(l, &ln->ln_ev);
 		close(ln->ln_ev.ev_fd);
@@ -108,7 +114,9 @@ static void link_arm(struct px_link *ln)
 {
 	uint32_t mask = EPOLLIN;
 
-	if (ln->ln_state == LINK_CONNECTING || ln->ln_out.q_head)
+	if (ln->ln_state == LINK_HANDSHAKE)
+		mask = ln->ln_tls_want == TLS_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+	else if (ln->ln_state == LINK_CONNECTING || ln->ln_out.q_head)
 		mask |= EPOLLOUT;
 	if (ln->ln_ev.ev_fd >= 0 && mask != ln->ln_ev.ev_mask)
 		px_ev_mod(ln->ln_loop, &ln->ln_ev, mask);
@@ -116,7 +124,8 @@ static void link_arm(struct px_link *ln)
 
 static void link_flush(struct px_link *ln)
 {
-	int rc = px_outq_flush(&ln->ln_out, ln->ln_ev.ev_fd, WRITE_BUDGET);
+	int rc = px_outq_flush(&ln->ln_out, ln->ln_ev.ev_fd, ln->ln_tls,
+			       WRITE_BUDGET);
 
 	if (rc < 0) {
 		char why[96];
@@ -128,15 +137,9 @@ static void link_flush(struct px_link *ln)
 	link_arm(ln);
 }
 
-static void link_up(struct px_link *ln)
+/* The link carries calls: resend what waited for it. */
+static void link_ready(struct px_link *ln)
 {
-	struct sockaddr_storage local;
-	socklen_t sl = sizeof(local);
-
-	if (getsockname(ln->ln_ev.ev_fd, (struct sockaddr *)&local, &sl) == 0)
-		ln->ln_local_port = ntohs(local.ss_family == AF_INET6
-			? ((struct sockaddr_in6 *)&local)->sin6_port
-			: ((struct sockaddr_in *)&local)->sin_port);
 	if (ln->ln_down_since)
 		px_info("upstream %s: connected after %ld s; resending %u "
 			"call(s)", ln->ln_name,
@@ -154,6 +157,104 @@ static void link_up(struct px_link *ln)
 		ln->ln_loop->lp_stats.s_resent++;
 	}
 	link_flush(ln);
+}
+
+/* RFC 9289: probe with AUTH_TLS before anything else goes out. */
+static void link_probe(struct px_link *ln)
+{
+	uint8_t buf[64];
+	struct rpc_xdr x;
+
+	ln->ln_probe_xid = ln->ln_loop->lp_next_xid++;
+	rpc_xdr_init(&x, buf + 4, sizeof(buf) - 4);
+	rpc_tls_probe_build(&x, ln->ln_probe_xid, ln->ln_prog,
+			    ln->ln_prog == RPC_PROG_NFS ? NFS3_VERS : MOUNT3_VERS);
+	rpc_rec_mark(buf, x.x_pos);
+	ln->ln_state = LINK_PROBE;
+	ln->ln_setup_since = px_now_ms();
+	if (write(ln->ln_ev.ev_fd, buf, x.x_pos + 4) != (ssize_t)(x.x_pos + 4)) {
+		link_down(ln, "cannot send the STARTTLS probe");
+		return;
+	}
+	link_arm(ln);
+}
+
+static void link_handshake(struct px_link *ln)
+{
+	int rc = tls_conn_handshake(ln->ln_tls);
+	char why[320];
+
+	if (tls_want(rc)) {
+		ln->ln_tls_want = rc;
+		link_arm(ln);
+		return;
+	}
+	if (rc < 0) {
+		snprintf(why, sizeof(why), "TLS handshake failed: %s",
+			 tls_conn_error(ln->ln_tls));
+		link_down(ln, why);
+		return;
+	}
+	struct tls_conn_info ti;
+
+	tls_conn_info(ln->ln_tls, &ti);
+	px_info("upstream %s: TLS up (%s%s)", ln->ln_name,
+		ti.ti_cipher ? ti.ti_cipher : "?",
+		ti.ti_resumed ? ", resumed" : "");
+	link_ready(ln);
+	/* TLS may already hold the first replies (or a session ticket). */
+	if (ln->ln_state == LINK_UP && tls_conn_pending(ln->ln_tls))
+		link_event(&ln->ln_ev, EPOLLIN);
+}
+
+/* The probe's answer: start TLS, or (with --tls optional) go plaintext. */
+static bool link_probe_answer(struct px_link *ln, uint8_t *mem, size_t len)
+{
+	int rc = rpc_tls_probe_check(mem + RPC_REC_HEADROOM, len,
+				     ln->ln_probe_xid);
+
+	free(mem);
+	if (rc == 0) {
+		if (px_reader_has_extra(&ln->ln_rd)) {
+			ln->ln_fail = "upstream sent bytes after STARTTLS";
+			return false;
+		}
+		if (tls_conn_new(ln->ln_loop->lp_tls_cli, ln->ln_ev.ev_fd,
+				 &ln->ln_tls)) {
+			ln->ln_fail = "cannot start TLS";
+			return false;
+		}
+		ln->ln_state = LINK_HANDSHAKE;
+		ln->ln_tls_want = TLS_WANT_WRITE;
+		return false;
+	}
+	if (rc == -EPROTONOSUPPORT &&
+	    ln->ln_loop->lp_opts->o_tls == PX_TLS_OPTIONAL) {
+		px_warn("upstream %s: no RPC-with-TLS there; continuing in "
+			"plaintext (--tls optional)", ln->ln_name);
+		link_ready(ln);
+		return false;
+	}
+	ln->ln_fail = rc == -EPROTONOSUPPORT
+			      ? "upstream refused STARTTLS (--tls require)"
+			      : "garbage answer to the STARTTLS probe";
+	return false;
+}
+
+/* TCP is up: remember the local port, then TLS or straight to work. */
+static void link_up(struct px_link *ln)
+{
+	struct sockaddr_storage local;
+	socklen_t sl = sizeof(local);
+
+	if (getsockname(ln->ln_ev.ev_fd, (struct sockaddr *)&local, &sl) == 0)
+		ln->ln_local_port = ntohs(local.ss_family == AF_INET6
+			? ((struct sockaddr_in6 *)&local)->sin6_port
+			: ((struct sockaddr_in *)&local)->sin_port);
+	if (ln->ln_loop->lp_tls_cli)
+		link_probe(ln);
+	else
+		link_ready(ln);
 }
 
 static int link_socket(struct px_link *ln)
@@ -269,9 +370,11 @@ static bool link_on_msg(void *ctx, uint8_t *mem, size_t len)
 	struct px_link *ln = ctx;
 
 	/* Never tear the link down from inside the reader: it still owns
-	 * its buffers.  link_read() acts on the flag. */
+	 * its buffers.  link_read() acts on ln_fail. */
+	if (ln->ln_state == LINK_PROBE)
+		return link_probe_answer(ln, mem, len);
 	if (!px_pipe_reply(ln, mem, len)) {
-		ln->ln_garbage = true;
+		ln->ln_fail = "garbage reply from upstream";
 		return false;
 	}
 	return true;
@@ -280,11 +383,18 @@ static bool link_on_msg(void *ctx, uint8_t *mem, size_t len)
 static void link_read(struct px_link *ln)
 {
 	int fd = ln->ln_ev.ev_fd;
-	int rc = px_reader_run(&ln->ln_rd, fd, READ_BUDGET, link_on_msg, ln);
+	int rc = px_reader_run(&ln->ln_rd, fd, ln->ln_tls, READ_BUDGET,
+			       link_on_msg, ln);
 
-	if (ln->ln_garbage) {
-		ln->ln_garbage = false;
-		link_down(ln, "garbage reply from upstream");
+	if (ln->ln_fail) {
+		const char *why = ln->ln_fail;
+
+		ln->ln_fail = NULL;
+		link_down(ln, why);
+	} else if (ln->ln_ev.ev_fd != fd) {
+		return;
+	} else if (ln->ln_state == LINK_HANDSHAKE) {
+		link_handshake(ln);
 	} else if (rc == 0)
 		link_down(ln, "connection closed by upstream");
 	else if (rc == -EMSGSIZE)
@@ -322,6 +432,10 @@ static void link_event(struct px_ev *ev, uint32_t events)
 		if (ln->ln_state != LINK_UP)
 			return;
 	}
+	if (ln->ln_state == LINK_HANDSHAKE) {
+		link_handshake(ln);
+		return;
+	}
 	if (events & EPOLLIN)
 		link_read(ln);
 	if (ln->ln_state == LINK_UP && (events & EPOLLOUT))
@@ -341,6 +455,11 @@ void px_link_tick(struct px_link *ln, const struct timespec *now)
 {
 	unsigned tmo = ln->ln_loop->lp_opts->o_upstream_timeout;
 
+	if ((ln->ln_state == LINK_PROBE || ln->ln_state == LINK_HANDSHAKE) &&
+	    px_now_ms() - ln->ln_setup_since >= 10000)
+		link_down(ln, ln->ln_state == LINK_PROBE
+				      ? "no answer to the STARTTLS probe in 10 s"
+				      : "TLS handshake timed out (10 s)");
 	if (ln->ln_state == LINK_BACKOFF && !ts_before(now, &ln->ln_retry_at)) {
 		if (ln->ln_npending)
 			link_connect(ln);
@@ -360,6 +479,10 @@ void px_link_tick(struct px_link *ln, const struct timespec *now)
 
 void px_link_shutdown(struct px_link *ln)
 {
+	if (ln->ln_tls) {
+		tls_conn_free(ln->ln_tls);
+		ln->ln_tls = NULL;
+	}
 	if (ln->ln_ev.ev_fd >= 0) {
 		px_ev_del(ln->ln_loop, &ln->ln_ev);
 		close(ln->ln_ev.ev_fd);

@@ -22,6 +22,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "crypto/tls.h"
 #include "idmap/idmap.h"
 
 #define TICK_MS 100
@@ -213,6 +214,62 @@ static uint16_t listen_port(int fd)
 			     : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
+/* The host part of HOST:PORT / [V6]:PORT, for certificate checks. */
+static void upstream_host(const char *s, char *out, size_t len)
+{
+	const char *end;
+
+	if (*s == '[') {
+		s++;
+		end = strchr(s, ']');
+	} else {
+		end = strrchr(s, ':');
+	}
+	if (!end)
+		end = s + strlen(s);
+	snprintf(out, len, "%.*s", (int)(end - s), s);
+}
+
+static int loop_tls_setup(struct px_loop *l, const struct px_opts *o)
+{
+	struct tls_config tc = {
+		.tc_cert = o->o_tls_cert, .tc_key = o->o_tls_key,
+		.tc_ca = o->o_tls_ca, .tc_crl = o->o_tls_crl,
+		.tc_server = o->o_role == PX_ROLE_SERVER,
+	};
+	char host[256], err[512];
+	int rc;
+
+	if (o->o_tls == PX_TLS_OFF)
+		return 0;
+	if (!tc.tc_server) {
+		if (o->o_tls_server_name)
+			snprintf(host, sizeof(host), "%s", o->o_tls_server_name);
+		else
+			upstream_host(o->o_upstream, host, sizeof(host));
+		tc.tc_server_name = host;
+	}
+	err[0] = '\0';
+	rc = tls_ctx_new(&tc, tc.tc_server ? &l->lp_tls_srv : &l->lp_tls_cli,
+			 err, sizeof(err));
+	if (rc < 0) {
+		px_err("TLS: %s", err[0] ? err : tls_strerror(rc));
+		return -EINVAL;
+	}
+	if (!tc.tc_server)
+		return 0;
+	err[0] = '\0';
+	if (idmap_gridmap_load(o->o_grid_mapfile, &l->lp_gridmap, err,
+			       sizeof(err)) < 0) {
+		px_err("grid-mapfile refused: %s", err);
+		return -EINVAL;
+	}
+	px_info("TLS required=%s, grid-mapfile %s: %zu entries",
+		o->o_tls == PX_TLS_REQUIRE ? "yes" : "no (optional)",
+		o->o_grid_mapfile, idmap_gridmap_count(l->lp_gridmap));
+	return 0;
+}
+
 static int loop_setup(struct px_loop *l, const struct px_opts *o)
 {
 	sigset_t mask;
@@ -243,6 +300,8 @@ static int loop_setup(struct px_loop *l, const struct px_opts *o)
 			return -ENOMEM;
 		}
 	}
+	if (loop_tls_setup(l, o) < 0)
+		return -EINVAL;
 	if ((fd = listen_open(o)) < 0)
 		return fd;
 	l->lp_listen.ev_fd = fd;
@@ -282,6 +341,10 @@ static void loop_teardown(struct px_loop *l)
 	px_client_reap(l);
 	if (l->lp_idmap)
 		idmap_slot_free(l->lp_idmap);
+	if (l->lp_gridmap)
+		idmap_gridmap_unref(l->lp_gridmap);
+	tls_ctx_free(l->lp_tls_srv);
+	tls_ctx_free(l->lp_tls_cli);
 	if (l->lp_listen.ev_fd >= 0)
 		close(l->lp_listen.ev_fd);
 	if (l->lp_sig.ev_fd >= 0)

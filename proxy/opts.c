@@ -56,6 +56,28 @@ static const char usage[] =
 "                       NFS3ERR_ACCES (EACCES at the client) and nothing\n"
 "                       reaches the store\n"
 "\n"
+"Link security (RPC-with-TLS, RFC 9289: an AUTH_TLS probe, then TLS 1.3\n"
+"with ALPN sunrpc and mutual X.509 on the same connection):\n"
+"  --tls require|optional|off\n"
+"                       server role: what clients must do (default\n"
+"                       require; a plaintext call then gets AUTH_TOOWEAK\n"
+"                       and the connection is closed); client role: what\n"
+"                       the upstream link does (default require when\n"
+"                       --tls-cert is given, else off)\n"
+"  --tls-cert FILE      our certificate chain (PEM)\n"
+"  --tls-key FILE       our private key (PEM; refused unless mode 0600 or\n"
+"                       stricter)\n"
+"  --tls-ca FILE        CA bundle that peers' certificates must chain to\n"
+"  --tls-crl FILE       certificate revocation list (PEM), optional\n"
+"  --tls-server-name NAME\n"
+"                       client role: the name or IP the server certificate\n"
+"                       must carry (default: the --upstream host)\n"
+"  --grid-mapfile FILE  server role: Globus grid-mapfile mapping client\n"
+"                       certificate DNs to store accounts; a peer with no\n"
+"                       entry is refused, and its calls may act only as its\n"
+"                       accounts (other ids are squashed, or refused under\n"
+"                       --unmapped deny)\n"
+"\n"
 "Limits (each protects the daemon from one misbehaving peer):\n"
 "  --max-record BYTES   largest RPC record accepted from either side\n"
 "                       (default 1052672 = 1 MiB + 4 KiB); a larger one\n"
@@ -103,7 +125,8 @@ enum {
 	OPT_MAX_CONNS, OPT_MAX_CLIENT_CALLS, OPT_MAX_CLIENT_OUT,
 	OPT_MAX_PENDING, OPT_RECORD_TIMEOUT, OPT_UPSTREAM_TIMEOUT,
 	OPT_DRAIN_TIMEOUT, OPT_DUP_WINDOW, OPT_MAP, OPT_SQUASH, OPT_ANONUID,
-	OPT_ANONGID, OPT_UNMAPPED,
+	OPT_ANONGID, OPT_UNMAPPED, OPT_TLS, OPT_TLS_CERT, OPT_TLS_KEY,
+	OPT_TLS_CA, OPT_TLS_CRL, OPT_TLS_SERVER_NAME, OPT_GRID_MAPFILE,
 };
 
 static const struct option longopts[] = {
@@ -130,6 +153,13 @@ static const struct option longopts[] = {
 	{"anonuid", required_argument, NULL, OPT_ANONUID},
 	{"anongid", required_argument, NULL, OPT_ANONGID},
 	{"unmapped", required_argument, NULL, OPT_UNMAPPED},
+	{"tls", required_argument, NULL, OPT_TLS},
+	{"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	{"tls-key", required_argument, NULL, OPT_TLS_KEY},
+	{"tls-ca", required_argument, NULL, OPT_TLS_CA},
+	{"tls-crl", required_argument, NULL, OPT_TLS_CRL},
+	{"tls-server-name", required_argument, NULL, OPT_TLS_SERVER_NAME},
+	{"grid-mapfile", required_argument, NULL, OPT_GRID_MAPFILE},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -265,6 +295,34 @@ static void opts_defaults(struct px_opts *o)
 	o->o_unmapped = -1;
 	o->o_anonuid = -1;
 	o->o_anongid = -1;
+	o->o_tls = -1;
+}
+
+/* Defaults that depend on the role, and TLS files that must go together. */
+static int opts_tls_finish(struct px_opts *o)
+{
+	if (o->o_tls < 0)
+		o->o_tls = o->o_role == PX_ROLE_SERVER || o->o_tls_cert
+				   ? PX_TLS_REQUIRE
+				   : PX_TLS_OFF;
+	if (o->o_tls == PX_TLS_OFF)
+		return 0;
+	if (!o->o_tls_cert || !o->o_tls_key || !o->o_tls_ca) {
+		fprintf(stderr, "gridvfsd: --tls %s needs --tls-cert, --tls-key "
+				"and --tls-ca%s\n",
+			o->o_tls == PX_TLS_REQUIRE ? "require" : "optional",
+			o->o_role == PX_ROLE_SERVER
+				? " (the server role requires TLS by default; "
+				  "--tls off turns it off)"
+				: "");
+		return -EINVAL;
+	}
+	if (o->o_role == PX_ROLE_SERVER && !o->o_grid_mapfile) {
+		fprintf(stderr, "gridvfsd: the server role with TLS needs "
+				"--grid-mapfile (which peers may act as whom)\n");
+		return -EINVAL;
+	}
+	return 0;
 }
 
 bool px_opts_idmap_active(const struct px_opts *o)
@@ -361,6 +419,17 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 		o->o_drain_timeout = (unsigned)v;
 		break;
 	case OPT_MAP: return set_str(&o->o_map, arg);
+	case OPT_TLS: {
+		static const char *const tm[] = {"off", "optional", "require"};
+
+		return (o->o_tls = pick("tls", arg, tm, 3)) < 0 ? -EINVAL : 0;
+	}
+	case OPT_TLS_CERT: return set_str(&o->o_tls_cert, arg);
+	case OPT_TLS_KEY: return set_str(&o->o_tls_key, arg);
+	case OPT_TLS_CA: return set_str(&o->o_tls_ca, arg);
+	case OPT_TLS_CRL: return set_str(&o->o_tls_crl, arg);
+	case OPT_TLS_SERVER_NAME: return set_str(&o->o_tls_server_name, arg);
+	case OPT_GRID_MAPFILE: return set_str(&o->o_grid_mapfile, arg);
 	case OPT_SQUASH: {
 		/* order matches enum idmap_squash */
 		static const char *const sq[] = {"root", "all", "none"};
@@ -427,6 +496,10 @@ int px_opts_parse(struct px_opts *o, int argc, char **argv)
 	}
 	if (!o->o_listen && set_str(&o->o_listen, "127.0.0.1:2049"))
 		return -ENOMEM;
+	if (opts_tls_finish(o)) {
+		fprintf(stderr, "Try 'gridvfsd --help'.\n");
+		return -EINVAL;
+	}
 	const char *which[] = {"listen", "upstream", "mount-upstream"};
 	const char *vals[] = {o->o_listen, o->o_upstream, o->o_mount_upstream};
 
@@ -447,4 +520,10 @@ void px_opts_free(struct px_opts *o)
 	free(o->o_mount_upstream);
 	free(o->o_pidfile);
 	free(o->o_map);
+	free(o->o_tls_cert);
+	free(o->o_tls_key);
+	free(o->o_tls_ca);
+	free(o->o_tls_crl);
+	free(o->o_tls_server_name);
+	free(o->o_grid_mapfile);
 }

@@ -310,10 +310,11 @@ static struct px_link *call_route(struct px_client *c, const struct rpc_call *h)
 	case RPC_AUTH_NONE:
 		return ln;
 	case RPC_AUTH_TLS:
-		/* RFC 9289 §4.1: a server without RPC-with-TLS answers the
-		 * probe like any unknown flavor. */
-		px_debug("client %s: AUTH_TLS probe refused (TLS is off)",
-			 c->cl_name);
+		/* RFC 9289 §4.1: a server without RPC-with-TLS (or a probe on
+		 * a connection already past it) answers like any unknown
+		 * flavor. */
+		px_debug("client %s: AUTH_TLS probe refused (%s)", c->cl_name,
+			 c->cl_tls ? "TLS already on" : "TLS is off");
 		break;
 	default:
 		px_warn_rl("client %s: credential flavor %u not supported",
@@ -368,7 +369,7 @@ static bool call_retransmission(struct px_client *c, const struct rpc_call *h,
 static bool call_map_identity(struct px_client *c, const struct idmap *map,
 			      uint8_t **memp, size_t *lenp, struct rpc_call *h)
 {
-	int rc = px_ident_call(map, memp, lenp, h);
+	int rc = px_ident_call(map, c->cl_peer, memp, lenp, h);
 	struct px_msg *m;
 	struct rpc_xdr x;
 

@@ -88,7 +88,14 @@ struct px_opts {
 	int o_squash;                /* enum idmap_squash, -1: not given */
 	int o_unmapped;              /* enum idmap_unmapped, -1: not given */
 	int64_t o_anonuid, o_anongid; /* -1: not given */
+	/* RPC-with-TLS (RFC 9289) */
+	int o_tls;                   /* enum px_tls_mode after parsing */
+	char *o_tls_cert, *o_tls_key, *o_tls_ca, *o_tls_crl;
+	char *o_tls_server_name;     /* client role; default: upstream host */
+	char *o_grid_mapfile;        /* server role: cert DN -> accounts */
 };
+
+enum px_tls_mode { PX_TLS_OFF = 0, PX_TLS_OPTIONAL = 1, PX_TLS_REQUIRE = 2 };
 
 /* Is identity mapping on?  Any idmap option turns it on; the server role
  * (facing other domains) has it on by default, with root squashed. */
@@ -134,7 +141,9 @@ struct px_outq {
 void px_outq_push(struct px_outq *q, struct px_msg *m); /* takes a ref */
 /* writev as much as the socket takes (up to budget bytes).  Returns 0 when
  * the queue is empty, 1 when bytes remain, -errno on a socket error. */
-int px_outq_flush(struct px_outq *q, int fd, size_t budget);
+struct tls_conn;
+int px_outq_flush(struct px_outq *q, int fd, struct tls_conn *tls,
+		  size_t budget);
 void px_outq_clear(struct px_outq *q);
 
 /* Monotonic clock in milliseconds. */
@@ -156,9 +165,17 @@ void px_reader_free(struct px_reader *rd);
  * for framing faults).
  */
 typedef bool (*px_msg_fn)(void *ctx, uint8_t *mem, size_t len);
-int px_reader_run(struct px_reader *rd, int fd, size_t budget,
-		  px_msg_fn on_msg, void *ctx);
-bool px_reader_has_staged(const struct px_reader *rd);
+int px_reader_run(struct px_reader *rd, int fd, struct tls_conn *tls,
+		  size_t budget, px_msg_fn on_msg, void *ctx);
+/* Bytes already received but not yet delivered (staged here or buffered
+ * inside TLS): epoll will not signal them. */
+bool px_reader_has_staged(const struct px_reader *rd, struct tls_conn *tls);
+/* Bytes staged beyond the last delivered message (RFC 9289: none may
+ * follow the STARTTLS probe). */
+static inline bool px_reader_has_extra(const struct px_reader *rd)
+{
+	return rd->rd_pos < rd->rd_len || rpc_rec_partial(&rd->rd_rec);
+}
 
 /* ---------------------------------------------------------------------- */
 /* Event loop                                                              */

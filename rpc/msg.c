@@ -224,3 +224,44 @@ const char *rpc_auth_stat_name(uint32_t stat)
 	};
 	return stat < sizeof(names) / sizeof(names[0]) ? names[stat] : "?";
 }
+
+/* ---------------------------------------------------------------------- */
+/* RFC 9289 STARTTLS probe                                                 */
+
+static const char starttls_verf[8] = {'S', 'T', 'A', 'R', 'T', 'T', 'L', 'S'};
+
+bool rpc_tls_is_probe(const struct rpc_call *c)
+{
+	return c->c_cred_flavor == RPC_AUTH_TLS && c->c_proc == 0;
+}
+
+int rpc_tls_probe_build(struct rpc_xdr *x, uint32_t xid, uint32_t prog,
+			uint32_t vers)
+{
+	return rpc_call_build(x, xid, prog, vers, 0, RPC_AUTH_TLS, NULL, 0,
+			      RPC_AUTH_NONE, NULL, 0);
+}
+
+int rpc_tls_probe_reply(struct rpc_xdr *x, uint32_t xid)
+{
+	rpc_xdr_put_u32(x, xid);
+	rpc_xdr_put_u32(x, RPC_REPLY);
+	rpc_xdr_put_u32(x, RPC_MSG_ACCEPTED);
+	rpc_xdr_put_u32(x, RPC_AUTH_NONE);
+	rpc_xdr_put_opaque(x, starttls_verf, sizeof(starttls_verf));
+	rpc_xdr_put_u32(x, RPC_ACC_SUCCESS);
+	return x->x_err;
+}
+
+int rpc_tls_probe_check(const uint8_t *msg, size_t len, uint32_t xid)
+{
+	struct rpc_reply r;
+
+	if (rpc_reply_parse(msg, len, &r) || r.r_xid != xid)
+		return -EBADMSG;
+	if (r.r_stat == RPC_MSG_ACCEPTED && r.r_accept_stat == RPC_ACC_SUCCESS &&
+	    r.r_verf_flavor == RPC_AUTH_NONE && r.r_verf_len == 8 &&
+	    !memcmp(msg + r.r_verf_off + 8, starttls_verf, 8))
+		return 0;
+	return -EPROTONOSUPPORT;
+}

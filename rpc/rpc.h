@@ -296,6 +296,20 @@ int rpc_call_build(struct rpc_xdr *x, uint32_t xid, uint32_t prog,
 		   const void *cred, uint32_t cred_len, uint32_t verf_flavor,
 		   const void *verf, uint32_t verf_len);
 
+/*
+ * RFC 9289 §4.1.  The client probes with a NULL call whose credential is
+ * AUTH_TLS (empty body) and verifier AUTH_NONE; a server that will do TLS
+ * answers MSG_ACCEPTED/SUCCESS with an AUTH_NONE verifier whose 8-byte body
+ * is "STARTTLS", and the TLS handshake follows on the same connection.
+ */
+bool rpc_tls_is_probe(const struct rpc_call *c);
+int rpc_tls_probe_build(struct rpc_xdr *x, uint32_t xid, uint32_t prog,
+			uint32_t vers);
+int rpc_tls_probe_reply(struct rpc_xdr *x, uint32_t xid);
+/* 0: the server will do TLS; -EPROTONOSUPPORT: a well-formed refusal
+ * (e.g. AUTH_ERROR); -EBADMSG: not a reply to xid. */
+int rpc_tls_probe_check(const uint8_t *msg, size_t len, uint32_t xid);
+
 const char *rpc_accept_stat_name(uint32_t stat);
 const char *rpc_auth_stat_name(uint32_t stat);
 

@@ -332,24 +332,43 @@ h_ganesha_restart() {
 # Waits until it accepts TCP connections. Sets H_PX_PORT, H_PX_PID.
 # A missing binary is a failure, not a skip.
 h_gridvfsd() {
-	local bin="$top_builddir/gridvfsd"
 	[ -n "$H_NFS_PORT" ] || h_fail "h_gridvfsd needs h_ganesha first"
 	if h__direct_as_proxy; then
 		return 0
 	fi
+	h_gridvfsd_at gridvfsd "$H_NFS_PORT" "$H_MNT_PORT" --role client "$@"
+	H_PX_PORT=$H_AT_PORT H_PX_PID=$H_AT_PID
+	export H_PX_PORT H_PX_PID
+}
+
+# h_gridvfsd_at NAME UPSTREAM_PORT MOUNT_PORT ARGS...: start any gridvfsd
+# (give --role) on a free port in front of 127.0.0.1:UPSTREAM_PORT, logging
+# to $H_DIR/NAME.log; sets H_AT_PORT and H_AT_PID.  For chains of daemons.
+h_gridvfsd_at() {
+	local bin="$top_builddir/gridvfsd" name=$1 up=$2 mnt=$3
+	shift 3
 	[ -x "$bin" ] || h_fail "gridvfsd not built ($bin)"
-	h_take_port H_PX_PORT
-	export H_PX_PORT
-	"$bin" --role client --listen "127.0.0.1:$H_PX_PORT" \
-		--upstream "127.0.0.1:$H_NFS_PORT" --mount-upstream "127.0.0.1:$H_MNT_PORT" \
+	h_take_port H_AT_PORT
+	"$bin" --listen "127.0.0.1:$H_AT_PORT" \
+		--upstream "127.0.0.1:$up" --mount-upstream "127.0.0.1:$mnt" \
 		--foreground --log-level "${GRIDVFSD_LOG_LEVEL:-debug}" "$@" \
-		</dev/null >>"$H_DIR/gridvfsd.log" 2>&1 &
-	H_PX_PID=$!
-	export H_PX_PID
-	H_PIDS+=("$H_PX_PID")
-	h_log "gridvfsd pid $H_PX_PID port $H_PX_PORT args: $*"
-	h_wait_tcp "$H_PX_PORT" 20 "$H_PX_PID" ||
-		h_fail "gridvfsd did not accept connections on $H_PX_PORT"
+		</dev/null >>"$H_DIR/$name.log" 2>&1 &
+	H_AT_PID=$!
+	H_PIDS+=("$H_AT_PID")
+	h_log "$name pid $H_AT_PID port $H_AT_PORT upstream $up args: $*"
+	h_wait_tcp "$H_AT_PORT" 20 "$H_AT_PID" ||
+		h_fail "$name did not accept connections on $H_AT_PORT"
+}
+
+# h_stop_pid PID: SIGTERM a daemon the harness started; returns its status.
+h_stop_pid() {
+	local rc
+	kill -TERM "$1" 2>/dev/null
+	h__wait_gone "$1" 15 || h_fail "pid $1 ignored SIGTERM for 15 s"
+	wait "$1" 2>/dev/null
+	rc=$?
+	h__forget_pid "$1"
+	return "$rc"
 }
 
 # h_gridvfsd_stop: SIGTERM the proxy and require exit status 0.

@@ -5,7 +5,8 @@ set -euo pipefail
 PKGS=(build-essential autoconf automake libtool pkg-config
       libtirpc-dev libssl-dev openssl liblmdb-dev lmdb-utils libfuse3-dev fuse3
       libcunit1-dev rpcsvc-proto python3 procps psmisc iproute2
-      nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev)
+      nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev fdisk e2fsprogs gnuplot-nox
+      tcpdump tshark)
 PKGS+=("$@")
 missing=()
 for p in "${PKGS[@]}"; do
@@ -19,6 +20,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 	fi
 	echo "install-deps: installing ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
+	# tshark asks whether non-root users may capture: they may not.
+	echo "wireshark-common wireshark-common/install-setuid boolean false" |
+		debconf-set-selections
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
