@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "cache/cache.h"
 #include "crypto/tls.h"
 #include "idmap/idmap.h"
 
@@ -26,6 +27,9 @@ static const char usage[] =
 "                 the subject DN to put in a grid-mapfile\n"
 "  ca revoke DIR --name NAME\n"
 "                 revoke a certificate into DIR/crl.pem\n"
+"  cache stat|verify|evict DIR [--all|--bytes N]\n"
+"                 inspect, check (every block's CRC, length, version) or\n"
+"                 shrink a cache directory ('gridvfs cache --help')\n"
 "  version        print the version\n"
 "  help           show this text\n"
 "\n"
@@ -42,6 +46,8 @@ int main(int argc, char **argv)
 		printf("gridvfs %s\n", PACKAGE_VERSION);
 		return 0;
 	}
+	if (!strcmp(argv[1], "cache"))
+		return cache_cli_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "ca"))
 		return tls_ca_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "idmap")) {

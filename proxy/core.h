@@ -93,6 +93,7 @@ struct px_call {
 	struct px_link *pc_link;
 	struct px_msg *pc_req;       /* upstream bytes, kept for resending */
 	struct idmap *pc_map;        /* map the call went out with (a ref) */
+	struct px_cread *pc_cread;   /* a READ widened by the cache, or NULL */
 	struct timespec pc_start;
 	struct px_call *pc_xnext;    /* hash chain by upstream xid */
 	struct px_call *pc_dnext;    /* hash chain by (client addr, xid) */
@@ -136,6 +137,7 @@ struct px_loop {
 	struct tls_ctx *lp_tls_srv;  /* server role: accept-side TLS */
 	struct tls_ctx *lp_tls_cli;  /* client role: upstream TLS */
 	struct idmap_gridmap *lp_gridmap;
+	struct px_rcache *lp_rcache; /* client role with --cache-dir */
 };
 
 /* loop.c */
@@ -175,6 +177,28 @@ int px_nfs3_error_reply(struct rpc_xdr *x, uint32_t xid, uint32_t prog,
 			uint32_t proc, uint32_t status);
 /* Load the map the options ask for (NULL *out when mapping is off). */
 int px_ident_load(const struct px_opts *o, struct idmap **out);
+
+/* cachepath.c: the read cache on the wire (client role, --cache-dir). */
+struct px_cread;
+struct px_rcache;
+struct cache;
+int px_rcache_open(struct px_loop *l);
+void px_rcache_close(struct px_loop *l);
+struct cache *px_rcache_cache(struct px_loop *l);
+/* A READ call: 1 when answered here (hit, or parked on an identical fetch:
+ * free the message); 0 to forward, with *crp set when the call was widened
+ * to whole blocks (attach it to the pending call). */
+int px_rcache_read_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
+			size_t len, const struct rpc_call *h,
+			struct px_cread **crp);
+/* Any successful-RPC NFS reply (client XID already restored): notes
+ * attributes, grants and fills; true when it answered the client itself. */
+bool px_rcache_reply(struct px_loop *l, struct px_call *pc, struct px_msg *m,
+		     size_t res_off);
+void px_rcache_fail_waiters(struct px_cread *cr, uint32_t accept_stat);
+void px_rcache_call_free(struct px_cread *cr);
+void px_rcache_stats(struct px_loop *l, uint64_t *hits, uint64_t *bytes,
+		     uint64_t *fetches, uint64_t *coalesced);
 
 /* pipeline.c */
 int px_pipe_init(struct px_loop *l);

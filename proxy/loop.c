@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,6 +280,14 @@ static int loop_setup(struct px_loop *l, const struct px_opts *o)
 		.it_value = {0, TICK_MS * 1000000L},
 	};
 
+	/* Block the signals we take through signalfd before any thread (the
+	 * cache writer) exists: threads inherit the mask, and an unblocked
+	 * thread would take SIGTERM's default action. */
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	memset(l, 0, sizeof(*l));
 	l->lp_opts = o;
 	l->lp_listen.ev_fd = l->lp_sig.ev_fd = l->lp_timer.ev_fd = -1;
@@ -300,7 +309,7 @@ static int loop_setup(struct px_loop *l, const struct px_opts *o)
 			return -ENOMEM;
 		}
 	}
-	if (loop_tls_setup(l, o) < 0)
+	if (loop_tls_setup(l, o) < 0 || px_rcache_open(l) < 0)
 		return -EINVAL;
 	if ((fd = listen_open(o)) < 0)
 		return fd;
@@ -310,7 +319,6 @@ static int loop_setup(struct px_loop *l, const struct px_opts *o)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
-	sigprocmask(SIG_BLOCK, &mask, NULL);
 	l->lp_sig.ev_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	l->lp_sig.ev_fn = signal_event;
 	l->lp_timer.ev_fd = timerfd_create(CLOCK_MONOTONIC,
@@ -339,6 +347,7 @@ static void loop_teardown(struct px_loop *l)
 	px_link_shutdown(&l->lp_mount);
 	px_pipe_free(l);
 	px_client_reap(l);
+	px_rcache_close(l); /* drains the cache writer */
 	if (l->lp_idmap)
 		idmap_slot_free(l->lp_idmap);
 	if (l->lp_gridmap)

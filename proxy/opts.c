@@ -78,6 +78,26 @@ static const char usage[] =
 "                       accounts (other ids are squashed, or refused under\n"
 "                       --unmapped deny)\n"
 "\n"
+"Read cache (client role; LMDB, persistent across restarts):\n"
+"  --cache-dir DIR      keep a block cache in DIR (created if missing); off\n"
+"                       without it.  A corrupt or foreign cache file is moved\n"
+"                       aside and rebuilt; a full disk turns filling off\n"
+"                       with a warning, reads go on\n"
+"  --cache-size BYTES   cap on the cache (default 10G; K, M, G suffixes);\n"
+"                       least recently used blocks are evicted\n"
+"  --cache-block BYTES  block size, a power of two from 4K to 1M (default\n"
+"                       64K); fixed when the cache is created\n"
+"  --consistency strict|immutable\n"
+"                       strict (default): close-to-open; every attribute\n"
+"                       seen in a reply sets the file's version and blocks\n"
+"                       of other versions are never served.  immutable:\n"
+"                       golden images; the first version seen is trusted\n"
+"                       for --immutable-ttl seconds\n"
+"  --immutable-ttl SEC  (default 3600)\n"
+"  --access-ttl SEC     a cached block is served to a user only if upstream\n"
+"                       let that user (uid and groups) read the file within\n"
+"                       this many seconds (default 30)\n"
+"\n"
 "Limits (each protects the daemon from one misbehaving peer):\n"
 "  --max-record BYTES   largest RPC record accepted from either side\n"
 "                       (default 1052672 = 1 MiB + 4 KiB); a larger one\n"
@@ -127,6 +147,8 @@ enum {
 	OPT_DRAIN_TIMEOUT, OPT_DUP_WINDOW, OPT_MAP, OPT_SQUASH, OPT_ANONUID,
 	OPT_ANONGID, OPT_UNMAPPED, OPT_TLS, OPT_TLS_CERT, OPT_TLS_KEY,
 	OPT_TLS_CA, OPT_TLS_CRL, OPT_TLS_SERVER_NAME, OPT_GRID_MAPFILE,
+	OPT_CACHE_DIR, OPT_CACHE_SIZE, OPT_CACHE_BLOCK, OPT_CONSISTENCY,
+	OPT_IMMUTABLE_TTL, OPT_ACCESS_TTL,
 };
 
 static const struct option longopts[] = {
@@ -160,6 +182,12 @@ static const struct option longopts[] = {
 	{"tls-crl", required_argument, NULL, OPT_TLS_CRL},
 	{"tls-server-name", required_argument, NULL, OPT_TLS_SERVER_NAME},
 	{"grid-mapfile", required_argument, NULL, OPT_GRID_MAPFILE},
+	{"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
+	{"cache-size", required_argument, NULL, OPT_CACHE_SIZE},
+	{"cache-block", required_argument, NULL, OPT_CACHE_BLOCK},
+	{"consistency", required_argument, NULL, OPT_CONSISTENCY},
+	{"immutable-ttl", required_argument, NULL, OPT_IMMUTABLE_TTL},
+	{"access-ttl", required_argument, NULL, OPT_ACCESS_TTL},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -296,6 +324,10 @@ static void opts_defaults(struct px_opts *o)
 	o->o_anonuid = -1;
 	o->o_anongid = -1;
 	o->o_tls = -1;
+	o->o_cache_size = 10ull << 30;
+	o->o_cache_block = 64u << 10;
+	o->o_immutable_ttl = 3600;
+	o->o_access_ttl = 30;
 }
 
 /* Defaults that depend on the role, and TLS files that must go together. */
@@ -430,6 +462,35 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 	case OPT_TLS_CRL: return set_str(&o->o_tls_crl, arg);
 	case OPT_TLS_SERVER_NAME: return set_str(&o->o_tls_server_name, arg);
 	case OPT_GRID_MAPFILE: return set_str(&o->o_grid_mapfile, arg);
+	case OPT_CACHE_DIR: return set_str(&o->o_cache_dir, arg);
+	case OPT_CACHE_SIZE:
+		rc = parse_num("cache-size", arg, 1u << 20, 1ull << 50, true, &v);
+		o->o_cache_size = v;
+		break;
+	case OPT_CACHE_BLOCK:
+		rc = parse_num("cache-block", arg, 4096, 1u << 20, true, &v);
+		if (!rc && (v & (v - 1))) {
+			fprintf(stderr, "gridvfsd: --cache-block: %s is not a "
+					"power of two\n", arg);
+			rc = -EINVAL;
+		}
+		o->o_cache_block = (uint32_t)v;
+		break;
+	case OPT_CONSISTENCY: {
+		static const char *const cm[] = {"strict", "immutable"};
+
+		return (o->o_consistency = pick("consistency", arg, cm, 2)) < 0
+			       ? -EINVAL
+			       : 0;
+	}
+	case OPT_IMMUTABLE_TTL:
+		rc = parse_num("immutable-ttl", arg, 1, 86400 * 365, false, &v);
+		o->o_immutable_ttl = (unsigned)v;
+		break;
+	case OPT_ACCESS_TTL:
+		rc = parse_num("access-ttl", arg, 0, 86400, false, &v);
+		o->o_access_ttl = (unsigned)v;
+		break;
 	case OPT_SQUASH: {
 		/* order matches enum idmap_squash */
 		static const char *const sq[] = {"root", "all", "none"};
@@ -496,6 +557,10 @@ int px_opts_parse(struct px_opts *o, int argc, char **argv)
 	}
 	if (!o->o_listen && set_str(&o->o_listen, "127.0.0.1:2049"))
 		return -ENOMEM;
+	if (o->o_cache_dir && o->o_role == PX_ROLE_SERVER) {
+		fprintf(stderr, "gridvfsd: --cache-dir is for the client role\n");
+		return -EINVAL;
+	}
 	if (opts_tls_finish(o)) {
 		fprintf(stderr, "Try 'gridvfsd --help'.\n");
 		return -EINVAL;
@@ -526,4 +591,5 @@ void px_opts_free(struct px_opts *o)
 	free(o->o_tls_crl);
 	free(o->o_tls_server_name);
 	free(o->o_grid_mapfile);
+	free(o->o_cache_dir);
 }

@@ -230,6 +230,7 @@ static void call_finish(struct px_loop *l, struct px_call *pc)
 	px_msg_unref(pc->pc_req);
 	if (pc->pc_map)
 		idmap_unref(pc->pc_map);
+	px_rcache_call_free(pc->pc_cread);
 	free(pc);
 	l->lp_npending--;
 	if (l->lp_paused && l->lp_npending <= l->lp_opts->o_max_pending * 3 / 4) {
@@ -271,6 +272,7 @@ void px_pipe_fail_call(struct px_call *pc, uint32_t accept_stat)
 	if (pc->pc_client && !pc->pc_client->cl_closed)
 		reply_local(pc->pc_client, pc->pc_cl_xid, LOCAL_ACCEPTED,
 			    accept_stat, 0, 0);
+	px_rcache_fail_waiters(pc->pc_cread, accept_stat);
 	call_finish(l, pc);
 }
 
@@ -409,6 +411,7 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 	struct px_call *pc;
 	struct px_dup *d;
 	struct idmap *map = NULL;
+	struct px_cread *cr = NULL;
 	uint8_t key[16];
 	uint32_t csum;
 
@@ -461,8 +464,16 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 		}
 		msg = mem + RPC_REC_HEADROOM;
 	}
+	if (l->lp_rcache && h.c_prog == RPC_PROG_NFS && h.c_proc == NFS3_READ) {
+		if (px_rcache_read_call(l, c, msg, len, &h, &cr)) {
+			if (map)
+				idmap_unref(map);
+			goto done;
+		}
+	}
 	if (!(pc = calloc(1, sizeof(*pc))) ||
 	    !(pc->pc_req = px_msg_wrap(mem, len))) {
+		px_rcache_call_free(cr);
 		free(pc);
 		if (pc)
 			mem = NULL; /* px_msg_wrap freed it */
@@ -472,6 +483,7 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 		goto done;
 	}
 	pc->pc_map = map;
+	pc->pc_cread = cr;
 	pc->pc_cl_xid = h.c_xid;
 	pc->pc_prog = h.c_prog;
 	pc->pc_vers = h.c_vers;
@@ -587,13 +599,23 @@ bool px_pipe_reply(struct px_link *ln, uint8_t *mem, size_t len)
 	if (pc->pc_prog == RPC_PROG_NFS &&
 	    rpc_nfs3_proc_nonidempotent(pc->pc_proc))
 		dup_remember(l, pc, pc->pc_key);
-	if (pc->pc_client && !pc->pc_client->cl_closed &&
-	    (m = px_msg_wrap(mem, len))) {
-		px_client_send(pc->pc_client, m);
-		px_msg_unref(m);
-	} else if (!pc->pc_client || pc->pc_client->cl_closed) {
-		free(mem);
+	if (!(m = px_msg_wrap(mem, len))) {
+		call_finish(l, pc);
+		return true;
 	}
+	/* The cache notes attributes and fills even when the asking client
+	 * is gone: the data came at a price. */
+	if (pc->pc_cread && !(r.r_stat == RPC_MSG_ACCEPTED &&
+			      r.r_accept_stat == RPC_ACC_SUCCESS))
+		px_rcache_fail_waiters(pc->pc_cread, r.r_stat == RPC_MSG_ACCEPTED
+						     ? r.r_accept_stat
+						     : RPC_ACC_SYSTEM_ERR);
+	if (!(l->lp_rcache && pc->pc_prog == RPC_PROG_NFS &&
+	      r.r_stat == RPC_MSG_ACCEPTED && r.r_accept_stat == RPC_ACC_SUCCESS &&
+	      px_rcache_reply(l, pc, m, r.r_res_off)) &&
+	    pc->pc_client && !pc->pc_client->cl_closed)
+		px_client_send(pc->pc_client, m);
+	px_msg_unref(m);
 	call_finish(l, pc);
 	return true;
 }

@@ -93,7 +93,16 @@ struct px_opts {
 	char *o_tls_cert, *o_tls_key, *o_tls_ca, *o_tls_crl;
 	char *o_tls_server_name;     /* client role; default: upstream host */
 	char *o_grid_mapfile;        /* server role: cert DN -> accounts */
+	/* read cache (client role) */
+	char *o_cache_dir;           /* NULL: no cache */
+	uint64_t o_cache_size;
+	uint32_t o_cache_block;
+	int o_consistency;           /* enum px_consistency */
+	unsigned o_immutable_ttl;    /* s */
+	unsigned o_access_ttl;       /* s */
 };
+
+enum px_consistency { PX_CONS_STRICT = 0, PX_CONS_IMMUTABLE = 1 };
 
 enum px_tls_mode { PX_TLS_OFF = 0, PX_TLS_OPTIONAL = 1, PX_TLS_REQUIRE = 2 };
 

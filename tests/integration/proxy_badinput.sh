@@ -10,19 +10,23 @@ h_init proxy_badinput
 h_ganesha
 GRIDVFSD_LOG_LEVEL=info h_gridvfsd --record-timeout 2 --max-conns 100
 
-head -c $((32 * 1024 * 1024)) /dev/urandom >"$H_DIR/in.bin"
-want=$(h_sha256 "$H_DIR/in.bin")
-# A healthy client loops copies for as long as the abuse lasts.
-(
-	i=0
-	while [ ! -e "$H_DIR/stop" ]; do
-		i=$((i + 1))
-		nfs-cp "$H_DIR/in.bin" "$(h_url_proxy /healthy$i.bin)" >/dev/null 2>&1 || exit 1
-		[ "$(h_sha256 "$H_EXPORT/healthy$i.bin")" = "$want" ] || exit 2
-		rm -f "$H_EXPORT/healthy$i.bin"
-	done
-	exit 0
-) &
+# A healthy client on one long-lived connection (so --max-conns cannot
+# refuse it mid-test) writes and reads back for as long as the abuse lasts.
+python3 - "$H_PX_PORT" "$H_EXPORT" "$H_DIR/stop" "$top_srcdir/tests/tools" <<'PY' &
+import os, sys
+sys.path.insert(0, sys.argv[4])
+from nfsrpc import Nfs
+c = Nfs("127.0.0.1", int(sys.argv[1]), sys.argv[2])
+c.create("/healthy")
+n = 0
+while not os.path.exists(sys.argv[3]) or n < 20:
+    data = os.urandom(30000)
+    c.write("/healthy", data)
+    if c.read("/healthy")[:len(data)] != data:
+        sys.exit(2)
+    n += 1
+print(f"healthy client: {n} write/read rounds")
+PY
 healthy=$!
 
 python3 "$top_srcdir/tests/tools/badrpc.py" 127.0.0.1 "$H_PX_PORT" "$H_EXPORT" \

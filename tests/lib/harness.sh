@@ -25,6 +25,7 @@ export top_srcdir top_builddir
 
 H_PORT_LOCKS="${TMPDIR:-/tmp}/gridvfs-test-ports"
 H_PIDS=()
+H_MOUNTS=()   # mount points unmounted at teardown (h_mount_tmpfs)
 H_PORTS=()
 H_NAME=""
 H_DIR=""
@@ -65,6 +66,9 @@ h__teardown() {
 	done
 	for i in "${H_PORTS[@]}"; do
 		rm -rf "${H_PORT_LOCKS:?}/$i"
+	done
+	for i in "${H_MOUNTS[@]}"; do
+		umount -l "$i" 2>/dev/null
 	done
 	if [ -n "$H_DIR" ] && [ -d "$H_DIR" ]; then
 		if [ "${KEEP:-0}" = 1 ]; then
@@ -275,6 +279,10 @@ h__ganesha_conf() {
 			Protocols = 3;
 			Transports = TCP;
 			SecType = sys;
+			# Tests change files behind ganesha's back: have it
+			# look at the disk for attributes every time, as knfsd
+			# does, instead of trusting its own cache for 60 s.
+			Attr_Expiration_Time = 0;
 			FSAL { Name = VFS; }
 		}
 	EOF
@@ -358,6 +366,35 @@ h_gridvfsd_at() {
 	h_log "$name pid $H_AT_PID port $H_AT_PORT upstream $up args: $*"
 	h_wait_tcp "$H_AT_PORT" 20 "$H_AT_PID" ||
 		h_fail "$name did not accept connections on $H_AT_PORT"
+}
+
+# h_mount_tmpfs DIR SIZE: a tmpfs of SIZE (e.g. 8m) at DIR, unmounted at
+# teardown.
+h_mount_tmpfs() {
+	mkdir -p "$1" && mount -t tmpfs -o "size=$2" tmpfs "$1" || h_fail "cannot mount a tmpfs at $1"
+	H_MOUNTS+=("$1")
+}
+
+# h_relay VAR TARGET_PORT ARGS...: a tests/tools/wanrelay on a free port in
+# front of 127.0.0.1:TARGET_PORT (extra wanrelay ARGS, e.g. --rpc --stats F
+# --delay-ms 10 --rate-mbit 100); the port goes to VAR.
+h_relay() {
+	local var=$1 target=$2 port
+	shift 2
+	h_take_port "$var"
+	port=${!var}
+	"$top_builddir/tests/tools/wanrelay" --listen "127.0.0.1:$port" \
+		--target "127.0.0.1:$target" "$@" >>"$H_DIR/relay-$port.log" 2>&1 &
+	H_PIDS+=($!)
+	h_wait_tcp "$port" 10 $! || h_fail "wanrelay did not start on $port"
+}
+
+# h_stat FILE KEY: a counter from a wanrelay --stats file (0 if absent),
+# after asking the relays to write their counters now.
+h_stat() {
+	pkill -USR1 -f "wanrelay .*--stats $1" 2>/dev/null
+	sleep 0.2
+	awk -v k="$2" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }' "$1" 2>/dev/null || echo 0
 }
 
 # h_stop_pid PID: SIGTERM a daemon the harness started; returns its status.

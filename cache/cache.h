@@ -1,0 +1,305 @@
+/*
+ * cache/cache.h — the client-role proxy's persistent block cache in LMDB
+ * (read path).  Blocks of NFSv3 files are keyed by file identity (fsid,
+ * fileid) and block number, tagged with the file version (size, mtime,
+ * ctime) they were read under, and served only while that version is
+ * current.  Design, schema, policies and limits: docs/cache.md.
+ *
+ * Threads.  One struct cache is shared by every thread of the process.
+ *   - cache_read*, cache_note_*, cache_fill, cache_invalidate and
+ *     cache_stats never block on disk I/O, a write transaction or fsync:
+ *     they read the LMDB mmap in a short read transaction (one per calling
+ *     thread, kept reset between calls), take short in-memory locks, and
+ *     hand writes to the cache's own writer thread through a bounded queue
+ *     (copying the data; a full queue drops the fill and counts it).  Call
+ *     them from any thread, the event loop included.
+ *   - cache_flush and cache_close wait for the writer: never call them on
+ *     the event loop except at shutdown.
+ *   - The writer thread (inside cache/) owns every write transaction,
+ *     commits in groups, persists access order and evicts.
+ *
+ * Errors are 0 or a negative errno value.  A full disk or LMDB map never
+ * surfaces as an error of these calls: the cache switches to bypass (fills
+ * dropped, logged once, retried later) and keeps serving what it holds.
+ */
+#ifndef GRIDVFS_CACHE_H
+#define GRIDVFS_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* An encoded NFSv3 fattr3 is this many bytes (same as rpc.h NFS3_FATTR_SIZE). */
+#define CACHE_FATTR_SIZE 84u
+
+/* Longest NFSv3 file handle (rpc.h NFS3_FHSIZE). */
+#define CACHE_FH_MAX 64u
+
+#define CACHE_BLOCK_DEFAULT (64u * 1024u)
+#define CACHE_BLOCK_MIN (4u * 1024u)
+#define CACHE_BLOCK_MAX (1024u * 1024u)
+
+/* ---------------------------------------------------------------------- */
+/* Opening                                                                 */
+
+/* cache_opts.co_flags */
+#define CACHE_OPEN_NOSYNC 0x1u /* no fsync at commit (tests, benchmarks; an
+                                  OS crash may then corrupt the cache, which
+                                  a later open may not detect) */
+
+struct cache_opts {
+	const char *co_dir;        /* cache directory; created if missing */
+	uint64_t co_max_bytes;     /* --cache-size: cap on block footprint */
+	uint32_t co_block_size;    /* --cache-block; 0 = 64 KiB; power of two
+	                              CACHE_BLOCK_MIN..CACHE_BLOCK_MAX */
+	uint32_t co_immutable_ttl; /* seconds an immutable file's first version
+	                              is trusted; 0 = 3600 */
+	uint64_t co_queue_bytes;   /* fill data queued for the writer; 0 = 64 MiB */
+	uint32_t co_group_bytes;   /* commit a group at this much data; 0 = 32 MiB */
+	uint32_t co_group_ms;      /* ... or this long after it began; 0 = 5 */
+	uint32_t co_retry_ms;      /* bypass: retry writing after; 0 = 30000 */
+	unsigned co_low_pct;       /* evict down to this % of the cap; 0 = 90 */
+	unsigned co_flags;         /* CACHE_OPEN_* */
+	/* Log sink (prio is a syslog LOG_* level); NULL = stderr.  Called from
+	 * any cache thread, the writer included; must be thread-safe. */
+	void (*co_log)(int prio, const char *msg);
+};
+
+struct cache;
+
+/*
+ * Open (or create) the cache in opts->co_dir and start its writer thread.
+ * Stale LMDB reader slots are cleared.  A corrupt or incompatible cache
+ * (not an LMDB file, truncated, other format version or block size, or
+ * marked corrupt by an earlier run) is renamed aside to
+ * data.mdb.bad-YYYYmmddTHHMMSS (the one previous such file is removed),
+ * rebuilt empty and logged.  The LMDB map is sized 2 * max + 64 MiB.
+ * Returns 0 and *out, or -EINVAL (bad options), -EBUSY (another process
+ * holds the cache dir), -errno from the file system or LMDB (as -EIO).
+ * *out is owned by the caller until cache_close().
+ */
+int cache_open(const struct cache_opts *opts, struct cache **out);
+
+/*
+ * Drain the writer queue, commit, stop the writer, close LMDB, free c.
+ * No other thread may use c during or after this call.  NULL is a no-op.
+ */
+void cache_close(struct cache *c);
+
+/* Wait until everything queued before this call is committed (or dropped
+ * because the cache is in bypass).  Blocks: not for the event loop. */
+int cache_flush(struct cache *c);
+
+/* The block size the cache was opened with. */
+uint32_t cache_block_size(const struct cache *c);
+
+/* ---------------------------------------------------------------------- */
+/* Block arithmetic for the proxy's in-flight table (bs = block size)     */
+
+static inline uint64_t cache_blk_of(uint64_t off, uint32_t bs)
+{
+	return off / bs;
+}
+
+/* First block at or after off (the first block a range starting at off
+ * covers whole). */
+static inline uint64_t cache_blk_ceil(uint64_t off, uint32_t bs)
+{
+	return (off + bs - 1) / bs;
+}
+
+static inline uint64_t cache_blk_start(uint64_t blk, uint32_t bs)
+{
+	return blk * bs;
+}
+
+/* Bytes of block blk in a file of size bytes (0 past the end). */
+static inline uint32_t cache_blk_len(uint64_t blk, uint32_t bs, uint64_t size)
+{
+	uint64_t s = blk * bs;
+
+	if (s >= size)
+		return 0;
+	return size - s < bs ? (uint32_t)(size - s) : bs;
+}
+
+/* Widen [off, off+count) to whole blocks, clipped at size: what the proxy
+ * should READ upstream so that the reply fills the cache. */
+static inline void cache_blk_align(uint64_t off, uint32_t count, uint32_t bs,
+                                   uint64_t size, uint64_t *aoff,
+                                   uint64_t *alen)
+{
+	uint64_t s = off / bs * bs;
+	uint64_t e = (off + count + bs - 1) / bs * bs;
+
+	if (e > size)
+		e = size > s ? size : s;
+	*aoff = s;
+	*alen = e - s;
+}
+
+/* ---------------------------------------------------------------------- */
+/* File identity and versions                                              */
+
+struct cache_ident {
+	uint64_t ci_fsid;
+	uint64_t ci_fileid;
+};
+
+/* Identity of the file an encoded fattr3 describes. */
+void cache_ident_of_fattr(const uint8_t *fattr3, struct cache_ident *id);
+
+/* True when two fattr3 describe the same file version (fsid, fileid, size,
+ * mtime, ctime equal).  The proxy uses it to check that upstream data it
+ * assembles with cached blocks (cache_read_partial) is of one version. */
+bool cache_fattr_same_version(const uint8_t *a, const uint8_t *b);
+
+/* Policy flags of cache_note_* / cache_fill (per call: the proxy passes
+ * the export's or path pattern's policy every time). */
+#define CACHE_F_STRICT 0x0u    /* close-to-open: every fattr3 seen updates
+                                  the version; older blocks never served */
+#define CACHE_F_IMMUTABLE 0x1u /* golden image: the first version seen is
+                                  trusted for co_immutable_ttl seconds;
+                                  other versions seen meanwhile are ignored */
+
+/*
+ * Every fattr3 the proxy sees in any reply (GETATTR, LOOKUP obj and dir
+ * attributes, post_op_attr, wcc_data after-attributes, READDIRPLUS
+ * entries): update the file's current version.  A new version makes the
+ * blocks of older ones unservable at once (the writer deletes them later).
+ * The bytes are kept and returned by cache_read as the post_op_attr, so
+ * pass them as the client will see them.  Only regular files (ftype 1)
+ * are tracked; others are ignored.  Never blocks; O(1); about 100 ns.
+ * Returns 0, or -EINVAL (fattr3 NULL).
+ */
+int cache_note_attr(struct cache *c, const uint8_t *fattr3, unsigned flags);
+
+/*
+ * A reply paired a file handle with attributes of that file (LOOKUP,
+ * READDIRPLUS entry, GETATTR/ACCESS/READ/SETATTR… of the call's handle):
+ * remember handle → identity (persisted with the file's blocks, so a
+ * restart is warm) and note the attributes as cache_note_attr does.
+ * fhlen 1..CACHE_FH_MAX.  Returns 0 or -EINVAL.
+ */
+int cache_note_handle(struct cache *c, const void *fh, size_t fhlen,
+                      const uint8_t *fattr3, unsigned flags);
+
+/* Identity the handle was last noted with: 0, or -ENOENT. */
+int cache_ident_of_handle(struct cache *c, const void *fh, size_t fhlen,
+                          struct cache_ident *id);
+
+/* ---------------------------------------------------------------------- */
+/* Reading                                                                 */
+
+/*
+ * Serve READ(fh, off, count) from the cache.  The range is clipped at the
+ * current version's size.  Returns 0 only when every block the clipped
+ * range touches is held for the current version: count bytes (or fewer,
+ * at EOF) copied into out (room for count bytes), *got and *eof set, and
+ * the current version's fattr3 (the bytes last noted, consistent with the
+ * data) copied to fattr_out (CACHE_FATTR_SIZE bytes; may be NULL).  An
+ * offset at or past EOF returns 0 with *got = 0, *eof = true.
+ * -ENOENT: any block missing, handle or version unknown, a strict file not
+ * revalidated since this process started (see docs/cache.md), invalidation
+ * pending, or the cache broken: forward the call upstream.
+ * Successful reads count as accesses (LRU) and hits.
+ */
+int cache_read(struct cache *c, const void *fh, size_t fhlen, uint64_t off,
+               uint32_t count, void *out, uint32_t *got, bool *eof,
+               uint8_t *fattr_out);
+
+/* A byte range [cr_off, cr_off + cr_len); block-aligned at its start. */
+struct cache_range {
+	uint64_t cr_off;
+	uint64_t cr_len;
+};
+
+/*
+ * Like cache_read, but copies the blocks that are present and lists the
+ * missing ones, merged into ranges of whole blocks (clipped at EOF), in
+ * missing[0..*nmissing).  Returns 0 when the version is usable (then
+ * got and eof describe the clipped range as if complete and fattr_out is
+ * the version the present bytes belong to), -ENOENT when it is not (no
+ * byte copied), -E2BIG when more than maxmissing ranges would be needed
+ * (nothing reported; treat as all missing).  The proxy fetches the
+ * missing ranges upstream (cache_blk_* for its in-flight table), checks
+ * with cache_fattr_same_version that each reply's post-op attributes match
+ * fattr_out (else it refetches the whole range), and fills them.
+ * Counts a hit only when nothing is missing, else a miss.
+ */
+int cache_read_partial(struct cache *c, const void *fh, size_t fhlen,
+                       uint64_t off, uint32_t count, void *out, uint32_t *got,
+                       bool *eof, uint8_t *fattr_out,
+                       struct cache_range *missing, unsigned maxmissing,
+                       unsigned *nmissing);
+
+/* ---------------------------------------------------------------------- */
+/* Filling and invalidating                                                */
+
+/*
+ * Data of a successful READ(fh, off) reply: len bytes, the reply's eof
+ * flag and its post-op attributes (NULL if absent: then nothing is stored,
+ * since the data's version is unknown).  Notes fh and fattr3 (as
+ * cache_note_handle does; the proxy need not note them again), then queues
+ * a copy of the whole blocks the data covers (and the last, partial block
+ * when it ends at the file size) for the writer, tagged with fattr3's
+ * version.  Never blocks: when the queue is full or the cache in bypass,
+ * the fill is dropped and counted.  Returns 0 (queued or nothing to
+ * store), -ENOBUFS (dropped), -ENOMEM, -EINVAL.
+ */
+int cache_fill(struct cache *c, const void *fh, size_t fhlen, uint64_t off,
+               const void *data, uint32_t len, bool eof,
+               const uint8_t *fattr3, unsigned flags);
+
+/*
+ * Write path (write-through): the file's cached blocks must not be served
+ * again.  Reads of it miss at once until the writer has deleted its blocks
+ * and a new version is noted; fills queued after this call are kept.  An
+ * immutable file loses its trust (its next noted version is adopted).
+ * Never dropped, even with a full queue.  Returns 0, or -ENOENT (handle
+ * unknown: nothing cached for it through this handle).
+ */
+int cache_invalidate(struct cache *c, const void *fh, size_t fhlen);
+int cache_invalidate_ident(struct cache *c, const struct cache_ident *id);
+
+/* ---------------------------------------------------------------------- */
+/* Statistics                                                              */
+
+struct cache_stats {
+	uint64_t cs_hits;         /* cache_read calls served */
+	uint64_t cs_misses;       /* cache_read calls that returned -ENOENT */
+	uint64_t cs_hit_bytes;    /* bytes served */
+	uint64_t cs_fill_bytes;   /* bytes of blocks committed */
+	uint64_t cs_fill_blocks;
+	uint64_t cs_evictions;    /* blocks evicted for space */
+	uint64_t cs_stale_drops;  /* blocks deleted for being of an old version */
+	uint64_t cs_dropped_fills;/* fills dropped: queue full or bypass */
+	uint64_t cs_dropped_bytes;
+	uint64_t cs_bytes;        /* footprint of blocks held (the capped value) */
+	uint64_t cs_data_bytes;   /* payload bytes of blocks held */
+	uint64_t cs_blocks;
+	uint64_t cs_files;        /* files with at least one block */
+	uint64_t cs_max_bytes;    /* cap (lowered after a full disk) */
+	uint64_t cs_queue_bytes;  /* fill data waiting for the writer */
+	uint64_t cs_commits;
+	uint64_t cs_write_errors; /* failed write transactions */
+	uint32_t cs_block_size;
+	bool cs_bypass;           /* writes suspended (disk/map full, error) */
+	bool cs_broken;           /* LMDB failed: nothing served until restart */
+};
+
+/* Snapshot of the counters; thread-safe, never blocks. */
+void cache_stats(struct cache *c, struct cache_stats *st);
+
+/* ---------------------------------------------------------------------- */
+/* Offline administration                                                  */
+
+/*
+ * `gridvfs cache stat|verify|evict DIR ...` on a cache directory that no
+ * proxy is using (stat also works beside a running proxy).  argv[0] is
+ * "cache".  Prints to stdout/stderr; returns the exit status (0 ok, 1 a
+ * check failed or an error, 2 usage).
+ */
+int cache_cli_main(int argc, char **argv);
+
+#endif /* GRIDVFS_CACHE_H */
