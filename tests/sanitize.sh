@@ -1,0 +1,58 @@
+#!/bin/bash
+# Builds gridvfs with AddressSanitizer + UndefinedBehaviorSanitizer out of
+# tree in build-asan/ and runs `make check` there: every unit test, every
+# integration test (gridvfsd itself runs instrumented) and the fuzz corpus
+# replay.  Any ASan/UBSan report or leak fails the test that caused it.
+#   tests/sanitize.sh [--valgrind]   (--valgrind: also valgrind the units)
+# If the source tree is also configured in place (./config.status exists),
+# automake refuses an out-of-tree build of it, so the tracked sources are
+# snapshotted into build-asan/src and built from there instead.
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+out="$src/build-asan"
+valgrind=0
+[ "${1:-}" = --valgrind ] && valgrind=1
+
+start=$(date +%s)
+mkdir -p "$out"
+if [ -f "$src/config.status" ]; then
+	echo "sanitize: $src is configured in place; building a snapshot"
+	rm -rf "$out/src"
+	mkdir -p "$out/src"
+	if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
+		(cd "$src" && git ls-files -co --exclude-standard -z |
+			xargs -0 cp --parents -t "$out/src")
+	else
+		tar -C "$src" --exclude=./build-asan --exclude='*.o' \
+			--exclude=config.status --exclude=Makefile --exclude=config.h \
+			-cf - . | tar -C "$out/src" -xf -
+	fi
+	(cd "$out/src" && autoreconf -fi >/dev/null 2>&1)
+	cfg="$out/src/configure"
+	obj="$out/obj"
+else
+	[ -x "$src/configure" ] || (cd "$src" && autoreconf -fi)
+	cfg="$src/configure"
+	obj="$out"
+fi
+mkdir -p "$obj"
+cd "$obj"
+# Reconfigure only when needed, so a second run is incremental.
+if [ ! -f Makefile ] || [ "$cfg" -nt config.status ]; then
+	"$cfg" --enable-sanitizers --enable-werror CC=gcc >configure.log 2>&1 ||
+		{ tail -30 configure.log; exit 1; }
+fi
+make -j"$(nproc)" >build.log 2>&1 || { tail -40 build.log; exit 1; }
+
+# abort_on_error: a report kills the process with SIGABRT, so a daemon
+# under test cannot report and carry on.  LeakSanitizer runs at exit.
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
+rc=0
+make -j"$(nproc)" check || rc=$?
+if [ "$valgrind" = 1 ]; then
+	echo "sanitize: valgrind over the unit tests of a plain build"
+	bash "$src/tests/fuzz/valgrind-units.sh" || rc=1
+fi
+echo "sanitize: make check under ASan+UBSan took $(($(date +%s) - start))s (rc $rc)"
+exit "$rc"

@@ -1,0 +1,324 @@
+#!/bin/bash
+# Prepares the small Linux guest that QEMU boots in gridvfs's hypervisor
+# tests: kernel (Debian cloud kernel, bzImage and extracted ELF vmlinux),
+# busybox initramfs, and a raw ext4 root image whose init reads ~65 MiB.
+#
+#   build-guest.sh [CACHE_DIR]      (default ${GRIDVFS_VM_CACHE:-/var/cache/gridvfs-vm})
+#
+# Everything lands in CACHE_DIR and is rebuilt only when an input changes
+# (this script, the kernel package version, busybox's version). Missing
+# Debian packages are installed here, not by tests/tools/install-deps.sh,
+# because the VM tests are optional for the main suite. The kernel package
+# is downloaded and unpacked into the cache rather than installed: an
+# installed kernel would pull systemd, udev and initramfs-tools into the
+# host and run update-initramfs, none of which the guest needs.
+# Prints KEY=VALUE lines (KERNEL, BZIMAGE, INITRD, IMAGE, ...) on stdout.
+set -euo pipefail
+
+CACHE=${1:-${GRIDVFS_VM_CACHE:-/var/cache/gridvfs-vm}}
+IMAGE_MIB=256           # raw disk size; the rest of the content is free space
+PKGS=(qemu-system-x86 busybox-static e2fsprogs cpio lz4 zstd xz-utils
+      binutils coreutils)
+# Fixed identity (mkfs's UUID, directory hash seed, times) so two builds
+# differ only in inode ctimes, which mkfs -d copies from the scratch tree
+# and no tool here can set; the initramfs is byte-for-byte reproducible.
+FS_UUID=6a1c1e52-9d0f-4d2b-8f35-67726964766d
+FS_HASH_SEED=3f0c5b7e-1d9a-4c2e-a6b4-67726964766d
+FS_EPOCH=1700000000
+
+log() { echo "build-guest: $*" >&2; }
+die() { echo "build-guest: $*" >&2; exit 1; }
+
+# deps_install: install whichever of PKGS is missing (needs root then).
+deps_install() {
+	local p missing=()
+	for p in "${PKGS[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+			grep -q "install ok installed" || missing+=("$p")
+	done
+	[ ${#missing[@]} -eq 0 ] && return 0
+	[ "$(id -u)" -eq 0 ] || die "missing packages ${missing[*]} (run as root)"
+	log "installing ${missing[*]}"
+	export DEBIAN_FRONTEND=noninteractive
+	# Another apt may hold the lock (parallel tests): wait for it.
+	apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+		--no-install-recommends "${missing[@]}" >&2 ||
+	{ apt-get update -qq >&2 &&
+	  apt-get -o DPkg::Lock::Timeout=600 install -y -qq \
+		--no-install-recommends "${missing[@]}" >&2; }
+}
+
+# kernel_pkg: name of the versioned linux-image the cloud metapackage
+# points at, e.g. linux-image-6.1.0-56-cloud-amd64.
+kernel_pkg() {
+	apt-cache depends linux-image-cloud-amd64 2>/dev/null |
+		sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' |
+		head -1
+}
+
+# kernel_locate: set KVER, KSRC_VMLINUZ, KSRC_MODULES. Prefers an installed
+# cloud kernel; otherwise unpacks the package into $CACHE/kpkg.
+kernel_locate() {
+	local z pkg ver deb
+	z=$(ls -1 /boot/vmlinuz-*-cloud-amd64 2>/dev/null | sort -V | tail -1 || true)
+	if [ -n "$z" ] && [ -d "/lib/modules/${z#/boot/vmlinuz-}" ]; then
+		KVER=${z#/boot/vmlinuz-}
+		KSRC_VMLINUZ=$z
+		KSRC_MODULES=/lib/modules/$KVER
+		KPKG_VER="installed-$(dpkg-query -W -f='${Version}' "linux-image-$KVER" 2>/dev/null || echo unknown)"
+		return 0
+	fi
+	# apt-cache takes seconds here; its answer can only change when the
+	# package lists do, so reuse the last resolution until then.
+	if [ -f "$CACHE/kpkg/.version" ] && [ -z "$(find /var/lib/apt/lists \
+		-maxdepth 1 -name '*Packages*' -newer "$CACHE/kpkg/.version" |
+		head -1)" ]; then
+		KPKG_VER=$(cat "$CACHE/kpkg/.version")
+	else
+		pkg=$(kernel_pkg)
+		[ -n "$pkg" ] || { apt-get update -qq >&2; pkg=$(kernel_pkg); }
+		[ -n "$pkg" ] || die "cannot resolve linux-image-cloud-amd64"
+		ver=$(apt-cache policy "$pkg" | sed -n 's/^ *Candidate: //p')
+		KPKG_VER="$pkg=$ver"
+	fi
+	pkg=${KPKG_VER%%=*}
+	ver=${KPKG_VER#*=}
+	KVER=${pkg#linux-image-}
+	if [ "$(cat "$CACHE/kpkg/.version" 2>/dev/null)" != "$KPKG_VER" ]; then
+		log "downloading $pkg $ver"
+		rm -rf "$CACHE/kpkg" "$CACHE/kdl"
+		mkdir -p "$CACHE/kdl"
+		(cd "$CACHE/kdl" && apt-get -q -o APT::Sandbox::User=root \
+			download "$pkg=$ver" >&2)
+		deb=$(ls "$CACHE"/kdl/*.deb)
+		dpkg-deb -x "$deb" "$CACHE/kpkg"
+		echo "$KPKG_VER" >"$CACHE/kpkg/.version"
+		rm -rf "$CACHE/kdl"
+	fi
+	KSRC_VMLINUZ=$CACHE/kpkg/boot/vmlinuz-$KVER
+	KSRC_MODULES=$CACHE/kpkg/lib/modules/$KVER
+	[ -f "$KSRC_VMLINUZ" ] || die "no $KSRC_VMLINUZ in $pkg"
+}
+
+# vmlinux_extract BZIMAGE OUT: find the compressed payload inside the
+# bzImage by its magic (as the kernel's scripts/extract-vmlinux does) and
+# decompress it; the result must be an ELF with the PVH entry note, which
+# lets QEMU's -kernel start it directly, skipping the in-guest decompressor.
+vmlinux_extract() {
+	local in=$1 out=$2 magic cmd off
+	local -a tries=('\x02\x21\x4c\x18:lz4 -dc' '\x1f\x8b\x08:gzip -dc'
+		'\xfd\x37\x7a\x58\x5a\x00:xz -dc' '\x28\xb5\x2f\xfd:zstd -dcq'
+		'\x5d\x00\x00\x00:xz -dc --format=lzma' '\x42\x5a\x68:bzip2 -dc')
+	for t in "${tries[@]}"; do
+		magic=${t%%:*}
+		cmd=${t#*:}
+		for off in $(LC_ALL=C grep -obUaP "$magic" "$in" | cut -d: -f1); do
+			# Trailing bytes after the stream make some tools complain.
+			tail -c +$((off + 1)) "$in" | $cmd >"$out.tmp" 2>/dev/null || true
+			if [ "$(head -c 4 "$out.tmp" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] &&
+				readelf -n "$out.tmp" 2>/dev/null | grep -q '(0x00000012)'; then
+				mv "$out.tmp" "$out"
+				return 0
+			fi
+		done
+	done
+	rm -f "$out.tmp"
+	return 1
+}
+
+# modules_for NAME...: the .ko paths (relative to the modules dir) needed
+# to load NAME..., dependencies first, each once; nothing for built-ins.
+# The package ships no modules.dep (depmod makes it at install time), so
+# dependencies come from each module's .modinfo "depends=" field.
+modules_for() {
+	local seen=" " m
+	_mf() {
+		local name=$1 p dep
+		p=$(cd "$KSRC_MODULES" && find kernel -name "$name.ko" -o \
+			-name "${name//_/-}.ko" | head -1)
+		[ -n "$p" ] || return 0
+		case $seen in *" $p "*) return 0 ;; esac
+		for dep in $(objcopy -O binary --only-section=.modinfo \
+			"$KSRC_MODULES/$p" /dev/stdout | tr '\0' '\n' |
+			sed -n 's/^depends=//p' | tr ',' ' '); do
+			_mf "$dep"
+		done
+		seen+="$p "
+		echo "$p"
+	}
+	for m in "$@"; do _mf "$m"; done
+}
+
+# initramfs_init: the initramfs's /init. Loads the virtio modules, mounts
+# /dev/vda read-only and switches root to it; any failure is reported on
+# the console (GRIDVFS-BOOT-FAIL) and powers off, so boot.sh never waits
+# for a timeout on a guest that cannot come up.
+initramfs_init() {
+	cat <<'INIT'
+#!/bin/sh
+fail() { echo "GRIDVFS-BOOT-FAIL initramfs: $*"; poweroff -f; }
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for m in $(cat /etc/modules.list); do
+	insmod "/lib/modules/$m" || fail "insmod $m"
+done
+i=0
+while [ ! -b /dev/vda ]; do
+	i=$((i + 1))
+	[ $i -gt 500 ] && fail "no /dev/vda"
+	sleep 0.01
+done
+mount -t ext4 -o ro /dev/vda /newroot || fail "mount /dev/vda"
+umount /proc /sys
+mount --move /dev /newroot/dev || fail "move /dev"
+exec switch_root /newroot /sbin/init
+INIT
+}
+
+# initramfs_build OUT: busybox (applets as symlinks), the modules, /init.
+# Left uncompressed: under TCG decompressing costs more than copying.
+initramfs_build() {
+	local out=$1 d m
+	d=$(mktemp -d "$CACHE/initrd.XXXXXX")
+	mkdir -p "$d"/{bin,sbin,etc,proc,sys,dev,newroot,lib/modules}
+	cp /bin/busybox "$d/bin/busybox"
+	for a in $("$d/bin/busybox" --list); do
+		[ "$a" = busybox ] || ln -s busybox "$d/bin/$a"
+	done
+	: >"$d/etc/modules.list"
+	for m in $(modules_for virtio_pci virtio_blk); do
+		mkdir -p "$d/lib/modules/$(dirname "$m")"
+		cp "$KSRC_MODULES/$m" "$d/lib/modules/$m"
+		echo "$m" >>"$d/etc/modules.list"
+	done
+	grep -q virtio_blk "$d/etc/modules.list" ||
+		grep -q virtio_blk "$KSRC_MODULES/modules.builtin" ||
+		die "virtio_blk is neither a module nor built in"
+	initramfs_init >"$d/init"
+	chmod 755 "$d/init"
+	find "$d" -exec touch -h -d "@$FS_EPOCH" {} +
+	(cd "$d" && find . | LC_ALL=C sort |
+		cpio -o -H newc --reproducible -R 0:0 --quiet) >"$out.tmp"
+	rm -rf "$d"
+	mv "$out.tmp" "$out"
+}
+
+# root_init: the root image's /sbin/init, the guest's "workload". It walks
+# directories and checksums a fixed file set (~65 MiB, listed with its
+# expected sums in /etc/gridvfs-boot.sha256), so wrong bytes from the disk
+# path show up as GRIDVFS-BOOT-BADSUM. The reported byte count comes from
+# /sys/block/vda/stat, i.e. everything the guest read from the device
+# (metadata and readahead included), which is what QEMU reads from IMAGE.
+root_init() {
+	cat <<'INIT'
+#!/bin/sh
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t tmpfs tmpfs /tmp
+echo "GRIDVFS-BOOT-START $(uname -r)"
+ls -lR /etc /lib/modules >/tmp/listing
+nfiles=$(find / -xdev -type f | wc -l)
+uname -a >/tmp/uname
+dmesg | grep -c . >/tmp/dmesg-lines
+if sha256sum -c -s /etc/gridvfs-boot.sha256; then
+	read -r _ _ sectors _ </sys/block/vda/stat
+	echo "GRIDVFS-BOOT-FILES $nfiles files, $(wc -l </etc/gridvfs-boot.sha256) checksummed"
+	echo "GRIDVFS-BOOT-OK $((sectors * 512)) bytes"
+else
+	echo "GRIDVFS-BOOT-BADSUM"
+	sha256sum -c /etc/gridvfs-boot.sha256 2>&1 | grep -v ': OK$' | head -5
+fi
+poweroff -f
+INIT
+}
+
+# root_tree DIR: busybox root plus the kernel's module tree as bulk
+# content. The init checksums drivers/ and fs/ (~62 MiB) plus busybox and
+# leaves the rest (~35 MiB) unread, like a real boot. The list is sorted
+# by checksum, i.e. in an order unrelated to the on-disk layout, so the
+# guest's reads jump around the image as a real boot's do instead of
+# streaming it front to back.
+root_tree() {
+	local d=$1 a
+	mkdir -p "$d"/{bin,sbin,etc,proc,sys,dev,tmp,root,lib/modules,boot}
+	cp /bin/busybox "$d/bin/busybox"
+	for a in $("$d/bin/busybox" --list); do
+		[ "$a" = busybox ] || ln -s busybox "$d/bin/$a"
+	done
+	root_init >"$d/sbin/init"
+	chmod 755 "$d/sbin/init"
+	echo gridvfs-guest >"$d/etc/hostname"
+	echo "root:x:0:0:root:/root:/bin/sh" >"$d/etc/passwd"
+	cp -a "$KSRC_MODULES" "$d/lib/modules/$KVER"
+	cp "$KSRC_VMLINUZ" "$d/boot/"
+	(cd "$d" && find bin/busybox "lib/modules/$KVER/kernel/drivers" \
+		"lib/modules/$KVER/kernel/fs" -type f | LC_ALL=C sort |
+		xargs sha256sum | sed 's|  |  /|' | LC_ALL=C sort) \
+		>"$d/etc/gridvfs-boot.sha256"
+	find "$d" -exec touch -h -d "@$FS_EPOCH" {} +
+}
+
+# image_build OUT: raw ext4 (no partition table, the guest's /dev/vda).
+image_build() {
+	local out=$1 d
+	d=$(mktemp -d "$CACHE/root.XXXXXX")
+	root_tree "$d"
+	rm -f "$out.tmp"
+	truncate -s "${IMAGE_MIB}M" "$out.tmp"
+	# -T default: 4 KiB blocks like a real root disk (mke2fs would pick
+	# 1 KiB blocks for an image this small).
+	E2FSPROGS_FAKE_TIME=$FS_EPOCH mkfs.ext4 -q -F -T default -L gridvfs-root \
+		-U "$FS_UUID" -E "hash_seed=$FS_HASH_SEED,root_owner=0:0" \
+		-d "$d" "$out.tmp" >&2
+	rm -rf "$d"
+	mv "$out.tmp" "$out"
+}
+
+# inputs_key: what the cached outputs depend on.
+inputs_key() {
+	{
+		sha256sum <"${BASH_SOURCE[0]}"
+		echo "$KPKG_VER $KVER"
+		dpkg-query -W -f='${Version}\n' busybox-static e2fsprogs
+	} | sha256sum | cut -c1-16
+}
+
+main() {
+	local key start
+	mkdir -p "$CACHE"
+	# Half-built scratch dirs and .tmp files of an interrupted run.
+	trap 'rm -rf "$CACHE"/initrd.?????? "$CACHE"/root.?????? "$CACHE"/*.tmp' EXIT
+	# Parallel test runs share the cache: one builds, the others wait.
+	exec 9>"$CACHE/.lock"
+	flock 9
+	start=$(date +%s%N)
+	deps_install
+	kernel_locate
+	key=$(inputs_key)
+	if [ "$(cat "$CACHE/stamp" 2>/dev/null)" != "$key" ]; then
+		log "building guest for $KVER in $CACHE"
+		rm -f "$CACHE/stamp"
+		cp "$KSRC_VMLINUZ" "$CACHE/bzImage"
+		rm -f "$CACHE/vmlinux"
+		vmlinux_extract "$CACHE/bzImage" "$CACHE/vmlinux" ||
+			log "no bootable ELF vmlinux in $KSRC_VMLINUZ: using the bzImage"
+		initramfs_build "$CACHE/initrd.cpio"
+		image_build "$CACHE/root.img"
+		echo "$key" >"$CACHE/stamp"
+		log "built in $((($(date +%s%N) - start) / 1000000)) ms"
+	fi
+	echo "KVER=$KVER"
+	if [ -f "$CACHE/vmlinux" ]; then
+		echo "KERNEL=$CACHE/vmlinux"
+	else
+		echo "KERNEL=$CACHE/bzImage"
+	fi
+	echo "BZIMAGE=$CACHE/bzImage"
+	echo "INITRD=$CACHE/initrd.cpio"
+	echo "IMAGE=$CACHE/root.img"
+	echo "INPUTS_KEY=$key"
+}
+
+main
