@@ -12,6 +12,15 @@
 
 struct px_call;
 
+/*
+ * The answer to a call the proxy made itself (px_icall): err 0 with the
+ * NFS/MOUNT results (after the RPC header; they live only during the
+ * callback), or a negative errno when the call failed at the RPC level
+ * (-EPROTO: upstream refused it; -ETIMEDOUT: upstream unreachable past
+ * --upstream-timeout; -ECANCELED: shutdown).
+ */
+typedef void (*px_icall_fn)(void *ctx, int err, uint8_t *res, size_t len);
+
 /* Where a client connection stands in RFC 9289's sequence. */
 enum px_cl_state {
 	CL_PROBE,     /* TLS on: waiting for the AUTH_TLS probe */
@@ -94,6 +103,8 @@ struct px_call {
 	struct px_msg *pc_req;       /* upstream bytes, kept for resending */
 	struct idmap *pc_map;        /* map the call went out with (a ref) */
 	struct px_cread *pc_cread;   /* a READ widened by the cache, or NULL */
+	px_icall_fn pc_icb;          /* a call of the proxy's own, or NULL */
+	void *pc_ictx;
 	struct timespec pc_start;
 	struct px_call *pc_xnext;    /* hash chain by upstream xid */
 	struct px_call *pc_dnext;    /* hash chain by (client addr, xid) */
@@ -138,6 +149,7 @@ struct px_loop {
 	struct tls_ctx *lp_tls_cli;  /* client role: upstream TLS */
 	struct idmap_gridmap *lp_gridmap;
 	struct px_rcache *lp_rcache; /* client role with --cache-dir */
+	struct px_wb *lp_wb;         /* --write-policy back */
 };
 
 /* loop.c */
@@ -200,6 +212,24 @@ void px_rcache_call_free(struct px_cread *cr);
 void px_rcache_stats(struct px_loop *l, uint64_t *hits, uint64_t *bytes,
 		     uint64_t *fetches, uint64_t *coalesced);
 
+/*
+ * writeback.c: --write-policy back.  px_wb_open() runs at start-up (after
+ * the read cache), px_wb_tick() every 100 ms, px_wb_close() at exit.
+ * px_wb_call() sees every NFS call after identity mapping and before the
+ * read cache: 1 when it answered (or parked) the call itself — it then
+ * owns nothing of msg, the pipeline frees it; 0 to let it go on.
+ * px_wb_reply() sees every successful NFS reply before it goes to the
+ * client, to make attributes reflect unflushed writes.
+ */
+struct px_wb;
+int px_wb_open(struct px_loop *l);
+void px_wb_close(struct px_loop *l);
+void px_wb_tick(struct px_loop *l);
+int px_wb_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
+	       size_t len, const struct rpc_call *h);
+void px_wb_reply(struct px_loop *l, struct px_call *pc, struct px_msg *m,
+		 size_t res_off);
+
 /* pipeline.c */
 int px_pipe_init(struct px_loop *l);
 void px_pipe_free(struct px_loop *l);
@@ -210,5 +240,15 @@ bool px_pipe_reply(struct px_link *ln, uint8_t *mem, size_t len);
 /* Answer pc with an RPC error locally and forget it. */
 void px_pipe_fail_call(struct px_call *pc, uint32_t accept_stat);
 void px_pipe_tick(struct px_loop *l, time_t now);
+/*
+ * Send a call of the proxy's own upstream (prefetch, write-back flushes):
+ * prog/proc with the given AUTH_SYS credential (NULL: root) and encoded
+ * arguments.  cb runs exactly once, from the loop thread.  Replies pass
+ * through the same hooks as clients' (idmap, cache notes).  Returns 0, or
+ * -ENOMEM (cb not called).
+ */
+int px_icall(struct px_loop *l, uint32_t prog, uint32_t proc,
+	     const struct rpc_authsys *cred, const void *args, size_t alen,
+	     px_icall_fn cb, void *ctx);
 
 #endif /* GRIDVFS_PX_CORE_H */

@@ -172,6 +172,8 @@ static void timer_event(struct px_ev *ev, uint64_t unused)
 	px_link_tick(&l->lp_mount, &now);
 	px_client_tick(l, px_now_ms());
 	px_pipe_tick(l, time(NULL));
+	if (l->lp_wb)
+		px_wb_tick(l);
 	if (l->lp_draining)
 		drain_tick(l, &now);
 }
@@ -309,7 +311,8 @@ static int loop_setup(struct px_loop *l, const struct px_opts *o)
 			return -ENOMEM;
 		}
 	}
-	if (loop_tls_setup(l, o) < 0 || px_rcache_open(l) < 0)
+	if (loop_tls_setup(l, o) < 0 || px_rcache_open(l) < 0 ||
+	    px_wb_open(l) < 0)
 		return -EINVAL;
 	if ((fd = listen_open(o)) < 0)
 		return fd;
@@ -347,6 +350,7 @@ static void loop_teardown(struct px_loop *l)
 	px_link_shutdown(&l->lp_mount);
 	px_pipe_free(l);
 	px_client_reap(l);
+	px_wb_close(l);
 	px_rcache_close(l); /* drains the cache writer */
 	if (l->lp_idmap)
 		idmap_slot_free(l->lp_idmap);

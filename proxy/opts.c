@@ -98,6 +98,16 @@ static const char usage[] =
 "                       let that user (uid and groups) read the file within\n"
 "                       this many seconds (default 30)\n"
 "\n"
+"Write policy (client role):\n"
+"  --write-policy through|back\n"
+"                       through (default): WRITE and COMMIT go upstream\n"
+"                       as they are.  back: WRITEs are answered once the\n"
+"                       data is durable in DIR/dirty under --cache-dir, and\n"
+"                       flushed upstream in the background; COMMIT waits\n"
+"                       for upstream's stable COMMIT\n"
+"  --dirty-max BYTES    unflushed data allowed before writes wait for the\n"
+"                       flusher (default 1G)\n"
+"\n"
 "Limits (each protects the daemon from one misbehaving peer):\n"
 "  --max-record BYTES   largest RPC record accepted from either side\n"
 "                       (default 1052672 = 1 MiB + 4 KiB); a larger one\n"
@@ -148,7 +158,7 @@ enum {
 	OPT_ANONGID, OPT_UNMAPPED, OPT_TLS, OPT_TLS_CERT, OPT_TLS_KEY,
 	OPT_TLS_CA, OPT_TLS_CRL, OPT_TLS_SERVER_NAME, OPT_GRID_MAPFILE,
 	OPT_CACHE_DIR, OPT_CACHE_SIZE, OPT_CACHE_BLOCK, OPT_CONSISTENCY,
-	OPT_IMMUTABLE_TTL, OPT_ACCESS_TTL,
+	OPT_IMMUTABLE_TTL, OPT_ACCESS_TTL, OPT_WRITE_POLICY, OPT_DIRTY_MAX,
 };
 
 static const struct option longopts[] = {
@@ -188,6 +198,8 @@ static const struct option longopts[] = {
 	{"consistency", required_argument, NULL, OPT_CONSISTENCY},
 	{"immutable-ttl", required_argument, NULL, OPT_IMMUTABLE_TTL},
 	{"access-ttl", required_argument, NULL, OPT_ACCESS_TTL},
+	{"write-policy", required_argument, NULL, OPT_WRITE_POLICY},
+	{"dirty-max", required_argument, NULL, OPT_DIRTY_MAX},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -328,6 +340,7 @@ static void opts_defaults(struct px_opts *o)
 	o->o_cache_block = 64u << 10;
 	o->o_immutable_ttl = 3600;
 	o->o_access_ttl = 30;
+	o->o_dirty_max = 1ull << 30;
 }
 
 /* Defaults that depend on the role, and TLS files that must go together. */
@@ -483,6 +496,17 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 			       ? -EINVAL
 			       : 0;
 	}
+	case OPT_WRITE_POLICY: {
+		static const char *const wp[] = {"through", "back"};
+
+		return (o->o_write_policy = pick("write-policy", arg, wp, 2)) < 0
+			       ? -EINVAL
+			       : 0;
+	}
+	case OPT_DIRTY_MAX:
+		rc = parse_num("dirty-max", arg, 1u << 20, 1ull << 50, true, &v);
+		o->o_dirty_max = v;
+		break;
 	case OPT_IMMUTABLE_TTL:
 		rc = parse_num("immutable-ttl", arg, 1, 86400 * 365, false, &v);
 		o->o_immutable_ttl = (unsigned)v;
@@ -557,6 +581,12 @@ int px_opts_parse(struct px_opts *o, int argc, char **argv)
 	}
 	if (!o->o_listen && set_str(&o->o_listen, "127.0.0.1:2049"))
 		return -ENOMEM;
+	if (o->o_write_policy == PX_WRITE_BACK &&
+	    (o->o_role != PX_ROLE_CLIENT || !o->o_cache_dir)) {
+		fprintf(stderr, "gridvfsd: --write-policy back needs the client "
+				"role and --cache-dir (dirty data lives there)\n");
+		return -EINVAL;
+	}
 	if (o->o_cache_dir && o->o_role == PX_ROLE_SERVER) {
 		fprintf(stderr, "gridvfsd: --cache-dir is for the client role\n");
 		return -EINVAL;

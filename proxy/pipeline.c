@@ -269,6 +269,10 @@ void px_pipe_fail_call(struct px_call *pc, uint32_t accept_stat)
 {
 	struct px_loop *l = pc->pc_link->ln_loop;
 
+	if (pc->pc_icb)
+		pc->pc_icb(pc->pc_ictx, l->lp_draining ? -ECANCELED : -ETIMEDOUT,
+			   NULL, 0);
+
 	if (pc->pc_client && !pc->pc_client->cl_closed)
 		reply_local(pc->pc_client, pc->pc_cl_xid, LOCAL_ACCEPTED,
 			    accept_stat, 0, 0);
@@ -464,6 +468,12 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 		}
 		msg = mem + RPC_REC_HEADROOM;
 	}
+	if (l->lp_wb && h.c_prog == RPC_PROG_NFS &&
+	    px_wb_call(l, c, msg, len, &h)) {
+		if (map)
+			idmap_unref(map);
+		goto done;
+	}
 	if (l->lp_rcache && h.c_prog == RPC_PROG_NFS && h.c_proc == NFS3_READ) {
 		if (px_rcache_read_call(l, c, msg, len, &h, &cr)) {
 			if (map)
@@ -603,6 +613,22 @@ bool px_pipe_reply(struct px_link *ln, uint8_t *mem, size_t len)
 		call_finish(l, pc);
 		return true;
 	}
+	if (l->lp_wb && pc->pc_prog == RPC_PROG_NFS &&
+	    r.r_stat == RPC_MSG_ACCEPTED && r.r_accept_stat == RPC_ACC_SUCCESS)
+		px_wb_reply(l, pc, m, r.r_res_off);
+	if (pc->pc_icb) {
+		bool ok = r.r_stat == RPC_MSG_ACCEPTED &&
+			  r.r_accept_stat == RPC_ACC_SUCCESS;
+
+		if (ok && l->lp_rcache && pc->pc_prog == RPC_PROG_NFS)
+			px_rcache_reply(l, pc, m, r.r_res_off);
+		pc->pc_icb(pc->pc_ictx, ok ? 0 : -EPROTO,
+			   ok ? px_msg_data(m) + r.r_res_off : NULL,
+			   ok ? m->m_len - r.r_res_off : 0);
+		px_msg_unref(m);
+		call_finish(l, pc);
+		return true;
+	}
 	/* The cache notes attributes and fills even when the asking client
 	 * is gone: the data came at a price. */
 	if (pc->pc_cread && !(r.r_stat == RPC_MSG_ACCEPTED &&
@@ -618,4 +644,49 @@ bool px_pipe_reply(struct px_link *ln, uint8_t *mem, size_t len)
 	px_msg_unref(m);
 	call_finish(l, pc);
 	return true;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Calls of the proxy's own                                                */
+
+int px_icall(struct px_loop *l, uint32_t prog, uint32_t proc,
+	     const struct rpc_authsys *cred, const void *args, size_t alen,
+	     px_icall_fn cb, void *ctx)
+{
+	struct rpc_authsys root = {.as_machine_len = 7, .as_machine = "gridvfs"};
+	uint8_t body[RPC_AUTH_MAX_BODY];
+	struct rpc_xdr cx, x;
+	struct px_call *pc;
+	struct px_msg *m;
+	size_t cap = 64 + sizeof(body) + alen;
+
+	rpc_xdr_init(&cx, body, sizeof(body));
+	if (rpc_authsys_encode(&cx, cred ? cred : &root))
+		return -EINVAL;
+	if (!(m = px_msg_new(cap)))
+		return -ENOMEM;
+	if (!(pc = calloc(1, sizeof(*pc)))) {
+		px_msg_unref(m);
+		return -ENOMEM;
+	}
+	pc->pc_up_xid = l->lp_next_xid++;
+	rpc_xdr_init(&x, px_msg_data(m), cap);
+	rpc_call_build(&x, pc->pc_up_xid, prog, 3, proc, RPC_AUTH_SYS, body,
+		       (uint32_t)cx.x_pos, RPC_AUTH_NONE, NULL, 0);
+	rpc_xdr_put_fixed(&x, args, alen);
+	m->m_len = x.x_pos;
+	pc->pc_req = m;
+	pc->pc_prog = prog;
+	pc->pc_vers = 3;
+	pc->pc_proc = proc;
+	pc->pc_icb = cb;
+	pc->pc_ictx = ctx;
+	/* Its own key: no client retransmits it. */
+	memset(pc->pc_key, 0xff, sizeof(pc->pc_key));
+	pc->pc_cl_xid = pc->pc_up_xid;
+	px_now(&pc->pc_start);
+	call_index(l, pc, pc->pc_key);
+	l->lp_npending++;
+	px_link_submit(prog == RPC_PROG_NFS ? &l->lp_nfs : &l->lp_mount, pc);
+	return 0;
 }

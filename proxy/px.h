@@ -100,7 +100,12 @@ struct px_opts {
 	int o_consistency;           /* enum px_consistency */
 	unsigned o_immutable_ttl;    /* s */
 	unsigned o_access_ttl;       /* s */
+	/* write policy (client role) */
+	int o_write_policy;          /* enum px_write_policy */
+	uint64_t o_dirty_max;        /* bytes of unflushed data before writes wait */
 };
+
+enum px_write_policy { PX_WRITE_THROUGH = 0, PX_WRITE_BACK = 1 };
 
 enum px_consistency { PX_CONS_STRICT = 0, PX_CONS_IMMUTABLE = 1 };
 
