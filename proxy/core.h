@@ -150,6 +150,8 @@ struct px_loop {
 	struct idmap_gridmap *lp_gridmap;
 	struct px_rcache *lp_rcache; /* client role with --cache-dir */
 	struct px_wb *lp_wb;         /* --write-policy back */
+	struct px_ev lp_ctl;         /* control socket (gridvfs status) */
+	struct timespec lp_started;
 };
 
 /* loop.c */
@@ -229,6 +231,12 @@ int px_wb_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
 	       size_t len, const struct rpc_call *h);
 void px_wb_reply(struct px_loop *l, struct px_call *pc, struct px_msg *m,
 		 size_t res_off);
+
+/* control.c: the control socket and latency figures. */
+int px_control_open(struct px_loop *l);
+void px_control_close(struct px_loop *l);
+void px_stats_latency(struct px_loop *l, uint32_t prog, uint32_t proc,
+		      const struct timespec *start);
 
 /* pipeline.c */
 int px_pipe_init(struct px_loop *l);

@@ -146,6 +146,8 @@ static void link_ready(struct px_link *ln)
 			(long)(time(NULL) - ln->ln_down_since), ln->ln_npending);
 	else
 		px_debug("upstream %s: connected", ln->ln_name);
+	bool again = ln->ln_down_since != 0;
+
 	ln->ln_state = LINK_UP;
 	ln->ln_down_since = 0;
 	ln->ln_fails = 0;
@@ -154,7 +156,8 @@ static void link_ready(struct px_link *ln)
 	/* Same XIDs, same bytes, same order as the first time. */
 	for (struct px_call *pc = ln->ln_head; pc; pc = pc->pc_next) {
 		px_outq_push(&ln->ln_out, pc->pc_req);
-		ln->ln_loop->lp_stats.s_resent++;
+		if (again)
+			ln->ln_loop->lp_stats.s_resent++;
 	}
 	link_flush(ln);
 }

@@ -311,6 +311,7 @@ static int loop_setup(struct px_loop *l, const struct px_opts *o)
 			return -ENOMEM;
 		}
 	}
+	l->lp_ctl.ev_fd = -1;
 	if (loop_tls_setup(l, o) < 0 || px_rcache_open(l) < 0 ||
 	    px_wb_open(l) < 0)
 		return -EINVAL;
@@ -330,6 +331,8 @@ static int loop_setup(struct px_loop *l, const struct px_opts *o)
 	if (l->lp_sig.ev_fd < 0 || l->lp_timer.ev_fd < 0 ||
 	    timerfd_settime(l->lp_timer.ev_fd, 0, &its, NULL) < 0)
 		return -errno;
+	if (px_control_open(l) < 0)
+		return -EINVAL;
 	if (px_ev_add(l, &l->lp_listen, EPOLLIN) ||
 	    px_ev_add(l, &l->lp_sig, EPOLLIN) ||
 	    px_ev_add(l, &l->lp_timer, EPOLLIN))
@@ -350,6 +353,7 @@ static void loop_teardown(struct px_loop *l)
 	px_link_shutdown(&l->lp_mount);
 	px_pipe_free(l);
 	px_client_reap(l);
+	px_control_close(l);
 	px_wb_close(l);
 	px_rcache_close(l); /* drains the cache writer */
 	if (l->lp_idmap)

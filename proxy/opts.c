@@ -134,6 +134,11 @@ static const char usage[] =
 "                       remembered so a client's retransmission reaches\n"
 "                       upstream with the same XID and bytes (default 120)\n"
 "\n"
+"Observability:\n"
+"  --control PATH       control socket for 'gridvfs status' (mode 0600);\n"
+"                       default /run/gridvfs/gridvfsd-PORT.sock with PORT the\n"
+"                       listening port; 'none' turns it off\n"
+"\n"
 "Running:\n"
 "  -F, --foreground     stay in the foreground and log to stderr\n"
 "                       (default: detach and log to syslog)\n"
@@ -159,6 +164,7 @@ enum {
 	OPT_TLS_CA, OPT_TLS_CRL, OPT_TLS_SERVER_NAME, OPT_GRID_MAPFILE,
 	OPT_CACHE_DIR, OPT_CACHE_SIZE, OPT_CACHE_BLOCK, OPT_CONSISTENCY,
 	OPT_IMMUTABLE_TTL, OPT_ACCESS_TTL, OPT_WRITE_POLICY, OPT_DIRTY_MAX,
+	OPT_CONTROL,
 };
 
 static const struct option longopts[] = {
@@ -200,6 +206,7 @@ static const struct option longopts[] = {
 	{"access-ttl", required_argument, NULL, OPT_ACCESS_TTL},
 	{"write-policy", required_argument, NULL, OPT_WRITE_POLICY},
 	{"dirty-max", required_argument, NULL, OPT_DIRTY_MAX},
+	{"control", required_argument, NULL, OPT_CONTROL},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -496,6 +503,7 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 			       ? -EINVAL
 			       : 0;
 	}
+	case OPT_CONTROL: return set_str(&o->o_control, arg);
 	case OPT_WRITE_POLICY: {
 		static const char *const wp[] = {"through", "back"};
 
@@ -591,6 +599,20 @@ int px_opts_parse(struct px_opts *o, int argc, char **argv)
 		fprintf(stderr, "gridvfsd: --cache-dir is for the client role\n");
 		return -EINVAL;
 	}
+	if (!o->o_control) {
+		/* One daemon per listening port, so the port names it. */
+		char buf[128];
+		const char *port = strrchr(o->o_listen, ':');
+
+		snprintf(buf, sizeof(buf), "/run/gridvfs/gridvfsd-%s.sock",
+			 port ? port + 1 : "2049");
+		if (set_str(&o->o_control, buf))
+			return -ENOMEM;
+		o->o_control_default = true;
+	} else if (!strcmp(o->o_control, "none")) {
+		free(o->o_control);
+		o->o_control = NULL;
+	}
 	if (opts_tls_finish(o)) {
 		fprintf(stderr, "Try 'gridvfsd --help'.\n");
 		return -EINVAL;
@@ -622,4 +644,5 @@ void px_opts_free(struct px_opts *o)
 	free(o->o_tls_server_name);
 	free(o->o_grid_mapfile);
 	free(o->o_cache_dir);
+	free(o->o_control);
 }

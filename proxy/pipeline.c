@@ -224,6 +224,8 @@ static void call_detach_client(struct px_call *pc)
 /* Forget pc: indexes, link, client, counters. */
 static void call_finish(struct px_loop *l, struct px_call *pc)
 {
+	if (!pc->pc_icb)
+		px_stats_latency(l, pc->pc_prog, pc->pc_proc, &pc->pc_start);
 	call_unindex(l, pc);
 	px_link_unlink_call(pc->pc_link, pc);
 	call_detach_client(pc);
@@ -444,6 +446,7 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 	}
 	if (!(ln = call_route(c, &h)))
 		goto done;
+	l->lp_stats.s_calls[h.c_prog == RPC_PROG_NFS ? 0 : 1][h.c_proc]++;
 	if (!call_args_ok(&h, msg, len)) {
 		px_warn_rl("client %s: garbage arguments for %s (xid %08x)",
 			   c->cl_name,
@@ -517,7 +520,6 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 	c->cl_pending++;
 	px_now(&pc->pc_start);
 	call_index(l, pc, key);
-	l->lp_stats.s_calls[h.c_prog == RPC_PROG_NFS ? 0 : 1][h.c_proc]++;
 	if (++l->lp_npending >= l->lp_opts->o_max_pending && !l->lp_paused) {
 		l->lp_paused = true;
 		px_warn_rl("%u calls outstanding (--max-pending): pausing "

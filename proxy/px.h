@@ -103,6 +103,8 @@ struct px_opts {
 	/* write policy (client role) */
 	int o_write_policy;          /* enum px_write_policy */
 	uint64_t o_dirty_max;        /* bytes of unflushed data before writes wait */
+	char *o_control;             /* control socket path, NULL: none */
+	bool o_control_default;      /* not asked for: failure only warns */
 };
 
 enum px_write_policy { PX_WRITE_THROUGH = 0, PX_WRITE_BACK = 1 };
@@ -210,8 +212,11 @@ void px_ev_del(struct px_loop *l, struct px_ev *ev);
 /* ---------------------------------------------------------------------- */
 /* Statistics                                                              */
 
+#define PX_LAT_BUCKETS 128u /* four per power of two of microseconds */
+
 struct px_stats {
 	uint64_t s_calls[2][NFS3_NPROC]; /* [0] NFS, [1] MOUNT */
+	uint64_t s_lat[2][NFS3_NPROC][PX_LAT_BUCKETS]; /* latency histograms */
 	uint64_t s_replies, s_errors_local, s_garbage, s_dups_dropped;
 	uint64_t s_dups_retargeted, s_dups_reused, s_resent, s_unknown_xid;
 	uint64_t s_conns_accepted, s_conns_refused, s_conns_closed;

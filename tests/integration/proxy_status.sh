@@ -1,0 +1,43 @@
+#!/bin/bash
+# proxy_status: `gridvfs status` over the control socket reports what the
+# daemon did (per-procedure counts and latency percentiles, links, cache),
+# in text and in JSON; the socket is 0600; a second daemon cannot take a
+# live daemon's socket; a missing socket is a clear error.
+. "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
+h_init proxy_status
+GV="$top_builddir/gridvfs"
+SOCK="$H_DIR/ctl.sock"
+
+h_ganesha
+h_gridvfsd --cache-dir "$H_DIR/cache" --control "$SOCK"
+[ "$(stat -c %a "$SOCK")" = 600 ] || h_fail "control socket mode is $(stat -c %a "$SOCK"), want 600"
+"$top_builddir/bench/rpcping" 127.0.0.1 "$H_PX_PORT" "$H_PX_PORT" "$H_EXPORT" 300 >/dev/null ||
+	h_fail "rpcping through the proxy failed"
+head -c 3000000 /dev/urandom >"$H_EXPORT/f"
+nfs-cp "$(h_url_proxy /f)" "$H_DIR/o" >/dev/null 2>&1 || h_fail "copy failed"
+$GV status --socket "$SOCK" >"$H_DIR/st.txt" || h_fail "gridvfs status failed"
+cat "$H_DIR/st.txt"
+n=$(awk '$1 == "GETATTR" { print $2 }' "$H_DIR/st.txt")
+[ -n "$n" ] && [ "$n" -ge 400 ] || h_fail "status shows '$n' GETATTRs, rpcping made 400"
+p50=$(awk '$1 == "GETATTR" { print $3 }' "$H_DIR/st.txt")
+[ -n "$p50" ] && [ "$p50" -gt 0 ] || h_fail "no GETATTR latency figure"
+grep -q "^link_nfs  *up" "$H_DIR/st.txt" || h_fail "status does not show the NFS link up"
+grep -q "^cache_fill_bytes  *[1-9]" "$H_DIR/st.txt" || h_fail "status shows no cache fills"
+$GV status --json --socket "$SOCK" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+g = [p for p in d["procedures"] if p["name"] == "GETATTR"][0]
+assert g["calls"] >= 400 and g["p99_us"] >= g["p50_us"] > 0, g
+assert d["links"]["nfs"]["state"] == "up"
+assert d["cache"]["cache_fill_bytes"] > 0
+' || h_fail "JSON status is not what it should be"
+# A second daemon may not take the live socket.
+"$top_builddir/gridvfsd" --role client --listen 127.0.0.1:0 --upstream "127.0.0.1:$H_NFS_PORT" \
+	--control "$SOCK" -F >"$H_DIR/second.log" 2>&1 && h_fail "a second daemon started on a live control socket"
+grep -q "another daemon answers there" "$H_DIR/second.log" || h_fail "no clear error for a taken socket"
+$GV status --socket "$SOCK" >/dev/null || h_fail "the first daemon's socket was disturbed"
+h_gridvfsd_stop || h_fail "gridvfsd exited $? on SIGTERM"
+[ ! -e "$SOCK" ] || h_fail "the control socket was left behind"
+$GV status --socket "$SOCK" 2>"$H_DIR/err" && h_fail "status on a dead socket succeeded"
+grep -q "No such file" "$H_DIR/err" || h_fail "unclear error for a missing socket: $(cat "$H_DIR/err")"
+h_pass
