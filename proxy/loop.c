@@ -410,8 +410,28 @@ int px_run(const struct px_opts *o, int notify_fd)
 		o->o_role == PX_ROLE_CLIENT ? "client" : "server", o->o_listen,
 		port, o->o_upstream,
 		o->o_mount_upstream ? o->o_mount_upstream : "via rpcbind");
+	uint64_t spin_until = 0;
+
 	while (!l->lp_stop) {
-		int n = epoll_wait(l->lp_epfd, evs, 128, 1000);
+		int n, tmo = 1000;
+
+		/* --busy-poll: while calls are out, poll without sleeping
+		 * for a while; a reply then costs no wake-up (one core's
+		 * worth of CPU traded for latency). */
+		if (o->o_busy_poll_us && l->lp_npending) {
+			struct timespec ts;
+			uint64_t us;
+
+			clock_gettime(CLOCK_MONOTONIC, &ts);
+			us = (uint64_t)ts.tv_sec * 1000000u +
+			     (uint64_t)ts.tv_nsec / 1000u;
+			if (!spin_until)
+				spin_until = us + o->o_busy_poll_us;
+			tmo = us < spin_until ? 0 : 1000;
+		}
+		n = epoll_wait(l->lp_epfd, evs, 128, tmo);
+		if (n > 0)
+			spin_until = 0;
 
 		if (n < 0 && errno != EINTR) {
 			px_err("epoll_wait: %s", strerror(errno));

@@ -130,6 +130,11 @@ static const char usage[] =
 "                       0 waits forever, like a hard mount)\n"
 "  --drain-timeout SEC  on SIGTERM, how long outstanding calls may take\n"
 "                       before they fail (default 10)\n"
+"  --busy-poll USEC     while calls are outstanding, poll for replies\n"
+"                       without sleeping for up to USEC microseconds\n"
+"                       (default 0: off).  Cuts the added latency of a\n"
+"                       small call roughly in half at the cost of CPU\n"
+"                       time that the NFS server may need on small hosts\n"
 "  --dup-window SEC     how long a completed non-idempotent call is\n"
 "                       remembered so a client's retransmission reaches\n"
 "                       upstream with the same XID and bytes (default 120)\n"
@@ -164,7 +169,7 @@ enum {
 	OPT_TLS_CA, OPT_TLS_CRL, OPT_TLS_SERVER_NAME, OPT_GRID_MAPFILE,
 	OPT_CACHE_DIR, OPT_CACHE_SIZE, OPT_CACHE_BLOCK, OPT_CONSISTENCY,
 	OPT_IMMUTABLE_TTL, OPT_ACCESS_TTL, OPT_WRITE_POLICY, OPT_DIRTY_MAX,
-	OPT_CONTROL,
+	OPT_CONTROL, OPT_BUSY_POLL,
 };
 
 static const struct option longopts[] = {
@@ -207,6 +212,7 @@ static const struct option longopts[] = {
 	{"write-policy", required_argument, NULL, OPT_WRITE_POLICY},
 	{"dirty-max", required_argument, NULL, OPT_DIRTY_MAX},
 	{"control", required_argument, NULL, OPT_CONTROL},
+	{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -504,6 +510,10 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 			       : 0;
 	}
 	case OPT_CONTROL: return set_str(&o->o_control, arg);
+	case OPT_BUSY_POLL:
+		rc = parse_num("busy-poll", arg, 0, 100000, false, &v);
+		o->o_busy_poll_us = (unsigned)v;
+		break;
 	case OPT_WRITE_POLICY: {
 		static const char *const wp[] = {"through", "back"};
 

@@ -105,6 +105,7 @@ struct px_opts {
 	uint64_t o_dirty_max;        /* bytes of unflushed data before writes wait */
 	char *o_control;             /* control socket path, NULL: none */
 	bool o_control_default;      /* not asked for: failure only warns */
+	unsigned o_busy_poll_us;     /* spin this long for replies, 0: never */
 };
 
 enum px_write_policy { PX_WRITE_THROUGH = 0, PX_WRITE_BACK = 1 };
@@ -235,5 +236,66 @@ int px_rpcbind_register(bool on, uint16_t port);
 /* Run until SIGTERM/SIGINT.  notify_fd (or -1) gets one byte once the
  * daemon listens: 0 ready, 1 failed; then it is closed. */
 int px_run(const struct px_opts *o, int notify_fd);
+
+/* ====================================================================== */
+/* Configuration file (proxy/config.c) — owned by the operations work;     */
+/* keys are gridvfsd's long option names, see gridvfs.conf(5).             */
+
+#include <stdio.h>
+
+struct option; /* <getopt.h> */
+
+#ifndef PX_CONFIG_PATH /* the build may set it from $(sysconfdir) */
+#define PX_CONFIG_PATH "/etc/gridvfs/gridvfsd.conf"
+#endif
+#define PX_CONFIG_MAX_LINE 4096          /* bytes, newline included */
+#define PX_CONFIG_MAX_SIZE (1024u * 1024) /* bytes per file */
+
+/*
+ * Read a configuration file into an argv of "--key", "value" and "--flag"
+ * items (a flag set to no gives nothing), checking every key against
+ * known (getopt's table, ending in a NULL name).  A missing file is an
+ * empty one unless must_exist.  Returns 0, or -errno with a one-line
+ * "FILE:LINE: KEY: reason" (or "FILE: reason") in err: -EINVAL for a syntax
+ * error, unknown or repeated key, bad flag value, missing value, control
+ * or NUL bytes, a line of PX_CONFIG_MAX_LINE bytes or more; -EFBIG for a
+ * file above PX_CONFIG_MAX_SIZE; -ENOENT, -EACCES, -EISDIR... for the file.
+ * *argv_out (NULL-terminated, *argc_out items, no argv[0]) is the caller's:
+ * free with px_config_argv_free().
+ */
+int px_config_argv(const char *path, bool must_exist,
+		   const struct option *known, int *argc_out, char ***argv_out,
+		   char *err, size_t errlen);
+void px_config_argv_free(int argc, char **argv);
+
+/*
+ * The command line merged with its configuration file: pc_argv is argv[0],
+ * the file's items, then argv[1..] unchanged, so getopt sees the command
+ * line last and it wins.  The file is the last -c FILE / --config FILE of
+ * argv (then it must exist) or PX_CONFIG_PATH (skipped if absent);
+ * "-c /dev/null" reads none.  pc_where[i] is "FILE:LINE" for items from the
+ * file, NULL for the command line's.  Everything is owned by pc.
+ */
+struct px_config {
+	int pc_argc;
+	char **pc_argv;
+	char **pc_where;
+	int pc_file_items; /* pc_argv[1 .. pc_file_items] came from the file */
+	char *pc_path;     /* the file looked at */
+};
+/* 0 or -errno with the reason (file:line) in err; pc is then empty. */
+int px_config_load(struct px_config *pc, int argc, char **argv,
+		   const struct option *known, char *err, size_t errlen);
+void px_config_free(struct px_config *pc);
+/* "FILE:LINE" of pc_argv[idx], NULL if it came from the command line. */
+const char *px_config_where(const struct px_config *pc, int idx);
+/*
+ * For --check-config: print the options pc_argv sets, one "key = value"
+ * line each (the last occurrence wins, as in the parse), with the origin
+ * as a comment; the output is itself a valid configuration file.  Call it
+ * after px_opts_parse() accepted pc_argv.  0 or -ENOMEM/-EIO.
+ */
+int px_config_dump(FILE *out, const struct px_config *pc,
+		   const struct option *known);
 
 #endif /* GRIDVFS_PX_H */
