@@ -1,0 +1,713 @@
+/* mount-helper/fuse.c: the FUSE3 file system of mount.gridvfs — every
+ * operation is one libnfs call on a borrowed pool context, made with the
+ * caller's AUTH_SYS credentials so the store enforces permissions as it
+ * would for a kernel NFS client. High-level (path) API: libnfs's own API
+ * is path-based, so paths flow through without an inode table here. */
+#define FUSE_USE_VERSION 312
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <syslog.h>
+#include <unistd.h>
+
+#include <nfsc/libnfs.h>
+#include <nfsc/libnfs-raw.h>
+#include <nfsc/libnfs-raw-nfs.h>
+
+#include "mount-helper/mh.h"
+
+#define NGROUPS_AUTH 16
+
+struct fs {
+	struct mh_pool *pool;
+	const struct mh_opts *o;
+	unsigned io;       /* max READ/WRITE size */
+};
+
+/* What an open file carries: the NFS handle, and the opener's credential
+ * (reads and writes are made as the opener, like an NFS client does). */
+struct ofile {
+	struct nfsfh *fh;
+	uid_t uid;
+	gid_t gid;
+	int ngroups;
+	gid_t groups[NGROUPS_AUTH];
+	int dirty; /* unstable WRITEs since the last COMMIT */
+};
+
+struct odir {
+	struct nfsdir *dir;
+	off_t pos;              /* index of cur */
+	struct nfsdirent *cur;  /* next entry to return */
+};
+
+struct cred {
+	uid_t uid;
+	gid_t gid;
+	int ngroups;
+	gid_t groups[NGROUPS_AUTH];
+};
+
+static struct fs *fs_get(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+static void cred_caller(struct cred *c)
+{
+	struct fuse_context *fc = fuse_get_context();
+
+	c->uid = fc->uid;
+	c->gid = fc->gid;
+	/* root needs no groups; others' come from /proc (one read per call). */
+	c->ngroups = fc->uid ? fuse_getgroups(NGROUPS_AUTH, c->groups) : 0;
+	if (c->ngroups < 0 || c->ngroups > NGROUPS_AUTH)
+		c->ngroups = c->ngroups < 0 ? 0 : NGROUPS_AUTH;
+}
+
+static struct nfs_context *nfs_caller(void)
+{
+	struct cred c;
+
+	cred_caller(&c);
+	return mh_pool_get(fs_get()->pool, c.uid, c.gid, c.ngroups, c.groups);
+}
+
+static struct nfs_context *nfs_opener(const struct ofile *f)
+{
+	return mh_pool_get(fs_get()->pool, f->uid, f->gid, f->ngroups, f->groups);
+}
+
+static void nfs_done(struct nfs_context *nfs)
+{
+	mh_pool_put(fs_get()->pool, nfs);
+}
+
+/* libnfs returns -errno already; a few paths return plain -1. */
+static int err(int rc)
+{
+	return rc >= 0 ? rc : rc == -1 ? -EIO : rc;
+}
+
+static void stat_from_nfs(struct stat *st, const struct nfs_stat_64 *n)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_dev = (dev_t)n->nfs_dev;
+	st->st_ino = (ino_t)n->nfs_ino;
+	st->st_mode = (mode_t)n->nfs_mode;
+	st->st_nlink = (nlink_t)n->nfs_nlink;
+	st->st_uid = (uid_t)n->nfs_uid;
+	st->st_gid = (gid_t)n->nfs_gid;
+	st->st_rdev = (dev_t)n->nfs_rdev;
+	st->st_size = (off_t)n->nfs_size;
+	st->st_blksize = fs_get()->io;
+	st->st_blocks = (blkcnt_t)((n->nfs_used + 511) / 512);
+	st->st_atim.tv_sec = (time_t)n->nfs_atime;
+	st->st_atim.tv_nsec = (long)n->nfs_atime_nsec;
+	st->st_mtim.tv_sec = (time_t)n->nfs_mtime;
+	st->st_mtim.tv_nsec = (long)n->nfs_mtime_nsec;
+	st->st_ctim.tv_sec = (time_t)n->nfs_ctime;
+	st->st_ctim.tv_nsec = (long)n->nfs_ctime_nsec;
+}
+
+static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	struct nfs_stat_64 n;
+	struct nfs_context *nfs = nfs_caller();
+	int rc;
+
+	if (fi && fi->fh)
+		rc = nfs_fstat64(nfs, ((struct ofile *)(uintptr_t)fi->fh)->fh, &n);
+	else
+		rc = nfs_lstat64(nfs, path, &n);
+	nfs_done(nfs);
+	if (rc)
+		return err(rc);
+	stat_from_nfs(st, &n);
+	return 0;
+}
+
+static int fs_access(const char *path, int mask)
+{
+	struct nfs_context *nfs = nfs_caller();
+	int rc = nfs_access(nfs, path, mask);
+
+	nfs_done(nfs);
+	return err(rc);
+}
+
+static int fs_readlink(const char *path, char *buf, size_t size)
+{
+	struct nfs_context *nfs = nfs_caller();
+	char *target = NULL;
+	int rc = nfs_readlink2(nfs, path, &target);
+
+	nfs_done(nfs);
+	if (rc)
+		return err(rc);
+	snprintf(buf, size, "%s", target);
+	free(target);
+	return 0;
+}
+
+static int fs_mknod(const char *path, mode_t mode, dev_t rdev)
+{
+	struct nfs_context *nfs = nfs_caller();
+	struct nfsfh *fh = NULL;
+	int rc;
+
+	if (S_ISREG(mode)) {
+		rc = nfs_creat(nfs, path, (int)(mode & 07777), &fh);
+		if (!rc)
+			nfs_close(nfs, fh);
+	} else {
+		rc = nfs_mknod(nfs, path, (int)mode, (int)rdev);
+	}
+	nfs_done(nfs);
+	return err(rc);
+}
+
+static int fs_mkdir(const char *path, mode_t mode)
+{
+	struct nfs_context *nfs = nfs_caller();
+	int rc = nfs_mkdir2(nfs, path, (int)(mode & 07777));
+
+	nfs_done(nfs);
+	return err(rc);
+}
+
+static int fs_unlink(const char *path)
+{
+	struct nfs_context *nfs = nfs_caller();
+	int rc = nfs_unlink(nfs, path);
+
+	nfs_done(nfs);
+	return err(rc);
+}
+
+static int fs_rmdir(const char *path)
+{
+	struct nfs_context *nfs = nfs_caller();
+	int rc = nfs_rmdir(nfs, path);
+
+	nfs_done(nfs);
+	return err(rc);
+}
+
+static int fs_symlink(const char *target, const char *path)
+{
+	struct nfs_context *nfs = nfs_caller();
+	int rc = nfs_symlink(nfs, target, path);
+
+	nfs_done(nfs);
+	return err(rc);
+}
+
+/* NFSv3 RENAME always replaces; NOREPLACE/EXCHANGE cannot be atomic. */
+static int fs_rename(const char *from, const char *to, unsigned int flags)
+{
+	struct nfs_context *nfs;
+	int rc;
+
+	if (flags)
+		return -EINVAL;
+	nfs = nfs_caller();
+	rc = nfs_rename(nfs, from, to);
+	nfs_done(nfs);
+	return err(rc);
+}
+
+static int fs_link(const char *from, const char *to)
+{
+	struct nfs_context *nfs = nfs_caller();
+	int rc = nfs_link(nfs, from, to);
+
+	nfs_done(nfs);
+	return err(rc);
+}
+
+static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct nfs_context *nfs = nfs_caller();
+	int rc;
+
+	if (fi && fi->fh)
+		rc = nfs_fchmod(nfs, ((struct ofile *)(uintptr_t)fi->fh)->fh, (int)(mode & 07777));
+	else
+		rc = nfs_chmod(nfs, path, (int)(mode & 07777));
+	nfs_done(nfs);
+	return err(rc);
+}
+
+static int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+	struct nfs_context *nfs = nfs_caller();
+	int rc;
+
+	(void)fi;
+	rc = nfs_lchown(nfs, path, (int)uid, (int)gid);
+	nfs_done(nfs);
+	return err(rc);
+}
+
+static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	struct nfs_context *nfs = nfs_caller();
+	int rc;
+
+	if (fi && fi->fh)
+		rc = nfs_ftruncate(nfs, ((struct ofile *)(uintptr_t)fi->fh)->fh, (uint64_t)size);
+	else
+		rc = nfs_truncate(nfs, path, (uint64_t)size);
+	nfs_done(nfs);
+	return err(rc);
+}
+
+/* libnfs sets both times in microseconds from the client clock; OMIT
+ * needs the current value, NOW the client's time (as utimensat would). */
+static int fs_utimens(const char *path, const struct timespec tv[2],
+		      struct fuse_file_info *fi)
+{
+	struct nfs_context *nfs = nfs_caller();
+	struct nfs_stat_64 n;
+	struct timeval t[2], now;
+	int rc = 0;
+
+	(void)fi;
+	gettimeofday(&now, NULL);
+	if (tv[0].tv_nsec == UTIME_OMIT || tv[1].tv_nsec == UTIME_OMIT)
+		rc = nfs_lstat64(nfs, path, &n);
+	for (int i = 0; i < 2 && !rc; i++) {
+		if (tv[i].tv_nsec == UTIME_NOW) {
+			t[i] = now;
+		} else if (tv[i].tv_nsec == UTIME_OMIT) {
+			t[i].tv_sec = (time_t)(i ? n.nfs_mtime : n.nfs_atime);
+			t[i].tv_usec = (suseconds_t)((i ? n.nfs_mtime_nsec : n.nfs_atime_nsec) / 1000);
+		} else {
+			t[i].tv_sec = tv[i].tv_sec;
+			t[i].tv_usec = tv[i].tv_nsec / 1000;
+		}
+	}
+	if (!rc)
+		rc = nfs_lutimes(nfs, path, t);
+	nfs_done(nfs);
+	return err(rc);
+}
+
+static struct ofile *ofile_new(void)
+{
+	struct ofile *f = calloc(1, sizeof(*f));
+	struct cred c;
+
+	if (!f)
+		return NULL;
+	cred_caller(&c);
+	f->uid = c.uid;
+	f->gid = c.gid;
+	f->ngroups = c.ngroups;
+	memcpy(f->groups, c.groups, sizeof(f->groups));
+	return f;
+}
+
+static int fs_open(const char *path, struct fuse_file_info *fi)
+{
+	struct ofile *f = ofile_new();
+	struct nfs_context *nfs;
+	int rc;
+
+	if (!f)
+		return -ENOMEM;
+	nfs = nfs_opener(f);
+	rc = nfs_open(nfs, path, fi->flags & ~(O_CREAT | O_EXCL | O_NOCTTY), &f->fh);
+	nfs_done(nfs);
+	if (rc) {
+		free(f);
+		return err(rc);
+	}
+	fi->fh = (uintptr_t)f;
+	return 0;
+}
+
+static int fs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct ofile *f = ofile_new();
+	struct nfs_context *nfs;
+	int rc;
+
+	if (!f)
+		return -ENOMEM;
+	nfs = nfs_opener(f);
+	rc = nfs_create(nfs, path, fi->flags, (int)(mode & 07777), &f->fh);
+	nfs_done(nfs);
+	if (rc) {
+		free(f);
+		return err(rc);
+	}
+	fi->fh = (uintptr_t)f;
+	return 0;
+}
+
+static int fs_read(const char *path, char *buf, size_t size, off_t off,
+		   struct fuse_file_info *fi)
+{
+	struct ofile *f = (struct ofile *)(uintptr_t)fi->fh;
+	struct nfs_context *nfs = nfs_opener(f);
+	int rc;
+
+	(void)path;
+	rc = nfs_pread(nfs, f->fh, (uint64_t)off, size, buf);
+	nfs_done(nfs);
+	return err(rc);
+}
+
+static int fs_write(const char *path, const char *buf, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct ofile *f = (struct ofile *)(uintptr_t)fi->fh;
+	struct nfs_context *nfs = nfs_opener(f);
+	size_t done = 0;
+	int rc = 0;
+
+	(void)path;
+	/* A short WRITE3 is legal; carry on until all is written. */
+	while (done < size) {
+		rc = nfs_pwrite(nfs, f->fh, (uint64_t)off + done, size - done, buf + done);
+		if (rc <= 0)
+			break;
+		done += (size_t)rc;
+	}
+	nfs_done(nfs);
+	if (done)
+		f->dirty = 1;
+	return done ? (int)done : rc == 0 ? -EIO : err(rc);
+}
+
+/* close(2): COMMIT what this open wrote, so data is stable on the store
+ * once close returns (the kernel NFS client's close-to-open rule). */
+static int fs_flush(const char *path, struct fuse_file_info *fi)
+{
+	struct ofile *f = (struct ofile *)(uintptr_t)fi->fh;
+	struct nfs_context *nfs;
+	int rc;
+
+	(void)path;
+	if (!f->dirty)
+		return 0;
+	nfs = nfs_opener(f);
+	rc = nfs_fsync(nfs, f->fh);
+	nfs_done(nfs);
+	if (!rc)
+		f->dirty = 0;
+	return err(rc);
+}
+
+static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	struct ofile *f = (struct ofile *)(uintptr_t)fi->fh;
+	struct nfs_context *nfs = nfs_opener(f);
+	int rc;
+
+	(void)path;
+	(void)datasync;
+	rc = nfs_fsync(nfs, f->fh);
+	nfs_done(nfs);
+	if (!rc)
+		f->dirty = 0;
+	return err(rc);
+}
+
+static int fs_release(const char *path, struct fuse_file_info *fi)
+{
+	struct ofile *f = (struct ofile *)(uintptr_t)fi->fh;
+	struct nfs_context *nfs = nfs_opener(f);
+
+	(void)path;
+	nfs_close(nfs, f->fh);
+	nfs_done(nfs);
+	free(f);
+	return 0;
+}
+
+static int fs_opendir(const char *path, struct fuse_file_info *fi)
+{
+	struct odir *d = calloc(1, sizeof(*d));
+	struct nfs_context *nfs;
+	int rc;
+
+	if (!d)
+		return -ENOMEM;
+	nfs = nfs_caller();
+	rc = nfs_opendir(nfs, path, &d->dir);
+	if (!rc)
+		d->cur = nfs_readdir(nfs, d->dir);
+	nfs_done(nfs);
+	if (rc) {
+		free(d);
+		return err(rc);
+	}
+	fi->fh = (uintptr_t)d;
+	return 0;
+}
+
+static mode_t dirent_type(uint32_t t)
+{
+	switch (t) {
+	case NF3REG: return S_IFREG;
+	case NF3DIR: return S_IFDIR;
+	case NF3BLK: return S_IFBLK;
+	case NF3CHR: return S_IFCHR;
+	case NF3LNK: return S_IFLNK;
+	case NF3SOCK: return S_IFSOCK;
+	case NF3FIFO: return S_IFIFO;
+	default: return 0;
+	}
+}
+
+static void stat_from_dirent(struct stat *st, const struct nfsdirent *e)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = (ino_t)e->inode;
+	st->st_mode = dirent_type(e->type) | (e->mode & 07777);
+	st->st_nlink = e->nlink;
+	st->st_uid = e->uid;
+	st->st_gid = e->gid;
+	st->st_size = (off_t)e->size;
+	st->st_rdev = (dev_t)e->rdev;
+	st->st_blksize = fs_get()->io;
+	st->st_blocks = (blkcnt_t)((e->used + 511) / 512);
+	st->st_atim.tv_sec = e->atime.tv_sec;
+	st->st_atim.tv_nsec = e->atime_nsec;
+	st->st_mtim.tv_sec = e->mtime.tv_sec;
+	st->st_mtim.tv_nsec = e->mtime_nsec;
+	st->st_ctim.tv_sec = e->ctime.tv_sec;
+	st->st_ctim.tv_nsec = e->ctime_nsec;
+}
+
+/* The whole listing came with opendir (READDIRPLUS); offsets are entry
+ * indexes. A resumed listing continues where the last call stopped; any
+ * other offset walks from the start (a rare seekdir). */
+static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t fill,
+		      off_t off, struct fuse_file_info *fi,
+		      enum fuse_readdir_flags flags)
+{
+	struct odir *d = (struct odir *)(uintptr_t)fi->fh;
+	struct nfs_context *nfs = NULL;
+	struct stat st;
+
+	(void)path;
+	if (off != d->pos) {
+		nfs = nfs_caller();
+		nfs_rewinddir(nfs, d->dir);
+		d->cur = nfs_readdir(nfs, d->dir);
+		for (d->pos = 0; d->cur && d->pos < off; d->pos++)
+			d->cur = nfs_readdir(nfs, d->dir);
+		nfs_done(nfs);
+	}
+	for (; d->cur; ) {
+		int plus = (flags & FUSE_READDIR_PLUS) && dirent_type(d->cur->type);
+		stat_from_dirent(&st, d->cur);
+		if (fill(buf, d->cur->name, &st, d->pos + 1,
+			 plus ? FUSE_FILL_DIR_PLUS : 0))
+			break;
+		d->pos++;
+		/* nfs_readdir only walks the in-memory list: no context needed
+		 * for the RPC, but the API wants one; any will do. */
+		d->cur = d->cur->next;
+	}
+	return 0;
+}
+
+static int fs_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	struct odir *d = (struct odir *)(uintptr_t)fi->fh;
+	struct nfs_context *nfs = nfs_caller();
+
+	(void)path;
+	nfs_closedir(nfs, d->dir);
+	nfs_done(nfs);
+	free(d);
+	return 0;
+}
+
+static int fs_statfs(const char *path, struct statvfs *sv)
+{
+	struct nfs_context *nfs = nfs_caller();
+	struct nfs_statvfs_64 n;
+	int rc = nfs_statvfs64(nfs, path, &n);
+
+	nfs_done(nfs);
+	if (rc)
+		return err(rc);
+	memset(sv, 0, sizeof(*sv));
+	sv->f_bsize = (unsigned long)n.f_bsize;
+	sv->f_frsize = (unsigned long)n.f_frsize;
+	sv->f_blocks = n.f_blocks;
+	sv->f_bfree = n.f_bfree;
+	sv->f_bavail = n.f_bavail;
+	sv->f_files = n.f_files;
+	sv->f_ffree = n.f_ffree;
+	sv->f_favail = n.f_favail;
+	sv->f_fsid = (unsigned long)n.f_fsid;
+	sv->f_namemax = n.f_namemax ? (unsigned long)n.f_namemax : 255;
+	return 0;
+}
+
+/* Cache lifetimes from consistency=: strict revalidates within a second
+ * and at every open (close-to-open via auto_cache: open getattrs, and a
+ * changed mtime/size drops the file's page cache); immutable images keep
+ * everything for an hour. */
+static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	struct fs *fs = fuse_get_context()->private_data;
+	int immutable = fs->o->consistency == MH_CONS_IMMUTABLE;
+
+	conn->max_write = fs->io;
+	conn->max_read = fs->io;
+	conn->max_readahead = fs->io;
+	cfg->use_ino = 1;
+	cfg->readdir_ino = 1;
+	cfg->nullpath_ok = 0;
+	cfg->attr_timeout = immutable ? 3600 : 1;
+	cfg->entry_timeout = immutable ? 3600 : 1;
+	cfg->negative_timeout = immutable ? 60 : 0;
+	cfg->ac_attr_timeout_set = 0;
+	cfg->auto_cache = !immutable;
+	cfg->kernel_cache = immutable;
+	return fs;
+}
+
+static const struct fuse_operations fs_ops = {
+	.init = fs_init,
+	.getattr = fs_getattr,
+	.access = fs_access,
+	.readlink = fs_readlink,
+	.mknod = fs_mknod,
+	.mkdir = fs_mkdir,
+	.unlink = fs_unlink,
+	.rmdir = fs_rmdir,
+	.symlink = fs_symlink,
+	.rename = fs_rename,
+	.link = fs_link,
+	.chmod = fs_chmod,
+	.chown = fs_chown,
+	.truncate = fs_truncate,
+	.utimens = fs_utimens,
+	.open = fs_open,
+	.create = fs_create,
+	.read = fs_read,
+	.write = fs_write,
+	.flush = fs_flush,
+	.fsync = fs_fsync,
+	.release = fs_release,
+	.opendir = fs_opendir,
+	.readdir = fs_readdir,
+	.releasedir = fs_releasedir,
+	.statfs = fs_statfs,
+};
+
+/* Kernel readahead for FUSE is capped by the bdi's read_ahead_kb (128
+ * KiB by default); root can raise it for this mount only. The bdi is named
+ * after the mount's device, read from mountinfo: a stat() of the mount
+ * point here would wait for the FUSE loop that has not started yet. */
+static void set_readahead(const char *dir, unsigned kb)
+{
+	char line[4096], mp[PATH_MAX], dev[32], p[128];
+	FILE *f;
+	int found = 0;
+
+	if (!kb || geteuid() != 0 || !(f = fopen("/proc/self/mountinfo", "r")))
+		return;
+	while (!found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "%*s %*s %31s %*s %4095s", dev, mp) == 2 &&
+			!strcmp(mp, dir);
+	fclose(f);
+	if (!found)
+		return;
+	snprintf(p, sizeof(p), "/sys/class/bdi/%s/read_ahead_kb", dev);
+	if ((f = fopen(p, "w"))) {
+		fprintf(f, "%u\n", kb);
+		fclose(f);
+	}
+}
+
+static int fuse_args_build(const struct mh_opts *o, unsigned io,
+			   struct fuse_args *args)
+{
+	char optstr[4096];
+	struct mh_opts tmp = *o;
+
+	tmp.max_io = io;
+	if (mh_fuse_optstr(&tmp, geteuid() == 0, optstr, sizeof(optstr))) {
+		fprintf(stderr, "mount.gridvfs: %s: SOURCE must not contain ','\n",
+			o->source);
+		return MH_EXIT_USAGE;
+	}
+	if (fuse_opt_add_arg(args, "mount.gridvfs") ||
+	    fuse_opt_add_arg(args, "-o") || fuse_opt_add_arg(args, optstr) ||
+	    (o->debug && fuse_opt_add_arg(args, "-d")))
+		return MH_EXIT_SYSERR;
+	if (o->verbose || o->debug)
+		fprintf(stderr, "mount.gridvfs: FUSE options %s\n", optstr);
+	return 0;
+}
+
+int mh_fuse_run(const struct mh_opts *o, struct mh_pool *pool,
+		struct mh_proxy *proxy, int ready_fd)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fs fs = { .pool = pool, .o = o };
+	struct fuse_loop_config *lc = NULL;
+	struct fuse *fuse = NULL;
+	size_t rmax = mh_pool_readmax(pool), wmax = mh_pool_writemax(pool);
+	int rc;
+
+	fs.io = o->max_io;
+	if (rmax && rmax < fs.io)
+		fs.io = (unsigned)rmax;
+	if (wmax && wmax < fs.io)
+		fs.io = (unsigned)wmax;
+	if ((rc = fuse_args_build(o, fs.io, &args)))
+		goto out;
+	rc = MH_EXIT_FAIL;
+	if (!(fuse = fuse_new(&args, &fs_ops, sizeof(fs_ops), &fs))) {
+		fprintf(stderr, "mount.gridvfs: FUSE refused the options (see above)\n");
+		goto out;
+	}
+	if (fuse_mount(fuse, o->dir)) {
+		fprintf(stderr, "mount.gridvfs: FUSE mount on %s failed (see above)\n", o->dir);
+		goto out_destroy;
+	}
+	if (fuse_set_signal_handlers(fuse_get_session(fuse))) {
+		rc = MH_EXIT_SYSERR;
+		goto out_unmount;
+	}
+	set_readahead(o->dir, o->readahead_kb ? o->readahead_kb : 4 * fs.io / 1024);
+	syslog(LOG_INFO, "mounted %s on %s (FUSE, io %u, proxy port %u)",
+	       o->source, o->dir, fs.io, proxy ? mh_proxy_port(proxy) : 0);
+	if (proxy)
+		mh_proxy_detach_log(proxy, o->foreground);
+	mh_ready(o, ready_fd);
+	lc = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(lc, 2 * (o->conns + 2));
+	fuse_loop_cfg_set_idle_threads(lc, o->conns + 2);
+	/* Ends on unmount or SIGTERM/SIGINT/SIGHUP; either is a clean end. */
+	fuse_loop_mt(fuse, lc);
+	rc = MH_EXIT_OK;
+	fuse_loop_cfg_destroy(lc);
+	fuse_remove_signal_handlers(fuse_get_session(fuse));
+	syslog(LOG_INFO, "unmounted %s from %s", o->source, o->dir);
+out_unmount:
+	fuse_unmount(fuse);
+out_destroy:
+	fuse_destroy(fuse);
+out:
+	fuse_opt_free_args(&args);
+	return rc;
+}
