@@ -12,7 +12,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${top_srcdir:=$here}"
 : "${top_builddir:=$top_srcdir}"
 export top_srcdir top_builddir
-TIMEOUT=${TEST_TIMEOUT:-600}
+TIMEOUT=${TEST_TIMEOUT:-300}
 JOBS=${INTEGRATION_JOBS:-2}
 
 OUT=$(mktemp -d "${TMPDIR:-/tmp}/gridvfs-run.XXXXXX") || exit 1
