@@ -124,6 +124,16 @@ static void signal_event(struct px_ev *ev, uint32_t events)
 		case SIGHUP:
 			loop_reload(the_loop);
 			break;
+		case SIGUSR1: /* a one-line pulse in the log */
+			px_info("status: %u client(s), %u call(s) outstanding "
+				"(nfs %u, mount %u), %llu replies, %llu local "
+				"errors", the_loop->lp_nclients,
+				the_loop->lp_npending,
+				the_loop->lp_nfs.ln_npending,
+				the_loop->lp_mount.ln_npending,
+				(unsigned long long)the_loop->lp_stats.s_replies,
+				(unsigned long long)the_loop->lp_stats.s_errors_local);
+			break;
 		}
 	}
 }
@@ -289,7 +299,9 @@ static int loop_setup(struct px_loop *l, const struct px_opts *o)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
+	signal(SIGUSR2, SIG_IGN); /* a stray signal must not kill a daemon */
 	memset(l, 0, sizeof(*l));
 	l->lp_opts = o;
 	l->lp_listen.ev_fd = l->lp_sig.ev_fd = l->lp_timer.ev_fd = -1;
@@ -323,6 +335,7 @@ static int loop_setup(struct px_loop *l, const struct px_opts *o)
 	sigaddset(&mask, SIGTERM);
 	sigaddset(&mask, SIGINT);
 	sigaddset(&mask, SIGHUP);
+	sigaddset(&mask, SIGUSR1);
 	l->lp_sig.ev_fd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 	l->lp_sig.ev_fn = signal_event;
 	l->lp_timer.ev_fd = timerfd_create(CLOCK_MONOTONIC,

@@ -154,7 +154,8 @@ static const char usage[] =
 "  -V, --version        show the version\n"
 "\n"
 "Signals: SIGTERM and SIGINT drain (stop accepting, let outstanding calls\n"
-"finish for --drain-timeout, fail the rest) and exit 0.\n"
+"finish for --drain-timeout, fail the rest) and exit 0.  SIGHUP reloads\n"
+"the identity map.  SIGUSR1 logs a one-line status.\n"
 "\n"
 "Exit status: 0 after a clean shutdown, 1 on a start-up failure (bad\n"
 "option, address in use), 2 on a usage error.\n";
