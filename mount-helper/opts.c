@@ -415,6 +415,10 @@ int mh_proxy_argv(const struct mh_opts *o, const char *bin, unsigned lport,
 	int rc = 0;
 
 	rc |= mh_argv_push(out, bin);
+	/* The mount's own daemon takes nothing from the system daemon's
+	 * config file (its cache dir, pid file); -o config=FILE still can. */
+	rc |= mh_argv_push(out, "-c");
+	rc |= mh_argv_push(out, "/dev/null");
 	rc |= mh_argv_push(out, "--role");
 	rc |= mh_argv_push(out, "client");
 	rc |= mh_argv_push(out, "--listen");

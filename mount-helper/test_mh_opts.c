@@ -139,7 +139,7 @@ static void test_proxy_argv(void)
 	CU_ASSERT_EQUAL(o.foreground, 1);
 	CU_ASSERT_EQUAL(mh_proxy_argv(&o, "/sbin/gridvfsd", 41000, 0, &av), 0);
 	CU_ASSERT_STRING_EQUAL(joined(&av),
-		"/sbin/gridvfsd --role client --listen 127.0.0.1:41000 "
+		"/sbin/gridvfsd -c /dev/null --role client --listen 127.0.0.1:41000 "
 		"--upstream store:2050 --mount-upstream store:2050 --foreground "
 		"--log-level debug --tls-ca ca.pem");
 	mh_argv_free(&av);
@@ -166,7 +166,7 @@ static void test_kernel_argv(void)
 	mh_argv_free(&av);
 	CU_ASSERT_EQUAL(mh_proxy_argv(&o, "gridvfsd", 40123, 0, &av), 0);
 	CU_ASSERT_STRING_EQUAL(joined(&av),
-		"gridvfsd --role client --listen 127.0.0.1:40123 --upstream "
+		"gridvfsd -c /dev/null --role client --listen 127.0.0.1:40123 --upstream "
 		"[fd00::5]:2049 --mount-upstream [fd00::5]:2049 --foreground "
 		"--cache-size 20G");
 	mh_argv_free(&av);

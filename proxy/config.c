@@ -7,8 +7,8 @@
  * number (INI_HANDLER_LINENO is 0 in Debian's build), lines are cut at 200
  * bytes and the rest parsed as a new line, indented lines silently continue
  * the previous value, and ';' starts an inline comment.  File:line on every
- * error and paths up to PATH_MAX matter more to operators than saving the
- * ~150 lines below.
+ * error and paths up to PATH_MAX matter more to operators than the ~200
+ * lines of parsing below.
  */
 #include "config.h"
 #include "proxy/px.h"
@@ -123,7 +123,7 @@ static int flag_value(const char *v)
  */
 static const char *line_split(char *s, char **key, char **val)
 {
-	char *p, *end;
+	char *p, *end, c;
 
 	*key = *val = NULL;
 	for (p = s; *p; p++)
@@ -144,16 +144,19 @@ static const char *line_split(char *s, char **key, char **val)
 	while (*s && (islower((unsigned char)*s) || isdigit((unsigned char)*s) ||
 		      *s == '-'))
 		s++;
-	if (s == *key)
+	if (s == *key) {
+		*key = NULL;
 		return "expected KEY = VALUE";
+	}
 	end = s;
 	while (*s == ' ' || *s == '\t')
 		s++;
-	if (*s != '=')
-		return *s ? "expected KEY = VALUE (keys are lower-case long "
-			    "option names)"
-			  : "expected KEY = VALUE (flags too: KEY = yes)";
-	*end = '\0';
+	c = *s;
+	*end = '\0'; /* the key, for the message or for use */
+	if (c != '=')
+		return c ? "expected KEY = VALUE (keys are lower-case long "
+			   "option names)"
+			 : "expected KEY = VALUE (flags too: KEY = yes)";
 	s++;
 	while (*s == ' ' || *s == '\t')
 		s++;

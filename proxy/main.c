@@ -79,12 +79,24 @@ static int daemonize(int *notify_fd)
 int main(int argc, char **argv)
 {
 	struct px_opts o;
+	struct px_config pc;
+	char err[PX_CONFIG_MAX_LINE + 256];
 	int notify_fd = -1;
-	int rc = px_opts_parse(&o, argc, argv);
+	int rc = px_config_load(&pc, argc, argv, px_opts_table(), err,
+				sizeof(err));
 
 	if (rc) {
+		fprintf(stderr, "gridvfsd: %s\n", err);
+		return 2;
+	}
+	/* The file's items come first: the command line wins. */
+	rc = px_opts_parse(&o, pc.pc_argc, pc.pc_argv, &pc);
+	if (!rc && o.o_check_config)
+		rc = px_config_dump(stdout, &pc, px_opts_table()) ? -EIO : 1;
+	px_config_free(&pc);
+	if (rc) {
 		px_opts_free(&o);
-		return rc > 0 ? 0 : 2;
+		return rc > 0 ? 0 : rc == -EIO ? 1 : 2;
 	}
 	px_log_open(o.o_syslog || !o.o_foreground, o.o_log_level);
 	if (!o.o_foreground && daemonize(&notify_fd) < 0) {

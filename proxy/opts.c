@@ -1,6 +1,7 @@
 /*
  * proxy/opts.c — gridvfsd's command line: parsing, validation with clear
- * messages, and the --help text (kept in step with docs/gridvfsd.8.md).
+ * messages, and the --help text (kept in step with docs/man/gridvfsd.8 and
+ * gridvfs.conf.5: tests/integration/ops_man.sh compares them).
  */
 #include "config.h"
 #include "proxy/px.h"
@@ -147,6 +148,12 @@ static const char usage[] =
 "Running:\n"
 "  -F, --foreground     stay in the foreground and log to stderr\n"
 "                       (default: detach and log to syslog)\n"
+"  -c, --config FILE    read options from FILE, one 'key = value' a line\n"
+"                       (keys are these long options; default\n"
+"                       " PX_CONFIG_PATH ", skipped if\n"
+"                       absent); the command line wins\n"
+"  --check-config       check the options and the file, print the\n"
+"                       effective configuration, and exit\n"
 "  --pidfile FILE       write the daemon's pid to FILE\n"
 "  --log-level LEVEL    error, warn, info (default) or debug\n"
 "  --syslog             log to syslog even in the foreground\n"
@@ -158,7 +165,8 @@ static const char usage[] =
 "the identity map.  SIGUSR1 logs a one-line status.\n"
 "\n"
 "Exit status: 0 after a clean shutdown, 1 on a start-up failure (bad\n"
-"option, address in use), 2 on a usage error.\n";
+"option, address in use), 2 on a usage error or a configuration file\n"
+"error (reported as FILE:LINE).\n";
 
 enum {
 	OPT_ROLE = 256, OPT_LISTEN, OPT_UPSTREAM, OPT_MOUNT_UPSTREAM,
@@ -170,6 +178,7 @@ enum {
 	OPT_TLS_CA, OPT_TLS_CRL, OPT_TLS_SERVER_NAME, OPT_GRID_MAPFILE,
 	OPT_CACHE_DIR, OPT_CACHE_SIZE, OPT_CACHE_BLOCK, OPT_CONSISTENCY,
 	OPT_IMMUTABLE_TTL, OPT_ACCESS_TTL, OPT_WRITE_POLICY, OPT_DIRTY_MAX,
+	OPT_CHECK_CONFIG,
 	OPT_CONTROL, OPT_BUSY_POLL,
 };
 
@@ -214,6 +223,8 @@ static const struct option longopts[] = {
 	{"dirty-max", required_argument, NULL, OPT_DIRTY_MAX},
 	{"control", required_argument, NULL, OPT_CONTROL},
 	{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
+	{"config", required_argument, NULL, 'c'},
+	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
 	{"help", no_argument, NULL, 'h'},
 	{"version", no_argument, NULL, 'V'},
 	{NULL, 0, NULL, 0},
@@ -418,6 +429,11 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 	int rc = 0;
 
 	switch (c) {
+	case 'c': /* read by px_config_load() before parsing */
+		return 0;
+	case OPT_CHECK_CONFIG:
+		o->o_check_config = true;
+		return 0;
 	case OPT_ROLE:
 		if (!strcmp(arg, "client"))
 			o->o_role = PX_ROLE_CLIENT;
@@ -566,7 +582,13 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 }
 
 /* Returns 0 to run, 1 when --help/--version was served, -EINVAL (usage). */
-int px_opts_parse(struct px_opts *o, int argc, char **argv)
+const struct option *px_opts_table(void)
+{
+	return longopts;
+}
+
+int px_opts_parse(struct px_opts *o, int argc, char **argv,
+		  const struct px_config *pc)
 {
 	int c;
 	struct sockaddr_storage ss;
@@ -574,7 +596,7 @@ int px_opts_parse(struct px_opts *o, int argc, char **argv)
 
 	opts_defaults(o);
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "FhV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "Fc:hV", longopts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(usage, stdout);
 			return 1;
@@ -584,6 +606,10 @@ int px_opts_parse(struct px_opts *o, int argc, char **argv)
 			return 1;
 		}
 		if (c == '?' || opts_apply(o, c, optarg)) {
+			const char *w = px_config_where(pc, optind - 1);
+
+			if (w)
+				fprintf(stderr, "gridvfsd: (set at %s)\n", w);
 			fprintf(stderr, "Try 'gridvfsd --help'.\n");
 			return -EINVAL;
 		}

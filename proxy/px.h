@@ -102,7 +102,8 @@ struct px_opts {
 	unsigned o_access_ttl;       /* s */
 	/* write policy (client role) */
 	int o_write_policy;          /* enum px_write_policy */
-	uint64_t o_dirty_max;        /* bytes of unflushed data before writes wait */
+	uint64_t o_dirty_max;
+	bool o_check_config;         /* --check-config: print, do not run */        /* bytes of unflushed data before writes wait */
 	char *o_control;             /* control socket path, NULL: none */
 	bool o_control_default;      /* not asked for: failure only warns */
 	unsigned o_busy_poll_us;     /* spin this long for replies, 0: never */
@@ -118,7 +119,12 @@ enum px_tls_mode { PX_TLS_OFF = 0, PX_TLS_OPTIONAL = 1, PX_TLS_REQUIRE = 2 };
  * (facing other domains) has it on by default, with root squashed. */
 bool px_opts_idmap_active(const struct px_opts *o);
 
-int px_opts_parse(struct px_opts *o, int argc, char **argv);
+struct px_config;
+/* pc (or NULL): where file items came from, for error messages. */
+int px_opts_parse(struct px_opts *o, int argc, char **argv,
+		  const struct px_config *pc);
+/* getopt's table of every long option (the configuration file's keys). */
+const struct option *px_opts_table(void);
 void px_opts_free(struct px_opts *o);
 /* Parse "HOST:PORT", "[V6]:PORT", or "HOST" (default port). */
 int px_addr_parse(const char *s, uint16_t defport, struct sockaddr_storage *ss,

@@ -11,7 +11,7 @@ mh_run_mount "store.example.org:7000:/images" /var/lib/images \
 	-n -o "kernel,dry-run,ro,localport=40123,mountport=7001,tls-ca=/etc/gv/ca.pem,cache-size=20G,_netdev"
 [ "$MH_RC" = 0 ] || h_fail "kernel dry-run exit $MH_RC: $(cat "$H_DIR/mount.out")"
 cat >"$H_DIR/want" <<-WANT
-	$GV --role client --listen 127.0.0.1:40123 --upstream store.example.org:7000 --mount-upstream store.example.org:7001 --foreground --tls-ca /etc/gv/ca.pem --cache-size 20G
+	$GV -c /dev/null --role client --listen 127.0.0.1:40123 --upstream store.example.org:7000 --mount-upstream store.example.org:7001 --foreground --tls-ca /etc/gv/ca.pem --cache-size 20G
 	mount -t nfs -n -o vers=3,proto=tcp,port=40123,mountport=40123,mountproto=tcp,nolock,ro 127.0.0.1:/images /var/lib/images
 WANT
 diff -u "$H_DIR/want" "$H_DIR/mount.out" >"$H_DIR/diff" || h_fail "kernel dry-run output differs: $(cat "$H_DIR/diff")"
@@ -22,7 +22,7 @@ mh_run_mount "st:/img" /mnt/x -o "kernel,dry-run,gridvfsd=/opt/gv/gridvfsd,consi
 p=$(sed -n '1s/.*--listen 127.0.0.1:\([0-9]*\) .*/\1/p' "$H_DIR/mount.out")
 [ -n "$p" ] && grep -qx "mount -t nfs -o vers=3,proto=tcp,port=$p,mountport=$p,mountproto=tcp,nolock,actimeo=3600,nocto 127.0.0.1:/img /mnt/x" "$H_DIR/mount.out" ||
 	h_fail "picked-port dry-run: $(cat "$H_DIR/mount.out")"
-grep -q "^/opt/gv/gridvfsd --role client .*--upstream st:2049 --mount-upstream st:2049 --foreground$" "$H_DIR/mount.out" ||
+grep -q "^/opt/gv/gridvfsd -c /dev/null --role client .*--upstream st:2049 --mount-upstream st:2049 --foreground$" "$H_DIR/mount.out" ||
 	h_fail "gridvfsd= or defaults: $(cat "$H_DIR/mount.out")"
 
 # proxy=: no gridvfsd line, mount against the given proxy.

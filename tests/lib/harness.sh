@@ -357,7 +357,8 @@ h_gridvfsd_at() {
 	shift 3
 	[ -x "$bin" ] || h_fail "gridvfsd not built ($bin)"
 	h_take_port H_AT_PORT
-	"$bin" --listen "127.0.0.1:$H_AT_PORT" \
+	# -c /dev/null: a machine's /etc/gridvfs/gridvfsd.conf must not leak in.
+	"$bin" -c /dev/null --listen "127.0.0.1:$H_AT_PORT" \
 		--upstream "127.0.0.1:$up" --mount-upstream "127.0.0.1:$mnt" \
 		--foreground --log-level "${GRIDVFSD_LOG_LEVEL:-debug}" "$@" \
 		</dev/null >>"$H_DIR/$name.log" 2>&1 &

@@ -6,7 +6,7 @@ PKGS=(build-essential autoconf automake libtool pkg-config
       libtirpc-dev libssl-dev openssl liblmdb-dev lmdb-utils libfuse3-dev fuse3
       libcunit1-dev rpcsvc-proto python3 procps psmisc iproute2
       nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev fdisk e2fsprogs gnuplot-nox
-      tcpdump tshark bc)
+      tcpdump tshark bc man-db groff-base systemd)
 PKGS+=("$@")
 missing=()
 for p in "${PKGS[@]}"; do
