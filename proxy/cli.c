@@ -36,6 +36,11 @@ static const char usage[] =
 "  cache stat|verify|evict DIR [--all|--bytes N]\n"
 "                 inspect, check (every block's CRC, length, version) or\n"
 "                 shrink a cache directory ('gridvfs cache --help')\n"
+"  cache prefetch --proxy HOST:PORT --export PATH FILE\n"
+"                 warm a running proxy's cache with FILE, pipelined\n"
+"  meta scan|show|record|attach ...\n"
+"                 VM-image metadata: zero map, block hashes, prefetch\n"
+"                 profile ('gridvfs meta --help'; docs/metadata.md)\n"
 "  status [--json] [--socket PATH]\n"
 "                 a running gridvfsd's figures: connections, outstanding\n"
 "                 calls, per-procedure counts and latency percentiles,\n"
@@ -127,6 +132,8 @@ static int status_main(int argc, char **argv)
 	return n < 0 ? 1 : 0;
 }
 
+int prefetch_main(int argc, char **argv); /* proxy/prefetch.c */
+
 int main(int argc, char **argv)
 {
 	if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") ||
@@ -140,8 +147,13 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "status"))
 		return status_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "cache") && argc > 2 &&
+	    !strcmp(argv[2], "prefetch"))
+		return prefetch_main(argc - 2, argv + 2);
 	if (!strcmp(argv[1], "cache"))
 		return cache_cli_main(argc - 1, argv + 1);
+	if (!strcmp(argv[1], "meta"))
+		return cache_meta_cli_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "ca"))
 		return tls_ca_main(argc - 1, argv + 1);
 	if (!strcmp(argv[1], "idmap")) {
