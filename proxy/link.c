@@ -288,6 +288,18 @@ static int link_socket(struct px_link *ln)
 			px_debug("upstream %s: cannot reuse local port %u: %s",
 				 ln->ln_name, ln->ln_local_port,
 				 strerror(errno));
+		else
+			return fd;
+	}
+	if (ln->ln_loop->lp_opts->o_upstream_privport) {
+		int port = px_privs_bind_reserved(fd, ln->ln_addr.ss_family);
+
+		if (port < 0) {
+			px_warn_rl("upstream %s: no reserved port to connect "
+				   "from: %s", ln->ln_name, strerror(-port));
+			close(fd);
+			return port;
+		}
 	}
 	return fd;
 }

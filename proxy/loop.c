@@ -415,6 +415,12 @@ int px_run(const struct px_opts *o, int notify_fd)
 		notify(&notify_fd, 1);
 		return rc;
 	}
+	if (px_privs_drop(o) < 0) {
+		loop_teardown(l);
+		free(l);
+		notify(&notify_fd, 1);
+		return -EPERM;
+	}
 	notify(&notify_fd, 0);
 	port = listen_port(l->lp_listen.ev_fd);
 	if (o->o_register)

@@ -155,6 +155,11 @@ static const char usage[] =
 "  --check-config       check the options and the file, print the\n"
 "                       effective configuration, and exit\n"
 "  --pidfile FILE       write the daemon's pid to FILE\n"
+"  --user NAME          after opening the listening socket, keys, cache and\n"
+"                       control socket as root, run as NAME (no way back)\n"
+"  --upstream-privport  connect upstream from a reserved port (< 1024), as\n"
+"                       Linux 'secure' exports require; with --user, keeps\n"
+"                       only CAP_NET_BIND_SERVICE for it\n"
 "  --log-level LEVEL    error, warn, info (default) or debug\n"
 "  --syslog             log to syslog even in the foreground\n"
 "  -h, --help           show this text\n"
@@ -179,7 +184,7 @@ enum {
 	OPT_CACHE_DIR, OPT_CACHE_SIZE, OPT_CACHE_BLOCK, OPT_CONSISTENCY,
 	OPT_IMMUTABLE_TTL, OPT_ACCESS_TTL, OPT_WRITE_POLICY, OPT_DIRTY_MAX,
 	OPT_CHECK_CONFIG,
-	OPT_CONTROL, OPT_BUSY_POLL,
+	OPT_CONTROL, OPT_BUSY_POLL, OPT_USER, OPT_UPSTREAM_PRIVPORT,
 };
 
 static const struct option longopts[] = {
@@ -223,6 +228,8 @@ static const struct option longopts[] = {
 	{"dirty-max", required_argument, NULL, OPT_DIRTY_MAX},
 	{"control", required_argument, NULL, OPT_CONTROL},
 	{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
+	{"user", required_argument, NULL, OPT_USER},
+	{"upstream-privport", no_argument, NULL, OPT_UPSTREAM_PRIVPORT},
 	{"config", required_argument, NULL, 'c'},
 	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
 	{"help", no_argument, NULL, 'h'},
@@ -527,6 +534,8 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 			       : 0;
 	}
 	case OPT_CONTROL: return set_str(&o->o_control, arg);
+	case OPT_USER: return set_str(&o->o_user, arg);
+	case OPT_UPSTREAM_PRIVPORT: o->o_upstream_privport = true; return 0;
 	case OPT_BUSY_POLL:
 		rc = parse_num("busy-poll", arg, 0, 100000, false, &v);
 		o->o_busy_poll_us = (unsigned)v;
@@ -682,4 +691,5 @@ void px_opts_free(struct px_opts *o)
 	free(o->o_grid_mapfile);
 	free(o->o_cache_dir);
 	free(o->o_control);
+	free(o->o_user);
 }

@@ -107,6 +107,8 @@ struct px_opts {
 	char *o_control;             /* control socket path, NULL: none */
 	bool o_control_default;      /* not asked for: failure only warns */
 	unsigned o_busy_poll_us;     /* spin this long for replies, 0: never */
+	char *o_user;                /* drop to this user after start-up */
+	bool o_upstream_privport;    /* connect upstream from ports < 1024 */
 };
 
 enum px_write_policy { PX_WRITE_THROUGH = 0, PX_WRITE_BACK = 1 };
@@ -230,6 +232,10 @@ struct px_stats {
 	uint64_t s_upstream_connects, s_upstream_failures;
 	uint64_t s_bytes_in, s_bytes_out;
 };
+
+/* privs.c: --user and --upstream-privport. */
+int px_privs_drop(const struct px_opts *o);
+int px_privs_bind_reserved(int fd, int family);
 
 /* rpcbind.c: ask host's rpcbind (1 s limit); (un)register our programs. */
 int px_rpcbind_getport(const struct sockaddr_storage *host, uint32_t prog,

@@ -283,6 +283,7 @@ h__ganesha_conf() {
 			# look at the disk for attributes every time, as knfsd
 			# does, instead of trusting its own cache for 60 s.
 			Attr_Expiration_Time = 0;
+			${H_GANESHA_EXPORT_EXTRA:-}
 			FSAL { Name = VFS; }
 		}
 	EOF
