@@ -303,3 +303,251 @@ void cache_stats(struct cache *c, struct cache_stats *st);
 int cache_cli_main(int argc, char **argv);
 
 #endif /* GRIDVFS_CACHE_H */
+
+/* ====================================================================== */
+/* Write-back dirty log (cache/dirty.c, issue 6; docs/writeback.md)        */
+/*                                                                          */
+/* Acknowledged-but-unflushed WRITE data of --write-policy back, in its own */
+/* LMDB environment (<cache-dir>/dirty), fully durable: every group commit  */
+/* is fsync'ed (no MDB_NOSYNC / MDB_NOMETASYNC).  One writer thread inside  */
+/* cache/ does every write transaction; callers never block on disk: they   */
+/* queue puts and deletes and learn of their completion through an eventfd. */
+/* Records are keyed by a global write sequence (big-endian), so the log    */
+/* replays in write order, hence in order per file.                        */
+/* ====================================================================== */
+#ifndef GRIDVFS_CACHE_DIRTY_H
+#define GRIDVFS_CACHE_DIRTY_H
+
+#define CACHE_DIRTY_MAX_GIDS 16u
+
+struct cache_dirty;
+
+struct cache_dirty_opts {
+	const char *do_dir;      /* environment directory; created if missing */
+	uint64_t do_map_bytes;   /* LMDB map size; 0 = 4 GiB */
+	void (*do_log)(int prio, const char *msg); /* thread-safe; NULL: stderr */
+};
+
+/* One WRITE as stored: the file handle (the flusher needs it), the
+ * credential to flush it with, where it goes, and the data. */
+struct cache_dirty_rec {
+	uint64_t dr_seq;          /* global write order, unique, > 0 */
+	uint64_t dr_off;
+	uint32_t dr_len;
+	uint64_t dr_time_ms;      /* wall-clock ms when acknowledged (lag) */
+	uint32_t dr_uid, dr_gid, dr_ngids;
+	uint32_t dr_gids[CACHE_DIRTY_MAX_GIDS];
+	uint32_t dr_fhlen;        /* 1..CACHE_FH_MAX */
+	uint8_t dr_fh[CACHE_FH_MAX];
+	const void *dr_data;      /* dr_len bytes; see each function for life */
+};
+
+/*
+ * Open (or create) the dirty log and start its writer.  A directory that
+ * holds no usable environment (not LMDB, other format, damaged) is moved
+ * aside to <dir>.bad-<UTC stamp> (kept, never deleted: it may hold
+ * acknowledged data) and rebuilt, which draws a new write verifier.
+ * Returns 0 and *out, -EBUSY (another process has it open), -errno.
+ */
+int cache_dirty_open(const struct cache_dirty_opts *o, struct cache_dirty **out);
+
+/* Drain the queue, stop the writer, close.  NULL is a no-op.  Blocks. */
+void cache_dirty_close(struct cache_dirty *d);
+
+/* The proxy's write verifier: random, persisted with the log, new only
+ * when the log was created or rebuilt (data could have been lost). */
+void cache_dirty_verifier(const struct cache_dirty *d, uint8_t verf[8]);
+/* True when this open created the log afresh or rebuilt a damaged one. */
+bool cache_dirty_fresh(const struct cache_dirty *d);
+
+/* Call fn for every stored record in sequence order (data valid during
+ * the call only); stops at fn's first non-zero return, which it returns.
+ * Only before the first cache_dirty_put/del. */
+typedef int (*cache_dirty_replay_fn)(void *ctx, const struct cache_dirty_rec *r);
+int cache_dirty_replay(struct cache_dirty *d, cache_dirty_replay_fn fn,
+                       void *ctx);
+
+/* Largest sequence number stored at open (0: empty). */
+uint64_t cache_dirty_last_seq(const struct cache_dirty *d);
+
+/*
+ * Queue a record (copied: r and its data may go on return).  Completion
+ * (durable after fsync, or failed) is reported by cache_dirty_reap with
+ * token.  Adds dr_len to cache_dirty_bytes at once.  0, -ENOMEM, -EINVAL.
+ */
+int cache_dirty_put(struct cache_dirty *d, const struct cache_dirty_rec *r,
+                    void *token);
+/* Queue the deletion of record seq (len: its dr_len, taken off
+ * cache_dirty_bytes when durable).  Completion as for put. */
+int cache_dirty_del(struct cache_dirty *d, uint64_t seq, uint32_t len,
+                    void *token);
+
+/* Readable (an eventfd) while completions wait for cache_dirty_reap. */
+int cache_dirty_event_fd(const struct cache_dirty *d);
+
+struct cache_dirty_done {
+	void *dd_token;
+	int dd_err;     /* 0: durable; -errno: the transaction failed */
+	bool dd_put;    /* a put (else a delete) */
+};
+/* Take up to max completions, in queue order.  Never blocks. */
+size_t cache_dirty_reap(struct cache_dirty *d, struct cache_dirty_done *out,
+                        size_t max);
+
+/* Wait until everything queued before the call is durable.  Blocks. */
+int cache_dirty_sync(struct cache_dirty *d);
+
+/* Data bytes put and not yet deleted (durably), queued ones included. */
+uint64_t cache_dirty_bytes(const struct cache_dirty *d);
+
+/* Offline / beside a running proxy: figures of the log in dir. */
+struct cache_dirty_stat {
+	uint64_t ds_records;
+	uint64_t ds_bytes;
+	uint64_t ds_files;        /* distinct handles */
+	uint64_t ds_oldest_ms;    /* dr_time_ms of the oldest record, 0: none */
+	uint8_t ds_verf[8];
+};
+int cache_dirty_stat_dir(const char *dir, struct cache_dirty_stat *st);
+
+#endif /* GRIDVFS_CACHE_DIRTY_H */
+
+/* ====================================================================== */
+/* VM-image metadata and content-hash dedup (cache/meta.c, issue 7;        */
+/* docs/metadata.md).  A metadata file IMAGE.gvmeta beside IMAGE gives the */
+/* image's size and mtime, a block size, per block "zero" or a SHA-256,    */
+/* and an optional prefetch profile.  The proxy answers zero blocks        */
+/* locally, verifies fetched blocks against their hash and stores them by  */
+/* content, so clones of one golden image share their blocks in the cache. */
+/* ====================================================================== */
+#ifndef GRIDVFS_CACHE_META_H
+#define GRIDVFS_CACHE_META_H
+
+#define CACHE_HASH_SIZE 32u /* SHA-256 */
+
+/*
+ * Store one whole block (blk; len = its length in the file version fattr3
+ * describes) by content: key is a digest of the data that the caller has
+ * verified (the metadata's SHA-256).  Blocks of any files with the same
+ * key share one copy (a refcounted chunk); eviction drops references in
+ * LRU order and a chunk goes with its last one.  Otherwise as cache_fill:
+ * never blocks; 0, -ENOBUFS (dropped), -ENOMEM, -EINVAL.
+ */
+int cache_fill_hashed(struct cache *c, const void *fh, size_t fhlen,
+                      uint64_t blk, const void *data, uint32_t len,
+                      const uint8_t key[CACHE_HASH_SIZE],
+                      const uint8_t *fattr3, unsigned flags);
+
+/*
+ * Copy the chunk stored under key (len bytes expected) into out: another
+ * image's identical block, so a clone's block costs no upstream READ.
+ * 0, or -ENOENT (not held, other length, cache broken).  Never blocks.
+ */
+int cache_read_chunk(struct cache *c, const uint8_t key[CACHE_HASH_SIZE],
+                     void *out, uint32_t len);
+
+struct cache_dedup_stats {
+	uint64_t cd_chunks_new;    /* chunks created (data stored) */
+	uint64_t cd_chunks_shared; /* hashed fills that found their chunk */
+};
+void cache_dedup_stats(struct cache *c, struct cache_dedup_stats *st);
+
+/* ---------------------------------------------------------------------- */
+/* The metadata file                                                        */
+
+#define CACHE_META_SUFFIX ".gvmeta"
+#define CACHE_META_VERSION 1u
+#define CACHE_META_HDR 96u          /* header bytes; records follow */
+#define CACHE_META_MAX (256u << 20) /* larger metadata files are refused */
+
+/* Block kinds in the cache-block view (cache_meta_view). */
+enum cache_meta_kind {
+	CACHE_META_UNKNOWN = 0, /* no usable hash (metadata blocks larger than
+	                           cache blocks, and this one is not zero) */
+	CACHE_META_ZERO = 1,    /* all zero bytes: never fetched */
+	CACHE_META_HASHED = 2,  /* verify with cache_meta_verify; dedup key */
+};
+
+/* What a metadata file describes. */
+struct cache_meta_info {
+	uint64_t mi_size;       /* image size */
+	int64_t mi_mtime_sec;   /* image mtime */
+	uint32_t mi_mtime_nsec;
+	uint32_t mi_block;      /* metadata block size, power of two */
+	uint64_t mi_nblocks;    /* ceil(size / block) */
+	uint32_t mi_nprofile;   /* prefetch profile entries */
+};
+
+struct cache_meta; /* parsed metadata (owned by its parser's caller) */
+
+/*
+ * Parse a metadata file held in buf (len bytes; not kept).  Returns 0 and
+ * *out (free with cache_meta_free), or -EBADMSG (bad magic, sizes that do
+ * not add up, truncated, checksum mismatch, block size not a power of two
+ * in 512 B .. 64 MiB, profile entries past the end), -EPROTONOSUPPORT
+ * (another format version), -ENOMEM.
+ */
+int cache_meta_parse(const void *buf, size_t len, struct cache_meta **out);
+void cache_meta_free(struct cache_meta *m);
+void cache_meta_get_info(const struct cache_meta *m,
+                         struct cache_meta_info *mi);
+
+/* Does m describe this image version (size, mtime)?  0 or -ESTALE. */
+int cache_meta_check(const struct cache_meta *m, uint64_t size,
+                     int64_t mtime_sec, uint32_t mtime_nsec);
+/* The same against an encoded fattr3 (its size and mtime). */
+int cache_meta_check_fattr(const struct cache_meta *m, const uint8_t *fattr3);
+
+/* Hash of metadata block mblk (all zero bytes: a zero block; NULL past the
+ * end) and the profile (metadata block numbers, in order).  Pointers live
+ * as long as m. */
+const uint8_t *cache_meta_hash(const struct cache_meta *m, uint64_t mblk);
+const uint32_t *cache_meta_profile(const struct cache_meta *m, uint32_t *n);
+
+/*
+ * Build the view for cache block size bs (a power of two; the metadata's
+ * own block size may be smaller or larger): per cache block a kind and a
+ * dedup key, and the profile in cache blocks (first touches only).
+ * 0, -EINVAL, -ENOMEM.  Call before the view accessors; not thread-safe.
+ */
+int cache_meta_view(struct cache_meta *m, uint32_t bs);
+uint64_t cache_meta_view_nblocks(const struct cache_meta *m);
+/* Kind of cache block blk (UNKNOWN past the end); key (may be NULL) gets
+ * the dedup key of a HASHED block. */
+enum cache_meta_kind cache_meta_kind(const struct cache_meta *m, uint64_t blk,
+                                     uint8_t key[CACHE_HASH_SIZE]);
+/* Check the len bytes of cache block blk against the metadata: 0, or
+ * -EILSEQ (content or length differs).  UNKNOWN blocks pass. */
+int cache_meta_verify(const struct cache_meta *m, uint64_t blk,
+                      const void *data, uint32_t len);
+const uint64_t *cache_meta_view_profile(const struct cache_meta *m,
+                                        size_t *n);
+
+/* Summary for `gridvfs meta show`. */
+struct cache_meta_summary {
+	uint64_t ms_zero;   /* zero blocks */
+	uint64_t ms_unique; /* distinct non-zero hashes */
+	uint64_t ms_dup;    /* non-zero blocks repeating an earlier hash */
+};
+int cache_meta_summarize(const struct cache_meta *m,
+                         struct cache_meta_summary *sum);
+
+/*
+ * Encode metadata: mi (mi_nblocks must be ceil(size / block)), hashes
+ * (mi_nblocks * CACHE_HASH_SIZE bytes, all zero for a zero block), profile
+ * (mi_nprofile metadata block numbers; NULL when 0).  *out is malloc'ed,
+ * *outlen bytes.  0, -EINVAL, -ENOMEM.
+ */
+int cache_meta_encode(const struct cache_meta_info *mi, const uint8_t *hashes,
+                      const uint32_t *profile, uint8_t **out, size_t *outlen);
+
+/* True when len bytes are all zero. */
+bool cache_meta_is_zero(const void *buf, size_t len);
+
+/*
+ * `gridvfs meta scan|show|record|attach ...` (argv[0] is "meta").  Exit
+ * status: 0 ok, 1 failure, 2 usage.
+ */
+int cache_meta_cli_main(int argc, char **argv);
+
+#endif /* GRIDVFS_CACHE_META_H */

@@ -39,6 +39,21 @@ struct blkhdr {
 	struct cver bh_ver;
 };
 
+/* Content-hash dedup (issue 7): a block whose bh_len carries BLK_REF holds
+ * a CACHE_HASH_SIZE key of the chunks DBI instead of its data.  Block
+ * lengths never reach bit 31, so old blocks read as they always did. */
+#define BLK_REF 0x80000000u
+#define BLK_LEN(h) ((h)->bh_len & ~BLK_REF)
+
+/* chunks DBI value: head, then ch_len data bytes.  The number of blocks
+ * pointing at a chunk is in the crefs DBI (same key, u32); the chunk goes
+ * with its last reference. */
+struct chunkhdr {
+	uint32_t ch_len;
+	uint32_t ch_crc;  /* CRC-32C of the data */
+	uint32_t ch_pad[2];
+};
+
 /* files DBI: one record per file that has blocks. */
 struct filerec {
 	uint32_t fr_flags;   /* CACHE_F_* */
@@ -64,6 +79,8 @@ struct totals {
 struct store {
 	MDB_env *s_env;
 	MDB_dbi s_meta, s_files, s_handles, s_blocks, s_atime, s_lru;
+	MDB_dbi s_chunks, s_crefs; /* dedup; valid when s_have_chunks */
+	bool s_have_chunks;  /* false: a read-only open of an older cache */
 	uint32_t s_bs;
 	uint32_t s_psize;
 	struct totals s_tot; /* committed (writer: working copy inside a txn) */
@@ -99,12 +116,20 @@ int store_del_file_blocks(struct store *s, MDB_txn *t,
                           const struct cache_ident *id,
                           const struct cver *keep, struct wstat *ws);
 int store_del_block(struct store *s, MDB_txn *t, const uint8_t *k,
-                    uint32_t *len);
+                    uint32_t *len, uint64_t *charge);
 int store_evict(struct store *s, MDB_txn *t, uint64_t target,
                 struct wstat *ws);
 int store_put_totals(struct store *s, MDB_txn *t);
 int store_get_totals(struct store *s, MDB_txn *t, struct totals *out);
 int store_drop_all(struct store *s, MDB_txn *t);
+/* What a block value occupies itself (a reference is small; its chunk is
+ * charged once, when created). */
+uint64_t store_entry_charge(const struct store *s, const struct blkhdr *h);
+/* Dedup chunks: take a reference (creating the chunk from data when it is
+ * new; *created tells) or drop one (the chunk goes with the last). */
+int store_chunk_ref(struct store *s, MDB_txn *t, const uint8_t *key,
+                    const uint8_t *data, uint32_t len, bool *created);
+int store_chunk_unref(struct store *s, MDB_txn *t, const uint8_t *key);
 
 /* crc32c.c */
 uint32_t cache_crc32c(uint32_t crc, const void *buf, size_t len);
@@ -164,6 +189,8 @@ struct witem {
 	uint8_t wi_fattr[CACHE_FATTR_SIZE];
 	uint8_t wi_fhlen;
 	uint8_t wi_fh[CACHE_FH_MAX];
+	bool wi_hashed;    /* fill of one block stored by content (wi_hash) */
+	uint8_t wi_hash[CACHE_HASH_SIZE];
 	uint64_t wi_blk;   /* fill: first block */
 	uint32_t wi_nblk;  /* fill: blocks */
 	uint64_t wi_len;   /* fill: data bytes (counted against the queue) */
@@ -218,6 +245,8 @@ struct cache {
 		a_fill_blocks, a_evictions, a_stale, a_dropped, a_dropped_bytes,
 		a_bytes, a_data, a_blocks, a_files, a_cap, a_commits, a_werrs;
 	atomic_bool a_bypass, a_broken;
+	/* dedup (cache_dedup_stats) */
+	atomic_uint_fast64_t a_chunks_new, a_chunks_shared;
 };
 
 /* mem.c */

@@ -75,7 +75,7 @@ static int cli_stat(const char *dir)
 	struct store s;
 	MDB_txn *t;
 	MDB_envinfo ei;
-	uint64_t pages = 0, nfiles = 0, nhandles = 0;
+	uint64_t pages = 0, nfiles = 0, nhandles = 0, nchunks = 0;
 	struct stat sb;
 	char p[4200];
 
@@ -90,6 +90,9 @@ static int cli_stat(const char *dir)
 	pages += dbi_pages(t, s.s_handles, &nhandles);
 	pages += dbi_pages(t, s.s_blocks, NULL) + dbi_pages(t, s.s_atime, NULL) +
 	         dbi_pages(t, s.s_lru, NULL) + dbi_pages(t, s.s_meta, NULL);
+	if (s.s_have_chunks)
+		pages += dbi_pages(t, s.s_chunks, &nchunks) +
+		         dbi_pages(t, s.s_crefs, NULL);
 	mdb_txn_abort(t);
 	mdb_env_info(s.s_env, &ei);
 	snprintf(p, sizeof(p), "%s/data.mdb", dir);
@@ -103,6 +106,7 @@ static int cli_stat(const char *dir)
 	printf("blocks:       %llu\n", (unsigned long long)s.s_tot.t_blocks);
 	printf("files:        %llu\n", (unsigned long long)s.s_tot.t_files);
 	printf("handles:      %llu\n", (unsigned long long)nhandles);
+	printf("chunks:       %llu\n", (unsigned long long)nchunks);
 	printf("pages_used:   %llu (%llu bytes)\n", (unsigned long long)pages,
 	       (unsigned long long)(pages * s.s_psize));
 	printf("file_size:    %llu\n", (unsigned long long)sb.st_size);
@@ -124,6 +128,7 @@ struct vstate {
 	bool v_have, v_rec_ok;
 	struct filerec v_rec;
 	uint64_t v_nblk, v_bytes, v_data;
+	uint64_t v_nrefs, v_crefs; /* dedup: reference blocks, counted refs */
 };
 
 static void verr(struct vstate *v, const char *fmt, ...)
@@ -178,6 +183,35 @@ static void vfile_begin(struct vstate *v, const struct cache_ident *id)
 	v->v_tot.t_files++;
 }
 
+/* A block stored by content: its chunk must exist with its length. */
+static void vref(struct vstate *v, const struct blkhdr *h, const MDB_val *val,
+                 uint64_t blk, const struct cache_ident *id)
+{
+	struct store *s = v->v_s;
+	MDB_val ck, cv;
+	struct chunkhdr ch;
+
+	v->v_nrefs++;
+	if (val->mv_size != sizeof(*h) + CACHE_HASH_SIZE || !s->s_have_chunks ||
+	    BLK_LEN(h) != cache_blk_len(blk, s->s_bs, h->bh_ver.v_size)) {
+		verr(v, "block %llu of %llx: bad reference",
+		     (unsigned long long)blk, (unsigned long long)id->ci_fileid);
+		return;
+	}
+	ck.mv_size = CACHE_HASH_SIZE;
+	ck.mv_data = (uint8_t *)val->mv_data + sizeof(*h);
+	if (mdb_get(v->v_t, s->s_chunks, &ck, &cv) || cv.mv_size < sizeof(ch)) {
+		verr(v, "block %llu of %llx: its chunk is missing",
+		     (unsigned long long)blk, (unsigned long long)id->ci_fileid);
+		return;
+	}
+	memcpy(&ch, cv.mv_data, sizeof(ch));
+	if (ch.ch_len != BLK_LEN(h))
+		verr(v, "block %llu of %llx: chunk length %u, block %u",
+		     (unsigned long long)blk, (unsigned long long)id->ci_fileid,
+		     ch.ch_len, BLK_LEN(h));
+}
+
 static void vblock(struct vstate *v, const MDB_val *key, const MDB_val *val)
 {
 	struct store *s = v->v_s;
@@ -196,7 +230,9 @@ static void vblock(struct vstate *v, const MDB_val *key, const MDB_val *val)
 	    id.ci_fileid != v->v_id.ci_fileid)
 		vfile_begin(v, &id);
 	memcpy(&h, val->mv_data, sizeof(h));
-	if (val->mv_size != sizeof(h) + h.bh_len || h.bh_len == 0 ||
+	if (h.bh_len & BLK_REF)
+		vref(v, &h, val, blk, &id);
+	else if (val->mv_size != sizeof(h) + h.bh_len || h.bh_len == 0 ||
 	    h.bh_len != cache_blk_len(blk, s->s_bs, h.bh_ver.v_size))
 		verr(v, "block %llu of %llx: length %u wrong for size %llu",
 		     (unsigned long long)blk, (unsigned long long)id.ci_fileid,
@@ -220,11 +256,43 @@ static void vblock(struct vstate *v, const MDB_val *key, const MDB_val *val)
 			     (unsigned long long)id.ci_fileid);
 	}
 	v->v_nblk++;
-	v->v_bytes += store_charge(s, h.bh_len);
-	v->v_data += h.bh_len;
+	v->v_bytes += store_entry_charge(s, &h);
+	v->v_data += BLK_LEN(&h);
 	v->v_tot.t_blocks++;
-	v->v_tot.t_bytes += store_charge(s, h.bh_len);
-	v->v_tot.t_data += h.bh_len;
+	v->v_tot.t_bytes += store_entry_charge(s, &h);
+	v->v_tot.t_data += h.bh_len & BLK_REF ? 0 : h.bh_len;
+}
+
+/* Dedup chunks: each counted once in the totals; CRC checked. */
+static void vchunk(struct vstate *v, const MDB_val *key, const MDB_val *val)
+{
+	struct chunkhdr ch;
+
+	if (key->mv_size != CACHE_HASH_SIZE || val->mv_size < sizeof(ch)) {
+		verr(v, "chunk entry with a bad key or value size");
+		return;
+	}
+	memcpy(&ch, val->mv_data, sizeof(ch));
+	if (val->mv_size != sizeof(ch) + ch.ch_len)
+		verr(v, "chunk of %u bytes in a value of %zu", ch.ch_len,
+		     val->mv_size);
+	else if (cache_crc32c(0, (uint8_t *)val->mv_data + sizeof(ch),
+	                      ch.ch_len) != ch.ch_crc)
+		verr(v, "chunk: checksum mismatch");
+	v->v_tot.t_bytes += store_charge(v->v_s, ch.ch_len);
+	v->v_tot.t_data += ch.ch_len;
+}
+
+static void vcref(struct vstate *v, const MDB_val *key, const MDB_val *val)
+{
+	uint32_t n;
+
+	if (key->mv_size != CACHE_HASH_SIZE || val->mv_size != sizeof(n)) {
+		verr(v, "chunk count with a bad key or value size");
+		return;
+	}
+	memcpy(&n, val->mv_data, sizeof(n));
+	v->v_crefs += n;
 }
 
 /* Walk a DBI calling fn on every entry. */
@@ -307,6 +375,20 @@ static int cli_verify(const char *dir)
 	    (rc = vwalk(&v, s.s_atime, NULL, &natime)) ||
 	    (rc = vwalk(&v, s.s_lru, NULL, &nlru)))
 		goto out;
+	if (s.s_have_chunks) {
+		uint64_t nchunks, ncrefs;
+
+		if ((rc = vwalk(&v, s.s_chunks, vchunk, &nchunks)) ||
+		    (rc = vwalk(&v, s.s_crefs, vcref, &ncrefs)))
+			goto out;
+		if (nchunks != ncrefs || v.v_crefs != v.v_nrefs)
+			verr(&v, "%llu chunks with %llu counts summing to %llu, "
+			         "%llu reference blocks",
+			     (unsigned long long)nchunks,
+			     (unsigned long long)ncrefs,
+			     (unsigned long long)v.v_crefs,
+			     (unsigned long long)v.v_nrefs);
+	}
 	if (nfiles != v.v_tot.t_files)
 		verr(&v, "%llu file records, %llu files with blocks",
 		     (unsigned long long)nfiles,

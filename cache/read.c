@@ -143,6 +143,41 @@ static void miss_add(struct rreq *q, uint64_t s, uint64_t len)
 	q->miss[q->nmiss++].cr_len = len;
 }
 
+/* Point val at the data of a block value (its chunk's for a reference).
+ * MDB_KEYEXIST (an internal "no") when the value is not usable as len
+ * data bytes: a reference whose chunk is gone reads as a miss. */
+static int block_data(struct cache *c, MDB_txn *t, const struct blkhdr *h,
+                      MDB_val *val, uint32_t len)
+{
+	MDB_val ck, cv;
+	struct chunkhdr ch;
+	int rc;
+
+	if (!(h->bh_len & BLK_REF)) {
+		if (val->mv_size != sizeof(*h) + len)
+			return MDB_KEYEXIST;
+		val->mv_data = (uint8_t *)val->mv_data + sizeof(*h);
+		val->mv_size = len;
+		return 0;
+	}
+	if (val->mv_size != sizeof(*h) + CACHE_HASH_SIZE ||
+	    !c->c_st.s_have_chunks)
+		return MDB_KEYEXIST;
+	ck.mv_size = CACHE_HASH_SIZE;
+	ck.mv_data = (uint8_t *)val->mv_data + sizeof(*h);
+	rc = mdb_get(t, c->c_st.s_chunks, &ck, &cv);
+	if (rc)
+		return rc == MDB_NOTFOUND ? MDB_KEYEXIST : rc;
+	if (cv.mv_size != sizeof(ch) + len)
+		return MDB_KEYEXIST;
+	memcpy(&ch, cv.mv_data, sizeof(ch));
+	if (ch.ch_len != len)
+		return MDB_KEYEXIST;
+	val->mv_data = (uint8_t *)cv.mv_data + sizeof(ch);
+	val->mv_size = len;
+	return 0;
+}
+
 /* Copy the blocks of the current version; returns 0, -ENOENT (first miss
  * when stopping at one) or an LMDB code. */
 static int copy_blocks(struct cache *c, MDB_txn *t,
@@ -162,20 +197,20 @@ static int copy_blocks(struct cache *c, MDB_txn *t,
 
 		key_blk(k, id, b);
 		rc = mdb_get(t, c->c_st.s_blocks, &key, &val);
-		if (rc == 0 && val.mv_size == sizeof(h) + len) {
+		if (rc == 0 && val.mv_size >= sizeof(h)) {
 			memcpy(&h, val.mv_data, sizeof(h));
-			if (h.bh_len == len && cver_eq(&h.bh_ver, v)) {
+			if (BLK_LEN(&h) == len && cver_eq(&h.bh_ver, v) &&
+			    (rc = block_data(c, t, &h, &val, len)) == 0) {
 				from = s > q->off ? s : q->off;
 				to = s + len < q->end ? s + len : q->end;
 				memcpy(q->out + (from - q->off),
-				       (uint8_t *)val.mv_data + sizeof(h) +
-				               (from - s),
+				       (uint8_t *)val.mv_data + (from - s),
 				       to - from);
 				q->copied += to - from;
 				continue;
 			}
 		}
-		if (rc && rc != MDB_NOTFOUND)
+		if (rc && rc != MDB_NOTFOUND && rc != MDB_KEYEXIST)
 			return rc;
 		rc = 0;
 		if (b > run)
@@ -299,4 +334,33 @@ int cache_invalidate(struct cache *c, const void *fh, size_t fhlen)
 	if (rc)
 		return read_err(c, rc);
 	return mem_invalidate(c, &id);
+}
+
+int cache_read_chunk(struct cache *c, const uint8_t key[CACHE_HASH_SIZE],
+                     void *out, uint32_t len)
+{
+	MDB_val k = { CACHE_HASH_SIZE, (void *)key }, v;
+	struct chunkhdr ch;
+	MDB_txn *t;
+	int rc = 0;
+
+	if (!c || !key || (len && !out))
+		return -EINVAL;
+	if (atomic_load(&c->a_broken) || !c->c_st.s_have_chunks ||
+	    !(t = rtxn_get(c, &rc)))
+		return rc ? read_err(c, rc) : -ENOENT;
+	rc = mdb_get(t, c->c_st.s_chunks, &k, &v);
+	if (rc == 0 && v.mv_size == sizeof(ch) + len) {
+		memcpy(&ch, v.mv_data, sizeof(ch));
+		if (ch.ch_len == len)
+			memcpy(out, (uint8_t *)v.mv_data + sizeof(ch), len);
+		else
+			rc = MDB_NOTFOUND;
+	} else if (rc == 0)
+		rc = MDB_NOTFOUND;
+	mdb_txn_reset(t);
+	if (rc)
+		return read_err(c, rc);
+	atomic_fetch_add(&c->a_hit_bytes, len);
+	return 0;
 }

@@ -261,6 +261,13 @@ static int store_schema(struct store *s, bool rdonly)
 	    (rc = mdb_dbi_open(t, "atime", f, &s->s_atime)) ||
 	    (rc = mdb_dbi_open(t, "lru", f, &s->s_lru)))
 		goto fail;
+	/* chunks came with dedup: a read-only look at an older cache has none */
+	rc = mdb_dbi_open(t, "chunks", f, &s->s_chunks);
+	if (rc == 0)
+		rc = mdb_dbi_open(t, "crefs", f, &s->s_crefs);
+	if (rc && !(rdonly && rc == MDB_NOTFOUND))
+		goto fail;
+	s->s_have_chunks = rc == 0;
 	rc = store_read_u32(t, s->s_meta, "format", &fmt);
 	if (rc == MDB_NOTFOUND && !rdonly) {
 		MDB_stat ms;
@@ -326,7 +333,7 @@ static int store_try_open(struct store *s, uint64_t mapsize, unsigned flags,
 		ef = MDB_NOTLS | MDB_RDONLY;
 	if ((rc = mdb_env_create(&s->s_env)))
 		return rc;
-	mdb_env_set_maxdbs(s->s_env, 8); /* 6 used; room for dirty, hashes */
+	mdb_env_set_maxdbs(s->s_env, 12); /* 8 used; room for dirty, dirtyq */
 	mdb_env_set_maxreaders(s->s_env, 512);
 	if (mapsize)
 		mdb_env_set_mapsize(s->s_env, mapsize);
@@ -488,10 +495,134 @@ static int store_file_sub(struct store *s, MDB_txn *t,
 	return mdb_put(t, s->s_files, &key, &val, 0);
 }
 
+uint64_t store_entry_charge(const struct store *s, const struct blkhdr *h)
+{
+	if (h->bh_len & BLK_REF)
+		return sizeof(*h) + CACHE_HASH_SIZE + INDEX_CHARGE;
+	return store_charge(s, h->bh_len);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Dedup chunks: key = content digest, value = {refs, len, crc} + data.    */
+/* A chunk's footprint is charged when it is created and freed with its    */
+/* last reference; the blocks pointing at it are charged for themselves.   */
+
+static int chunk_refs_get(struct store *s, MDB_txn *t, MDB_val *k,
+                          uint32_t *refs)
+{
+	MDB_val v;
+	int rc = mdb_get(t, s->s_crefs, k, &v);
+
+	if (rc)
+		return rc;
+	if (v.mv_size != sizeof(*refs))
+		return MDB_CORRUPTED;
+	memcpy(refs, v.mv_data, sizeof(*refs));
+	return 0;
+}
+
+static int chunk_refs_put(struct store *s, MDB_txn *t, MDB_val *k,
+                          uint32_t refs)
+{
+	MDB_val v = { sizeof(refs), &refs };
+
+	return mdb_put(t, s->s_crefs, k, &v, 0);
+}
+
+/* Drop chunk k (value v) and its count; uncharge it. */
+static int chunk_drop(struct store *s, MDB_txn *t, MDB_val *k,
+                      const MDB_val *v)
+{
+	struct chunkhdr ch;
+	uint64_t c;
+	int rc;
+
+	memcpy(&ch, v->mv_data, sizeof(ch));
+	if ((rc = mdb_del(t, s->s_chunks, k, NULL)))
+		return rc;
+	rc = mdb_del(t, s->s_crefs, k, NULL);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	c = store_charge(s, ch.ch_len);
+	s->s_tot.t_bytes -= c < s->s_tot.t_bytes ? c : s->s_tot.t_bytes;
+	s->s_tot.t_data -= ch.ch_len < s->s_tot.t_data ? ch.ch_len
+	                                               : s->s_tot.t_data;
+	return 0;
+}
+
+/* The count lives in its own DBI (crefs): taking a reference rewrites
+ * 4 bytes, not the chunk's 64 KiB of overflow pages. */
+int store_chunk_ref(struct store *s, MDB_txn *t, const uint8_t *key,
+                    const uint8_t *data, uint32_t len, bool *created)
+{
+	MDB_val k = { CACHE_HASH_SIZE, (void *)key }, v;
+	struct chunkhdr ch;
+	uint32_t refs = 0;
+	int rc;
+
+	*created = false;
+	if (!s->s_have_chunks)
+		return EINVAL;
+	rc = mdb_get(t, s->s_chunks, &k, &v);
+	if (rc == 0) {
+		if (v.mv_size < sizeof(ch))
+			return MDB_CORRUPTED;
+		memcpy(&ch, v.mv_data, sizeof(ch));
+		if (ch.ch_len == len && v.mv_size == sizeof(ch) + len &&
+		    (rc = chunk_refs_get(s, t, &k, &refs)) == 0)
+			return chunk_refs_put(s, t, &k, refs + 1);
+		if (rc && rc != MDB_NOTFOUND)
+			return rc;
+		/* another length under the same key (or a lost count): replace
+		 * it; blocks that pointed at the old one then read as misses */
+		if ((rc = chunk_drop(s, t, &k, &v)))
+			return rc;
+	} else if (rc != MDB_NOTFOUND)
+		return rc;
+	ch.ch_len = len;
+	ch.ch_crc = cache_crc32c(0, data, len);
+	ch.ch_pad[0] = ch.ch_pad[1] = 0;
+	v.mv_size = sizeof(ch) + len;
+	if ((rc = mdb_put(t, s->s_chunks, &k, &v, MDB_RESERVE)))
+		return rc;
+	memcpy(v.mv_data, &ch, sizeof(ch));
+	memcpy((uint8_t *)v.mv_data + sizeof(ch), data, len);
+	if ((rc = chunk_refs_put(s, t, &k, 1)))
+		return rc;
+	s->s_tot.t_bytes += store_charge(s, len);
+	s->s_tot.t_data += len;
+	*created = true;
+	return 0;
+}
+
+int store_chunk_unref(struct store *s, MDB_txn *t, const uint8_t *key)
+{
+	MDB_val k = { CACHE_HASH_SIZE, (void *)key }, v;
+	uint32_t refs = 0;
+	int rc;
+
+	if (!s->s_have_chunks)
+		return 0;
+	rc = mdb_get(t, s->s_chunks, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0; /* replaced after a collision: nothing to drop */
+	if (rc)
+		return rc;
+	if (v.mv_size < sizeof(struct chunkhdr))
+		return MDB_CORRUPTED;
+	rc = chunk_refs_get(s, t, &k, &refs);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	if (refs > 1)
+		return chunk_refs_put(s, t, &k, refs - 1);
+	return chunk_drop(s, t, &k, &v);
+}
+
 /* Remove one block (key k) and its access-order entries; *len gets its
- * data length.  The file record is the caller's. */
+ * data length.  A reference drops its chunk's count.  The file record is
+ * the caller's. */
 int store_del_block(struct store *s, MDB_txn *t, const uint8_t *k,
-                           uint32_t *len)
+                           uint32_t *len, uint64_t *charge)
 {
 	MDB_val key = { CACHE_BLK_KEY, (void *)k }, val;
 	uint8_t lk[CACHE_LRU_KEY];
@@ -505,7 +636,18 @@ int store_del_block(struct store *s, MDB_txn *t, const uint8_t *k,
 	if (val.mv_size < sizeof(h))
 		return MDB_CORRUPTED;
 	memcpy(&h, val.mv_data, sizeof(h));
-	*len = h.bh_len;
+	*len = BLK_LEN(&h);
+	if (charge)
+		*charge = store_entry_charge(s, &h);
+	if (h.bh_len & BLK_REF) {
+		uint8_t hash[CACHE_HASH_SIZE];
+
+		if (val.mv_size != sizeof(h) + CACHE_HASH_SIZE)
+			return MDB_CORRUPTED;
+		memcpy(hash, (uint8_t *)val.mv_data + sizeof(h), sizeof(hash));
+		if ((rc = store_chunk_unref(s, t, hash)))
+			return rc;
+	}
 	if ((rc = mdb_del(t, s->s_blocks, &key, NULL)))
 		return rc;
 	rc = mdb_get(t, s->s_atime, &key, &val);
@@ -521,10 +663,11 @@ int store_del_block(struct store *s, MDB_txn *t, const uint8_t *k,
 		return rc;
 	s->s_tot.t_blocks -= s->s_tot.t_blocks ? 1 : 0;
 	{
-		uint64_t ch = store_charge(s, h.bh_len);
+		uint64_t ch = store_entry_charge(s, &h);
+		uint32_t d = h.bh_len & BLK_REF ? 0 : h.bh_len;
+
 		s->s_tot.t_bytes -= ch < s->s_tot.t_bytes ? ch : s->s_tot.t_bytes;
-		s->s_tot.t_data -= h.bh_len < s->s_tot.t_data ? h.bh_len
-		                                              : s->s_tot.t_data;
+		s->s_tot.t_data -= d < s->s_tot.t_data ? d : s->s_tot.t_data;
 	}
 	return 0;
 }
@@ -577,9 +720,10 @@ int store_del_file_blocks(struct store *s, MDB_txn *t,
 			rc = 0;
 		for (unsigned i = 0; i < n && rc == 0; i++) {
 			uint32_t len;
-			rc = store_del_block(s, t, keys[i], &len);
+			uint64_t ch = 0;
+			rc = store_del_block(s, t, keys[i], &len, &ch);
 			nblk++;
-			bytes += store_charge(s, len);
+			bytes += ch;
 			data += len;
 		}
 		/* continue after the last deleted key (kept ones stay) */
@@ -623,9 +767,9 @@ int store_evict(struct store *s, MDB_txn *t, uint64_t target,
 			bk.mv_data = keys[n] + 8;
 			if (mdb_get(t, s->s_blocks, &bk, &bv) == 0 &&
 			    bv.mv_size >= sizeof(struct blkhdr)) {
-				uint32_t len; /* small values are unaligned */
-				memcpy(&len, bv.mv_data, sizeof(len));
-				got += store_charge(s, len);
+				struct blkhdr h; /* small values are unaligned */
+				memcpy(&h, bv.mv_data, sizeof(h));
+				got += store_entry_charge(s, &h);
 			}
 			n++;
 		}
@@ -638,9 +782,10 @@ int store_evict(struct store *s, MDB_txn *t, uint64_t target,
 			struct cache_ident id;
 			uint64_t blk;
 			uint32_t len = 0;
+			uint64_t ch = 0;
 
 			key_unblk(keys[i] + 8, &id, &blk);
-			rc = store_del_block(s, t, keys[i] + 8, &len);
+			rc = store_del_block(s, t, keys[i] + 8, &len, &ch);
 			if (rc == MDB_NOTFOUND) {
 				/* an lru entry without its block: drop it */
 				MDB_val lk = { CACHE_LRU_KEY, keys[i] };
@@ -653,8 +798,7 @@ int store_evict(struct store *s, MDB_txn *t, uint64_t target,
 				continue;
 			}
 			if (rc == 0)
-				rc = store_file_sub(s, t, &id, 1,
-				                    store_charge(s, len), len);
+				rc = store_file_sub(s, t, &id, 1, ch, len);
 			if (ws && rc == 0)
 				ws->w_evicted++;
 		}
@@ -669,7 +813,9 @@ int store_drop_all(struct store *s, MDB_txn *t)
 	if ((rc = mdb_drop(t, s->s_files, 0)) ||
 	    (rc = mdb_drop(t, s->s_handles, 0)) ||
 	    (rc = mdb_drop(t, s->s_blocks, 0)) ||
-	    (rc = mdb_drop(t, s->s_atime, 0)) || (rc = mdb_drop(t, s->s_lru, 0)))
+	    (rc = mdb_drop(t, s->s_atime, 0)) || (rc = mdb_drop(t, s->s_lru, 0)) ||
+	    (s->s_have_chunks && ((rc = mdb_drop(t, s->s_chunks, 0)) ||
+	                          (rc = mdb_drop(t, s->s_crefs, 0)))))
 		return rc;
 	memset(&s->s_tot, 0, sizeof(s->s_tot) - sizeof(s->s_tot.t_seq));
 	return store_put_totals(s, t);

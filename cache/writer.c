@@ -203,6 +203,20 @@ static int fill_rec(struct cache *c, MDB_txn *t, const struct witem *wi,
 	return 0;
 }
 
+/* Is the stored block (head h, value val) already what this fill would
+ * write: same version and length, and by content the same chunk? */
+static bool block_same(const struct witem *wi, const struct blkhdr *h,
+                       const MDB_val *val, uint32_t len)
+{
+	if (BLK_LEN(h) != len || !cver_eq(&h->bh_ver, &wi->wi_ver))
+		return false;
+	if (!(h->bh_len & BLK_REF))
+		return !wi->wi_hashed && val->mv_size == sizeof(*h) + len;
+	return wi->wi_hashed && val->mv_size == sizeof(*h) + CACHE_HASH_SIZE &&
+	       !memcmp((const uint8_t *)val->mv_data + sizeof(*h), wi->wi_hash,
+	               CACHE_HASH_SIZE);
+}
+
 /* Store one block; an existing copy of the same version stays. */
 static int fill_block(struct cache *c, MDB_txn *t, const struct witem *wi,
                       uint64_t blk, const uint8_t *data, uint32_t len,
@@ -220,25 +234,42 @@ static int fill_block(struct cache *c, MDB_txn *t, const struct witem *wi,
 	rc = mdb_get(t, s->s_blocks, &key, &val);
 	if (rc == 0) {
 		uint32_t olen;
+		uint64_t och;
+		memset(&h, 0, sizeof(h));
 		memcpy(&h, val.mv_data, val.mv_size < sizeof(h) ? 0 : sizeof(h));
-		if (val.mv_size == sizeof(h) + len && h.bh_len == len &&
-		    cver_eq(&h.bh_ver, &wi->wi_ver))
+		if (block_same(wi, &h, &val, len))
 			return 0;
-		if ((rc = store_del_block(s, t, k, &olen)))
+		if ((rc = store_del_block(s, t, k, &olen, &och)))
 			return rc;
 		fr->fr_nblocks--;
-		fr->fr_bytes -= store_charge(s, olen);
-		fr->fr_data -= olen;
+		fr->fr_bytes -= och < fr->fr_bytes ? och : fr->fr_bytes;
+		fr->fr_data -= olen < fr->fr_data ? olen : fr->fr_data;
 	} else if (rc != MDB_NOTFOUND)
 		return rc;
 	h.bh_len = len;
 	h.bh_crc = cache_crc32c(0, data, len);
 	h.bh_ver = wi->wi_ver;
-	val.mv_size = sizeof(h) + len;
+	if (wi->wi_hashed) {
+		bool created;
+
+		if ((rc = store_chunk_ref(s, t, wi->wi_hash, data, len,
+		                          &created)))
+			return rc;
+		atomic_fetch_add(created ? &c->a_chunks_new
+		                         : &c->a_chunks_shared, 1);
+		h.bh_len |= BLK_REF;
+		ch = store_entry_charge(s, &h);
+		val.mv_size = sizeof(h) + CACHE_HASH_SIZE;
+	} else
+		val.mv_size = sizeof(h) + len;
 	if ((rc = mdb_put(t, s->s_blocks, &key, &val, MDB_RESERVE)))
 		return rc;
 	memcpy(val.mv_data, &h, sizeof(h));
-	memcpy((uint8_t *)val.mv_data + sizeof(h), data, len);
+	if (wi->wi_hashed)
+		memcpy((uint8_t *)val.mv_data + sizeof(h), wi->wi_hash,
+		       CACHE_HASH_SIZE);
+	else
+		memcpy((uint8_t *)val.mv_data + sizeof(h), data, len);
 	put_be64(sq, seq);
 	memcpy(lk, sq, 8);
 	memcpy(lk + 8, k, CACHE_BLK_KEY);
@@ -250,7 +281,7 @@ static int fill_block(struct cache *c, MDB_txn *t, const struct witem *wi,
 	fr->fr_data += len;
 	s->s_tot.t_blocks++;
 	s->s_tot.t_bytes += ch;
-	s->s_tot.t_data += len;
+	s->s_tot.t_data += wi->wi_hashed ? 0 : len; /* chunks count once */
 	ws->w_fill_blocks++;
 	ws->w_fill_bytes += len;
 	return 0;

@@ -24,6 +24,27 @@
 #define LOOK_SLOTS 16u
 #define LOOK_MS 200u
 
+/* VM-image metadata (see the section below) */
+#define MF_BUCKETS 256u
+#define MF_MAX 4096u              /* files tracked by name */
+#define MF_MIN_SIZE (1u << 20)    /* smaller files are not worth a LOOKUP */
+#define MF_RETRY_MS 30000u        /* no metadata: look again after */
+#define MF_NAME_MAX 255u
+#define META_READ_CHUNK (256u << 10)
+#define FETCH_MAX_BYTES (1u << 20)  /* one upstream READ of ours */
+#define PF_FETCHES 8u             /* prefetch READs in flight per file */
+#define PF_FETCH_BYTES (128u << 10) /* bytes per prefetch READ */
+#define PF_MAX_PENDING 64u        /* no prefetch while the link is this busy */
+#define RING_BYTES (16u << 20)    /* recently fetched blocks, by content */
+#define RING_MAX 256u
+#define NFS3ERR_IO 5u
+
+struct px_ring {
+	uint8_t rg_key[CACHE_HASH_SIZE];
+	uint32_t rg_len;               /* 0: empty */
+	uint8_t *rg_data;
+};
+
 struct px_grant {
 	struct cache_ident g_id;
 	uint64_t g_cred;
@@ -62,6 +83,15 @@ struct px_rcache {
 	struct px_look rc_look[LOOK_SLOTS];
 	unsigned rc_look_next;
 	uint64_t rc_local_hits, rc_local_bytes, rc_coalesced, rc_fetches;
+	/* VM-image metadata (issue 7) */
+	bool rc_meta, rc_prefetch;     /* look for metadata; follow profiles */
+	struct px_mfile *rc_mf[MF_BUCKETS]; /* by identity */
+	unsigned rc_nmf;
+	struct px_ring *rc_ring;       /* recently fetched blocks by content */
+	unsigned rc_ring_n, rc_ring_next;
+	uint8_t *rc_scratch;           /* one block */
+	uint64_t rc_meta_files, rc_meta_bytes, rc_zero_bytes, rc_dedup_hits,
+		rc_mismatch, rc_pf_blocks;
 };
 
 /* What a READ call forwarded through the cache remembers. */
@@ -75,6 +105,10 @@ struct px_cread {
 	uint64_t cr_cred;
 	struct px_waiter *cr_waiters;
 };
+
+struct px_mfile;
+struct px_ring;
+static void mf_free_all(struct px_rcache *rc);
 
 /* ---------------------------------------------------------------------- */
 
@@ -114,6 +148,17 @@ int px_rcache_open(struct px_loop *l)
 	rc->rc_flags = o->o_consistency == PX_CONS_IMMUTABLE ? CACHE_F_IMMUTABLE
 							      : CACHE_F_STRICT;
 	rc->rc_access_ms = (uint64_t)o->o_access_ttl * 1000u;
+	rc->rc_meta = rc->rc_prefetch = true;
+	rc->rc_ring_n = RING_BYTES / cache_block_size(rc->rc_cache);
+	if (rc->rc_ring_n > RING_MAX)
+		rc->rc_ring_n = RING_MAX;
+	if (!(rc->rc_ring = calloc(rc->rc_ring_n, sizeof(*rc->rc_ring))) ||
+	    !(rc->rc_scratch = malloc(cache_block_size(rc->rc_cache)))) {
+		cache_close(rc->rc_cache);
+		free(rc->rc_ring);
+		free(rc);
+		return -ENOMEM;
+	}
 	l->lp_rcache = rc;
 	px_info("cache %s: %llu MiB cap, %u KiB blocks, %s", o->o_cache_dir,
 		(unsigned long long)(o->o_cache_size >> 20),
@@ -137,6 +182,7 @@ void px_rcache_close(struct px_loop *l)
 		}
 	for (unsigned i = 0; i < LOOK_SLOTS; i++)
 		px_msg_unref(rc->rc_look[i].lk_msg);
+	mf_free_all(rc);
 	cache_close(rc->rc_cache);
 	free(rc);
 	l->lp_rcache = NULL;
@@ -151,21 +197,17 @@ struct cache *px_rcache_cache(struct px_loop *l)
 /* Credentials and grants                                                  */
 
 /* A key for "this user with these groups" (the credential upstream sees). */
-static uint64_t cred_key(const uint8_t *msg, const struct rpc_call *h)
+static uint64_t authsys_key(const struct rpc_authsys *a)
 {
-	struct rpc_authsys a;
 	uint64_t k = 1469598103934665603ull;
 	uint32_t v[2 + RPC_AUTHSYS_MAX_GIDS];
 	uint32_t n = 0;
 
-	if (h->c_cred_flavor != RPC_AUTH_SYS ||
-	    rpc_authsys_parse(msg + h->c_cred_body, h->c_cred_len, &a))
-		return 0;
-	v[n++] = a.as_uid;
-	v[n++] = a.as_gid;
+	v[n++] = a->as_uid;
+	v[n++] = a->as_gid;
 	/* Group order does not change permissions: sort a copy. */
-	for (uint32_t i = 0; i < a.as_ngids; i++) {
-		uint32_t g = a.as_gids[i], j = n;
+	for (uint32_t i = 0; i < a->as_ngids && i < RPC_AUTHSYS_MAX_GIDS; i++) {
+		uint32_t g = a->as_gids[i], j = n;
 
 		while (j > 2 && v[j - 1] > g) {
 			v[j] = v[j - 1];
@@ -177,6 +219,16 @@ static uint64_t cred_key(const uint8_t *msg, const struct rpc_call *h)
 	for (uint32_t i = 0; i < n; i++)
 		k = (k ^ v[i]) * 1099511628211ull;
 	return k ? k : 1;
+}
+
+static uint64_t cred_key(const uint8_t *msg, const struct rpc_call *h)
+{
+	struct rpc_authsys a;
+
+	if (h->c_cred_flavor != RPC_AUTH_SYS ||
+	    rpc_authsys_parse(msg + h->c_cred_body, h->c_cred_len, &a))
+		return 0;
+	return authsys_key(&a);
 }
 
 static unsigned grant_bucket(const struct cache_ident *id, uint64_t cred)
@@ -314,6 +366,1088 @@ static void serve_range(struct px_client *c, uint32_t xid, uint64_t off,
 }
 
 /* ---------------------------------------------------------------------- */
+/* VM-image metadata (issue 7, docs/metadata.md)                           */
+/*                                                                          */
+/* A regular file of at least MF_MIN_SIZE looked up by name gets a LOOKUP   */
+/* of NAME.gvmeta in its directory (a call of our own); a metadata file    */
+/* that parses and matches the image's size and mtime is kept in memory.   */
+/* READs of such a file are served here: zero blocks from nothing, other   */
+/* blocks from the cache (stored by content hash, shared between clones)   */
+/* or from upstream through READs of our own, each block checked against   */
+/* its SHA-256 before anyone sees or stores it.  A profile in the metadata */
+/* drives a background prefetch, a few fetches at a time.                  */
+
+
+enum mf_state {
+	MF_NAMED,   /* name known, metadata not looked for (yet, or again) */
+	MF_LOOKING, /* LOOKUP/READ of NAME.gvmeta in flight */
+	MF_READY,   /* valid metadata held */
+	MF_NONE,    /* none, stale or malformed: plain cache until mf_retry_at */
+};
+
+/* Parsed metadata with the image version it was checked against; fetches
+ * in flight keep a reference, so a version change can drop it at once. */
+struct px_meta {
+	struct cache_meta *pm_m;
+	unsigned pm_refs;
+};
+
+struct px_mreq;
+
+struct px_mfile {
+	struct px_mfile *mf_next;      /* hash chain by identity */
+	struct cache_ident mf_id;
+	uint8_t mf_fh[NFS3_FHSIZE];
+	uint32_t mf_fhlen;
+	uint8_t mf_dir[NFS3_FHSIZE];
+	uint32_t mf_dirlen;
+	char mf_name[MF_NAME_MAX + 1];
+	uint8_t mf_fattr[NFS3_FATTR_SIZE]; /* latest attributes seen */
+	enum mf_state mf_state;
+	uint64_t mf_retry_at;
+	struct rpc_authsys mf_cred;    /* of the LOOKUP that named it */
+	/* discovery */
+	uint8_t *mf_buf;
+	uint32_t mf_buflen, mf_reads;  /* metadata bytes; READs outstanding */
+	bool mf_readfail;
+	struct px_mreq *mf_parked;     /* READs waiting for discovery */
+	/* MF_READY */
+	struct px_meta *mf_meta;
+	struct px_mfetch *mf_fetches;  /* our READs in flight for it */
+	unsigned mf_npf;               /* ... of which prefetch */
+	size_t mf_pf_next;             /* profile position */
+	bool mf_pf_stop;
+	struct px_loop *mf_loop;
+};
+
+/* A client READ answered here. */
+struct px_mreq {
+	struct px_mreq *mr_next;       /* mf_parked */
+	struct px_mfile *mr_mf;
+	struct px_client *mr_client;   /* a ref */
+	uint32_t mr_xid;
+	uint8_t mr_fh[NFS3_FHSIZE];
+	uint32_t mr_fhlen;
+	uint64_t mr_off;
+	uint32_t mr_count;             /* as asked */
+	uint32_t mr_len;               /* after clipping at EOF */
+	struct rpc_authsys mr_cred;
+	uint64_t mr_credkey;
+	uint8_t mr_fattr[NFS3_FATTR_SIZE];
+	unsigned mr_pending;           /* fetches it waits for */
+	uint32_t mr_status;            /* NFS3 error to answer, 0 */
+	uint32_t mr_rpcerr;            /* RPC accept_stat to answer, 0 */
+	uint8_t *mr_buf;
+};
+
+struct px_mwait {
+	struct px_mwait *mw_next;
+	struct px_mreq *mw_req;
+};
+
+/* One upstream READ of ours: blocks [mt_blk, mt_blk + mt_n). */
+struct px_mfetch {
+	struct px_mfetch *mt_next;     /* mf_fetches */
+	struct px_mfile *mt_mf;
+	struct px_meta *mt_meta;       /* a ref, or NULL */
+	uint8_t mt_fh[NFS3_FHSIZE];
+	uint32_t mt_fhlen;
+	uint64_t mt_blk;
+	uint32_t mt_n;                 /* 0: an access probe of one byte */
+	uint64_t mt_probe_off;
+	struct rpc_authsys mt_cred;
+	uint64_t mt_credkey;
+	bool mt_prefetch, mt_retry;
+	struct px_mwait *mt_waiters;
+};
+
+
+static struct px_mfile **mf_slot(struct px_rcache *rc,
+				 const struct cache_ident *id)
+{
+	struct px_mfile **pp =
+		&rc->rc_mf[(id->ci_fileid * 31u + id->ci_fsid) % MF_BUCKETS];
+
+	for (; *pp; pp = &(*pp)->mf_next)
+		if ((*pp)->mf_id.ci_fileid == id->ci_fileid &&
+		    (*pp)->mf_id.ci_fsid == id->ci_fsid)
+			break;
+	return pp;
+}
+
+static void meta_unref(struct px_meta *pm)
+{
+	if (pm && !--pm->pm_refs) {
+		cache_meta_free(pm->pm_m);
+		free(pm);
+	}
+}
+
+/* The image's version moved (or discovery failed): metadata is dropped;
+ * the next READ looks again.  Fetches in flight keep their reference. */
+static void mf_drop_meta(struct px_mfile *mf, enum mf_state st)
+{
+	meta_unref(mf->mf_meta);
+	mf->mf_meta = NULL;
+	mf->mf_state = st;
+	mf->mf_pf_stop = true;
+	if (st == MF_NONE)
+		mf->mf_retry_at = px_now_ms() + MF_RETRY_MS;
+}
+
+/* note_fattr: keep each tracked image's attributes current. */
+static void mf_note_fattr(struct px_rcache *rc, const uint8_t *fattr)
+{
+	struct cache_ident id;
+	struct px_mfile *mf;
+
+	if (rc->rc_nmf == 0 || rpc_get32(fattr) != 1)
+		return;
+	cache_ident_of_fattr(fattr, &id);
+	if (!(mf = *mf_slot(rc, &id)))
+		return;
+	if (!memcmp(mf->mf_fattr + NFS3_FATTR_SIZE_OFF,
+		    fattr + NFS3_FATTR_SIZE_OFF, 8) &&
+	    !memcmp(mf->mf_fattr + NFS3_FATTR_MTIME, fattr + NFS3_FATTR_MTIME, 8)) {
+		memcpy(mf->mf_fattr, fattr, NFS3_FATTR_SIZE);
+		return;
+	}
+	memcpy(mf->mf_fattr, fattr, NFS3_FATTR_SIZE);
+	if (mf->mf_state == MF_READY) {
+		px_info("metadata of %s: the image changed (size or mtime); "
+			"metadata set aside until looked up again", mf->mf_name);
+		mf_drop_meta(mf, MF_NAMED);
+	} else if (mf->mf_state == MF_NONE) {
+		mf->mf_state = MF_NAMED; /* its metadata may be new too */
+	}
+}
+
+static void mf_free_all(struct px_rcache *rc)
+{
+	if (rc->rc_meta_files || rc->rc_nmf)
+		px_info("metadata: %llu files with metadata; %llu bytes served "
+			"by them (%llu zero, never fetched), %llu blocks from "
+			"other images' chunks, %llu prefetched, %llu failed "
+			"their hash", (unsigned long long)rc->rc_meta_files,
+			(unsigned long long)rc->rc_meta_bytes,
+			(unsigned long long)rc->rc_zero_bytes,
+			(unsigned long long)rc->rc_dedup_hits,
+			(unsigned long long)rc->rc_pf_blocks,
+			(unsigned long long)rc->rc_mismatch);
+	for (unsigned i = 0; i < MF_BUCKETS; i++)
+		while (rc->rc_mf[i]) {
+			struct px_mfile *mf = rc->rc_mf[i];
+
+			rc->rc_mf[i] = mf->mf_next;
+			meta_unref(mf->mf_meta);
+			free(mf->mf_buf);
+			free(mf);
+		}
+	for (unsigned i = 0; i < rc->rc_ring_n; i++)
+		free(rc->rc_ring[i].rg_data);
+	free(rc->rc_ring);
+	free(rc->rc_scratch);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Recently fetched blocks by content: fills reach LMDB a few ms later, and
+ * a prefetched block must not be fetched again meanwhile. */
+
+static struct px_ring *ring_find(struct px_rcache *rc, const uint8_t *key,
+				 uint32_t len)
+{
+	for (unsigned i = 0; i < rc->rc_ring_n; i++)
+		if (rc->rc_ring[i].rg_len == len &&
+		    !memcmp(rc->rc_ring[i].rg_key, key, CACHE_HASH_SIZE))
+			return &rc->rc_ring[i];
+	return NULL;
+}
+
+static void ring_put(struct px_rcache *rc, const uint8_t *key,
+		     const uint8_t *data, uint32_t len)
+{
+	struct px_ring *r;
+
+	if (!rc->rc_ring_n || ring_find(rc, key, len))
+		return;
+	r = &rc->rc_ring[rc->rc_ring_next++ % rc->rc_ring_n];
+	if (!r->rg_data && !(r->rg_data = malloc(cache_block_size(rc->rc_cache))))
+		return;
+	memcpy(r->rg_key, key, CACHE_HASH_SIZE);
+	memcpy(r->rg_data, data, len);
+	r->rg_len = len;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Answering                                                               */
+
+static void mreq_free(struct px_mreq *mr)
+{
+	px_client_unref(mr->mr_client);
+	free(mr->mr_buf);
+	free(mr);
+}
+
+static void send_rpc_error(struct px_client *c, uint32_t xid, uint32_t stat)
+{
+	struct px_msg *m = px_msg_new(64);
+	struct rpc_xdr x;
+
+	if (!m)
+		return;
+	rpc_xdr_init(&x, px_msg_data(m), 64);
+	rpc_reply_accepted(&x, xid, stat, 0, 0);
+	m->m_len = x.x_pos;
+	px_client_send(c, m);
+	px_msg_unref(m);
+}
+
+static void mreq_finish(struct px_rcache *rc, struct px_mreq *mr)
+{
+	struct px_client *c = mr->mr_client;
+
+	if (c->cl_closed) {
+		/* nobody to answer */
+	} else if (mr->mr_rpcerr) {
+		send_rpc_error(c, mr->mr_xid, mr->mr_rpcerr);
+	} else if (mr->mr_status) {
+		struct px_msg *m = px_msg_new(64);
+		struct rpc_xdr x;
+
+		if (m) {
+			rpc_xdr_init(&x, px_msg_data(m), 64);
+			px_nfs3_error_reply(&x, mr->mr_xid, RPC_PROG_NFS, NFS3_READ,
+					    mr->mr_status);
+			m->m_len = x.x_pos;
+			px_client_send(c, m);
+			px_msg_unref(m);
+		}
+	} else {
+		uint64_t size = rpc_get64(mr->mr_fattr + NFS3_FATTR_SIZE_OFF);
+
+		send_read(c, mr->mr_xid, mr->mr_fattr, mr->mr_buf, mr->mr_len,
+			  mr->mr_off + mr->mr_len >= size);
+		rc->rc_meta_bytes += mr->mr_len;
+	}
+	mreq_free(mr);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Our own READs                                                           */
+
+static void fetch_cb(void *ctx, int err, uint8_t *res, size_t len);
+
+static bool fetch_has(const struct px_mfetch *mt, const struct px_mreq *mr)
+{
+	for (const struct px_mwait *w = mt->mt_waiters; w; w = w->mw_next)
+		if (w->mw_req == mr)
+			return true;
+	return false;
+}
+
+static int fetch_wait(struct px_mfetch *mt, struct px_mreq *mr)
+{
+	struct px_mwait *w;
+
+	if (fetch_has(mt, mr))
+		return 0;
+	if (!(w = malloc(sizeof(*w))))
+		return -ENOMEM;
+	w->mw_req = mr;
+	w->mw_next = mt->mt_waiters;
+	mt->mt_waiters = w;
+	mr->mr_pending++;
+	return 0;
+}
+
+/* The fetch in flight that holds block blk, or NULL. */
+static struct px_mfetch *fetch_find(struct px_mfile *mf, uint64_t blk)
+{
+	for (struct px_mfetch *mt = mf->mf_fetches; mt; mt = mt->mt_next)
+		if (mt->mt_n && blk >= mt->mt_blk && blk < mt->mt_blk + mt->mt_n)
+			return mt;
+	return NULL;
+}
+
+/* Send READ(fh, off, count) of our own for mt.  On failure mt is freed
+ * and its waiters (none yet: callers attach after) are untouched. */
+static struct px_mfetch *fetch_new(struct px_loop *l, struct px_mfile *mf,
+				   const uint8_t *fh, uint32_t fhlen,
+				   uint64_t blk, uint32_t n,
+				   const struct rpc_authsys *cred, bool prefetch,
+				   uint64_t probe_off)
+{
+	struct px_rcache *rc = l->lp_rcache;
+	uint32_t bs = cache_block_size(rc->rc_cache);
+	uint8_t args[4 + NFS3_FHSIZE + 12];
+	struct px_mfetch *mt = calloc(1, sizeof(*mt));
+	struct rpc_xdr x;
+	uint64_t off = n ? blk * bs : probe_off, cnt = n ? (uint64_t)n * bs : 1;
+
+	if (!mt)
+		return NULL;
+	mt->mt_mf = mf;
+	memcpy(mt->mt_fh, fh, fhlen);
+	mt->mt_fhlen = fhlen;
+	mt->mt_blk = blk;
+	mt->mt_n = n;
+	mt->mt_cred = *cred;
+	mt->mt_credkey = authsys_key(cred);
+	mt->mt_prefetch = prefetch;
+	if (mf->mf_meta) {
+		mt->mt_meta = mf->mf_meta;
+		mf->mf_meta->pm_refs++;
+	}
+	rpc_xdr_init(&x, args, sizeof(args));
+	rpc_xdr_put_opaque(&x, fh, fhlen);
+	rpc_xdr_put_u64(&x, off);
+	rpc_xdr_put_u32(&x, (uint32_t)cnt);
+	if (x.x_err || px_icall(l, RPC_PROG_NFS, NFS3_READ, cred, args, x.x_pos,
+				fetch_cb, mt)) {
+		meta_unref(mt->mt_meta);
+		free(mt);
+		return NULL;
+	}
+	mt->mt_next = mf->mf_fetches;
+	mf->mf_fetches = mt;
+	if (prefetch)
+		mf->mf_npf++;
+	rc->rc_fetches++;
+	return mt;
+}
+
+/* A one-byte READ at off with mr's credential: upstream says whether mr
+ * may read the file (the reply hook records the grant). */
+static int fetch_probe(struct px_loop *l, struct px_mreq *mr)
+{
+	struct px_mfetch *mt = fetch_new(l, mr->mr_mf, mr->mr_fh, mr->mr_fhlen,
+					 0, 0, &mr->mr_cred, false, mr->mr_off);
+
+	if (!mt)
+		return -ENOMEM;
+	mt->mt_probe_off = mr->mr_off;
+	return fetch_wait(mt, mr);
+}
+
+/* Copy the part of block data [bstart, bstart+blen) that mr wants. */
+static void mreq_copy(struct px_mreq *mr, uint64_t bstart, const uint8_t *data,
+		      uint32_t blen)
+{
+	uint64_t s = bstart > mr->mr_off ? bstart : mr->mr_off;
+	uint64_t e = bstart + blen < mr->mr_off + mr->mr_len
+			     ? bstart + blen
+			     : mr->mr_off + mr->mr_len;
+
+	if (s < e)
+		memcpy(mr->mr_buf + (s - mr->mr_off), data + (s - bstart), e - s);
+}
+
+static bool mreq_wants(const struct px_mreq *mr, uint64_t bstart, uint32_t blen)
+{
+	return bstart < mr->mr_off + mr->mr_len && bstart + blen > mr->mr_off;
+}
+
+/* Retry: one READ per block that failed its check, marked as the last
+ * try; the waiters that want the block follow it. */
+static void fetch_retry(struct px_loop *l, struct px_mfetch *mt, uint64_t b,
+			uint32_t blen)
+{
+	struct px_mfile *mf = mt->mt_mf;
+	struct px_mfetch *rt = fetch_new(l, mf, mt->mt_fh, mt->mt_fhlen, b, 1,
+					 &mt->mt_cred, false, 0);
+
+	if (rt) {
+		rt->mt_retry = true;
+		if (mt->mt_meta && rt->mt_meta != mt->mt_meta) {
+			/* verify against what the first try was checked with */
+			meta_unref(rt->mt_meta);
+			rt->mt_meta = mt->mt_meta;
+			mt->mt_meta->pm_refs++;
+		}
+	}
+	for (struct px_mwait *w = mt->mt_waiters; w; w = w->mw_next) {
+		if (!mreq_wants(w->mw_req, b * cache_block_size(
+						       l->lp_rcache->rc_cache),
+				blen))
+			continue;
+		if (!rt || fetch_wait(rt, w->mw_req))
+			w->mw_req->mr_status = NFS3ERR_IO;
+	}
+}
+
+/* A block of a successful reply: check it, store it, hand it out. */
+static void fetch_block(struct px_loop *l, struct px_mfetch *mt, uint64_t b,
+			const uint8_t *data, uint32_t blen, bool have,
+			const uint8_t *fattr, bool eof)
+{
+	struct px_rcache *rc = l->lp_rcache;
+	struct px_mfile *mf = mt->mt_mf;
+	uint32_t bs = cache_block_size(rc->rc_cache);
+	struct cache_meta *m = mt->mt_meta ? mt->mt_meta->pm_m : NULL;
+	uint8_t key[CACHE_HASH_SIZE];
+	enum cache_meta_kind kind = CACHE_META_UNKNOWN;
+
+	/* metadata of another version than the data is ignored */
+	if (m && cache_meta_check_fattr(m, fattr))
+		m = NULL;
+	if (m)
+		kind = cache_meta_kind(m, b, key);
+	if (!have || (m && cache_meta_verify(m, b, data, blen))) {
+		rc->rc_mismatch++;
+		px_warn_rl("%s block %llu (offset %llu): %s; %s", mf->mf_name,
+			   (unsigned long long)b, (unsigned long long)(b * bs),
+			   have ? "hash mismatch with its metadata"
+				: "short read from upstream",
+			   mt->mt_retry ? "answering NFS3ERR_IO"
+					: "fetching it again");
+		if (!mt->mt_retry && !l->lp_draining) {
+			fetch_retry(l, mt, b, blen);
+			return;
+		}
+		for (struct px_mwait *w = mt->mt_waiters; w; w = w->mw_next)
+			if (mreq_wants(w->mw_req, b * bs, blen))
+				w->mw_req->mr_status = NFS3ERR_IO;
+		return;
+	}
+	if (kind == CACHE_META_HASHED) {
+		cache_fill_hashed(rc->rc_cache, mt->mt_fh, mt->mt_fhlen, b, data,
+				  blen, key, fattr, rc->rc_flags);
+		ring_put(rc, key, data, blen);
+	} else if (kind != CACHE_META_ZERO) {
+		cache_fill(rc->rc_cache, mt->mt_fh, mt->mt_fhlen, b * bs, data,
+			   blen, eof, fattr, rc->rc_flags);
+	}
+	if (mt->mt_prefetch)
+		rc->rc_pf_blocks++;
+	for (struct px_mwait *w = mt->mt_waiters; w; w = w->mw_next)
+		if (mreq_wants(w->mw_req, b * bs, blen))
+			mreq_copy(w->mw_req, b * bs, data, blen);
+}
+
+/* Upstream refused the READ (status): a waiter that asked with the same
+ * credential gets the same answer; one that had joined with another
+ * credential asks again with its own. */
+static void fetch_refused(struct px_loop *l, struct px_mfetch *mt,
+			  uint32_t status)
+{
+	uint32_t bs = cache_block_size(l->lp_rcache->rc_cache);
+
+	if (mt->mt_prefetch) {
+		mt->mt_mf->mf_pf_stop = true;
+		px_info_rl("prefetch of %s stopped: upstream answered %u",
+			   mt->mt_mf->mf_name, status);
+	}
+	for (struct px_mwait *w = mt->mt_waiters; w; w = w->mw_next) {
+		struct px_mreq *mr = w->mw_req;
+		struct px_mfetch *nt;
+
+		if (mr->mr_credkey == mt->mt_credkey || !mt->mt_n ||
+		    l->lp_draining) {
+			mr->mr_status = status;
+			continue;
+		}
+		nt = fetch_new(l, mt->mt_mf, mr->mr_fh, mr->mr_fhlen, mt->mt_blk,
+			       mt->mt_n, &mr->mr_cred, false, 0);
+		if (!nt || fetch_wait(nt, mr))
+			mr->mr_rpcerr = RPC_ACC_SYSTEM_ERR;
+		(void)bs;
+	}
+}
+
+static void pf_pump(struct px_loop *l, struct px_mfile *mf);
+
+static void fetch_unlink(struct px_mfetch *mt)
+{
+	struct px_mfetch **pp = &mt->mt_mf->mf_fetches;
+
+	while (*pp && *pp != mt)
+		pp = &(*pp)->mt_next;
+	if (*pp)
+		*pp = mt->mt_next;
+	if (mt->mt_prefetch)
+		mt->mt_mf->mf_npf--;
+}
+
+static void fetch_cb(void *ctx, int err, uint8_t *res, size_t len)
+{
+	struct px_mfetch *mt = ctx;
+	struct px_mfile *mf = mt->mt_mf;
+	struct px_loop *l = mf->mf_loop;
+	struct px_rcache *rc = l->lp_rcache;
+	uint32_t bs = cache_block_size(rc->rc_cache);
+	const uint8_t *fattr = NULL, *data = NULL;
+	uint32_t status = 0, dlen = 0;
+	bool eof = false;
+	struct px_mwait *w;
+
+	fetch_unlink(mt);
+	if (err == 0 && len >= 8) {
+		size_t p = 8;
+
+		status = rpc_get32(res);
+		if (rpc_get32(res + 4) && len >= 8 + NFS3_FATTR_SIZE) {
+			fattr = res + 8;
+			p += NFS3_FATTR_SIZE;
+		}
+		if (status == 0 && len >= p + 12) {
+			eof = rpc_get32(res + p + 4) != 0;
+			dlen = rpc_get32(res + p + 8);
+			data = res + p + 12;
+			if (dlen > len - p - 12)
+				err = -EBADMSG;
+		} else if (status == 0)
+			err = -EBADMSG;
+	} else if (err == 0)
+		err = -EBADMSG;
+	if (err < 0) {
+		mf->mf_pf_stop = mf->mf_pf_stop || mt->mt_prefetch;
+		for (w = mt->mt_waiters; w; w = w->mw_next)
+			w->mw_req->mr_rpcerr = RPC_ACC_SYSTEM_ERR;
+	} else if (status) {
+		fetch_refused(l, mt, status);
+	} else if (!fattr) {
+		/* data without a version cannot be checked or stored */
+		for (w = mt->mt_waiters; w; w = w->mw_next)
+			w->mw_req->mr_status = NFS3ERR_IO;
+	} else {
+		uint64_t size = rpc_get64(fattr + NFS3_FATTR_SIZE_OFF);
+
+		for (uint32_t i = 0; i < mt->mt_n; i++) {
+			uint64_t b = mt->mt_blk + i;
+			uint32_t blen = cache_blk_len(b, bs, size);
+
+			if (!blen)
+				break;
+			fetch_block(l, mt, b, data + (uint64_t)i * bs, blen,
+				    (uint64_t)i * bs + blen <= dlen, fattr, eof);
+		}
+	}
+	while ((w = mt->mt_waiters)) {
+		mt->mt_waiters = w->mw_next;
+		if (!--w->mw_req->mr_pending)
+			mreq_finish(rc, w->mw_req);
+		free(w);
+	}
+	meta_unref(mt->mt_meta);
+	free(mt);
+	if (err >= 0 && !l->lp_draining)
+		pf_pump(l, mf);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Serving a READ of a file with metadata                                  */
+
+/* One block of the request that the cache did not have: zero, a chunk
+ * another image holds, a fetch in flight, or part of a new fetch run. */
+static void mreq_block(struct px_loop *l, struct px_mreq *mr,
+		       struct cache_meta *m, bool auth, uint64_t b,
+		       uint64_t *run, uint32_t *nrun)
+{
+	struct px_rcache *rc = l->lp_rcache;
+	uint32_t bs = cache_block_size(rc->rc_cache);
+	uint64_t size = rpc_get64(mr->mr_fattr + NFS3_FATTR_SIZE_OFF);
+	uint32_t blen = cache_blk_len(b, bs, size);
+	uint8_t key[CACHE_HASH_SIZE];
+	enum cache_meta_kind kind =
+		m ? cache_meta_kind(m, b, key) : CACHE_META_UNKNOWN;
+	struct px_mfetch *mt;
+	struct px_ring *rg;
+
+	if (!blen)
+		return;
+	if (kind == CACHE_META_ZERO) {
+		uint64_t s = b * bs > mr->mr_off ? b * bs : mr->mr_off;
+		uint64_t e = b * bs + blen < mr->mr_off + mr->mr_len
+				     ? b * bs + blen
+				     : mr->mr_off + mr->mr_len;
+
+		memset(mr->mr_buf + (s - mr->mr_off), 0, e - s);
+		rc->rc_zero_bytes += e - s;
+		return;
+	}
+	if (auth && kind == CACHE_META_HASHED) {
+		if ((rg = ring_find(rc, key, blen))) {
+			mreq_copy(mr, b * bs, rg->rg_data, blen);
+			return;
+		}
+		if (cache_read_chunk(rc->rc_cache, key, rc->rc_scratch, blen) == 0) {
+			/* another image's identical block: link it to this one */
+			mreq_copy(mr, b * bs, rc->rc_scratch, blen);
+			cache_fill_hashed(rc->rc_cache, mr->mr_fh, mr->mr_fhlen, b,
+					  rc->rc_scratch, blen, key, mr->mr_fattr,
+					  rc->rc_flags);
+			ring_put(rc, key, rc->rc_scratch, blen);
+			rc->rc_dedup_hits++;
+			return;
+		}
+	}
+	if (auth && (mt = fetch_find(mr->mr_mf, b))) {
+		if (fetch_wait(mt, mr))
+			mr->mr_rpcerr = RPC_ACC_SYSTEM_ERR;
+		return;
+	}
+	if (*nrun && *run + *nrun == b && (uint64_t)(*nrun + 1) * bs <= FETCH_MAX_BYTES) {
+		(*nrun)++;
+		return;
+	}
+	if (*nrun && (!(mt = fetch_new(l, mr->mr_mf, mr->mr_fh, mr->mr_fhlen,
+				       *run, *nrun, &mr->mr_cred, false, 0)) ||
+		      fetch_wait(mt, mr)))
+		mr->mr_rpcerr = RPC_ACC_SYSTEM_ERR;
+	*run = b;
+	*nrun = 1;
+}
+
+#define MREQ_MAXMISS 64u
+
+static void mreq_start(struct px_loop *l, struct px_mreq *mr)
+{
+	struct px_rcache *rc = l->lp_rcache;
+	struct px_mfile *mf = mr->mr_mf;
+	uint32_t bs = cache_block_size(rc->rc_cache), got, nmiss = 0, nrun = 0;
+	struct cache_meta *m = mf->mf_state == MF_READY && mf->mf_meta
+				       ? mf->mf_meta->pm_m
+				       : NULL;
+	struct cache_range miss[MREQ_MAXMISS];
+	uint8_t fa[NFS3_FATTR_SIZE];
+	uint64_t size, run = 0;
+	bool auth, eof, all = true;
+
+	memcpy(mr->mr_fattr, mf->mf_fattr, NFS3_FATTR_SIZE);
+	size = rpc_get64(mr->mr_fattr + NFS3_FATTR_SIZE_OFF);
+	mr->mr_len = mr->mr_off >= size ? 0
+		     : size - mr->mr_off < mr->mr_count ? (uint32_t)(size - mr->mr_off)
+							: mr->mr_count;
+	if (!(mr->mr_buf = malloc(mr->mr_len ? mr->mr_len : 1))) {
+		mr->mr_rpcerr = RPC_ACC_SYSTEM_ERR;
+		mreq_finish(rc, mr);
+		return;
+	}
+	auth = grant_ok(rc, mr->mr_fattr, mr->mr_credkey);
+	if (auth && mr->mr_len &&
+	    cache_read_partial(rc->rc_cache, mr->mr_fh, mr->mr_fhlen, mr->mr_off,
+			       mr->mr_len, mr->mr_buf, &got, &eof, fa, miss,
+			       MREQ_MAXMISS, &nmiss) == 0 &&
+	    cache_fattr_same_version(fa, mr->mr_fattr))
+		all = false;
+	if (all && mr->mr_len) {
+		uint64_t s = mr->mr_off / bs * bs;
+
+		miss[0].cr_off = s;
+		miss[0].cr_len = mr->mr_off + mr->mr_len - s;
+		nmiss = 1;
+	} else if (all)
+		nmiss = 0;
+	mr->mr_pending++; /* held while the blocks are dispatched */
+	for (unsigned i = 0; i < nmiss; i++)
+		for (uint64_t b = miss[i].cr_off / bs;
+		     b * bs < miss[i].cr_off + miss[i].cr_len; b++)
+			mreq_block(l, mr, m, auth, b, &run, &nrun);
+	if (nrun) {
+		struct px_mfetch *mt = fetch_new(l, mf, mr->mr_fh, mr->mr_fhlen,
+						 run, nrun, &mr->mr_cred, false, 0);
+
+		if (!mt || fetch_wait(mt, mr))
+			mr->mr_rpcerr = RPC_ACC_SYSTEM_ERR;
+	}
+	/* nothing went upstream for a credential without a grant: ask */
+	if (!auth && mr->mr_pending == 1 && !mr->mr_rpcerr &&
+	    fetch_probe(l, mr))
+		mr->mr_rpcerr = RPC_ACC_SYSTEM_ERR;
+	if (!--mr->mr_pending)
+		mreq_finish(rc, mr);
+}
+
+/* ---------------------------------------------------------------------- */
+/* Prefetch along the profile                                              */
+
+static bool pf_needed(struct px_loop *l, struct px_mfile *mf,
+		      struct cache_meta *m, uint64_t b, uint64_t size)
+{
+	struct px_rcache *rc = l->lp_rcache;
+	uint32_t bs = cache_block_size(rc->rc_cache), blen = cache_blk_len(b, bs, size);
+	uint8_t key[CACHE_HASH_SIZE];
+	enum cache_meta_kind kind = cache_meta_kind(m, b, key);
+	uint32_t got;
+	bool eof;
+
+	if (!blen || kind == CACHE_META_ZERO || fetch_find(mf, b))
+		return false;
+	if (kind == CACHE_META_HASHED && ring_find(rc, key, blen))
+		return false;
+	if (cache_read(rc->rc_cache, mf->mf_fh, mf->mf_fhlen, b * bs, blen,
+		       rc->rc_scratch, &got, &eof, NULL) == 0)
+		return false;
+	if (kind == CACHE_META_HASHED &&
+	    cache_read_chunk(rc->rc_cache, key, rc->rc_scratch, blen) == 0) {
+		cache_fill_hashed(rc->rc_cache, mf->mf_fh, mf->mf_fhlen, b,
+				  rc->rc_scratch, blen, key, mf->mf_fattr,
+				  rc->rc_flags);
+		ring_put(rc, key, rc->rc_scratch, blen);
+		rc->rc_dedup_hits++;
+		return false;
+	}
+	return true;
+}
+
+/* Keep up to PF_FETCHES READs of the profile in flight (half while the
+ * file has reads of clients waiting upstream: those come first). */
+static void pf_pump(struct px_loop *l, struct px_mfile *mf)
+{
+	struct px_rcache *rc = l->lp_rcache;
+	uint32_t bs = cache_block_size(rc->rc_cache);
+	struct cache_meta *m;
+	const uint64_t *prof;
+	unsigned fg = 0, limit;
+	uint64_t size;
+	size_t n;
+
+	if (mf->mf_state != MF_READY || !mf->mf_meta || mf->mf_pf_stop ||
+	    !rc->rc_prefetch)
+		return;
+	m = mf->mf_meta->pm_m;
+	prof = cache_meta_view_profile(m, &n);
+	size = rpc_get64(mf->mf_fattr + NFS3_FATTR_SIZE_OFF);
+	for (struct px_mfetch *mt = mf->mf_fetches; mt; mt = mt->mt_next)
+		fg += !mt->mt_prefetch;
+	limit = fg ? PF_FETCHES / 2 : PF_FETCHES;
+	while (mf->mf_npf < limit && mf->mf_pf_next < n &&
+	       l->lp_npending < PF_MAX_PENDING) {
+		uint64_t b = prof[mf->mf_pf_next++];
+		uint32_t nb = 1;
+
+		if (!pf_needed(l, mf, m, b, size))
+			continue;
+		while (mf->mf_pf_next < n && prof[mf->mf_pf_next] == b + nb &&
+		       (uint64_t)(nb + 1) * bs <= PF_FETCH_BYTES &&
+		       pf_needed(l, mf, m, b + nb, size)) {
+			nb++;
+			mf->mf_pf_next++;
+		}
+		if (!fetch_new(l, mf, mf->mf_fh, mf->mf_fhlen, b, nb,
+			       &mf->mf_cred, true, 0)) {
+			mf->mf_pf_stop = true;
+			break;
+		}
+	}
+	if (mf->mf_pf_next >= n && !mf->mf_npf && n && !mf->mf_pf_stop) {
+		mf->mf_pf_stop = true;
+		px_info("prefetch of %s done: profile of %zu blocks walked",
+			mf->mf_name, n);
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Discovery: LOOKUP NAME.gvmeta in the image's directory, READ, check     */
+
+struct disc_read {
+	struct px_mfile *dr_mf;
+	uint32_t dr_off, dr_len;
+};
+
+static void disc_done(struct px_loop *l, struct px_mfile *mf,
+		      struct cache_meta *m, bool cancel)
+{
+	struct px_rcache *rc = l->lp_rcache;
+	struct px_mreq *mr;
+
+	free(mf->mf_buf);
+	mf->mf_buf = NULL;
+	if (m) {
+		struct px_meta *pm = calloc(1, sizeof(*pm));
+
+		if (!pm) {
+			cache_meta_free(m);
+			m = NULL;
+		} else {
+			pm->pm_m = m;
+			pm->pm_refs = 1;
+			mf->mf_meta = pm;
+			mf->mf_state = MF_READY;
+			mf->mf_pf_next = 0;
+			mf->mf_pf_stop = false;
+		}
+	}
+	if (!m)
+		mf_drop_meta(mf, MF_NONE);
+	while ((mr = mf->mf_parked)) {
+		mf->mf_parked = mr->mr_next;
+		if (cancel) {
+			mr->mr_rpcerr = RPC_ACC_SYSTEM_ERR;
+			mreq_finish(rc, mr);
+		} else
+			mreq_start(l, mr);
+	}
+	if (m && !cancel)
+		pf_pump(l, mf);
+}
+
+static void disc_check(struct px_loop *l, struct px_mfile *mf)
+{
+	struct px_rcache *rc = l->lp_rcache;
+	struct cache_meta *m = NULL;
+	struct cache_meta_info mi;
+	struct cache_meta_summary sum;
+	int err;
+
+	if (mf->mf_readfail) {
+		px_warn("metadata %s%s ignored: could not be read whole",
+			mf->mf_name, CACHE_META_SUFFIX);
+		disc_done(l, mf, NULL, false);
+		return;
+	}
+	if ((err = cache_meta_parse(mf->mf_buf, mf->mf_buflen, &m))) {
+		px_warn("metadata %s%s ignored: %s", mf->mf_name,
+			CACHE_META_SUFFIX,
+			err == -EPROTONOSUPPORT ? "unsupported format version"
+						: "malformed");
+		disc_done(l, mf, NULL, false);
+		return;
+	}
+	cache_meta_get_info(m, &mi);
+	if (cache_meta_check_fattr(m, mf->mf_fattr)) {
+		px_warn("metadata %s%s ignored: stale (it describes size %llu "
+			"mtime %lld.%09u; the image has size %llu mtime "
+			"%u.%09u)", mf->mf_name, CACHE_META_SUFFIX,
+			(unsigned long long)mi.mi_size,
+			(long long)mi.mi_mtime_sec, mi.mi_mtime_nsec,
+			(unsigned long long)rpc_get64(mf->mf_fattr +
+						      NFS3_FATTR_SIZE_OFF),
+			rpc_get32(mf->mf_fattr + NFS3_FATTR_MTIME),
+			rpc_get32(mf->mf_fattr + NFS3_FATTR_MTIME + 4));
+		cache_meta_free(m);
+		disc_done(l, mf, NULL, false);
+		return;
+	}
+	if (cache_meta_view(m, cache_block_size(rc->rc_cache))) {
+		cache_meta_free(m);
+		disc_done(l, mf, NULL, false);
+		return;
+	}
+	cache_meta_summarize(m, &sum);
+	px_info("metadata %s%s: %llu blocks of %u bytes, %llu zero, %llu "
+		"unique, profile %u", mf->mf_name, CACHE_META_SUFFIX,
+		(unsigned long long)mi.mi_nblocks, mi.mi_block,
+		(unsigned long long)sum.ms_zero,
+		(unsigned long long)sum.ms_unique, mi.mi_nprofile);
+	rc->rc_meta_files++;
+	disc_done(l, mf, m, false);
+}
+
+static void disc_read_cb(void *ctx, int err, uint8_t *res, size_t len)
+{
+	struct disc_read *dr = ctx;
+	struct px_mfile *mf = dr->dr_mf;
+	struct px_loop *l = mf->mf_loop;
+	size_t p = 8;
+
+	if (err < 0 || len < 8 || rpc_get32(res)) {
+		mf->mf_readfail = true;
+	} else {
+		if (rpc_get32(res + 4))
+			p += NFS3_FATTR_SIZE;
+		if (len < p + 12 || rpc_get32(res + p + 8) != dr->dr_len ||
+		    len - p - 12 < dr->dr_len)
+			mf->mf_readfail = true; /* short: give up, cheap to retry */
+		else
+			memcpy(mf->mf_buf + dr->dr_off, res + p + 12, dr->dr_len);
+	}
+	free(dr);
+	if (--mf->mf_reads)
+		return;
+	if (err == -ECANCELED || l->lp_draining)
+		disc_done(l, mf, NULL, true);
+	else
+		disc_check(l, mf);
+}
+
+static void disc_lookup_cb(void *ctx, int err, uint8_t *res, size_t len)
+{
+	struct px_mfile *mf = ctx;
+	struct px_loop *l = mf->mf_loop;
+	uint32_t fhlen;
+	uint64_t size;
+	size_t p;
+
+	if (err < 0) {
+		disc_done(l, mf, NULL, true);
+		return;
+	}
+	if (len < 8 || rpc_get32(res) != 0) {
+		px_debug("no metadata for %s", mf->mf_name);
+		disc_done(l, mf, NULL, false);
+		return;
+	}
+	fhlen = rpc_get32(res + 4);
+	p = 8 + ((fhlen + 3u) & ~3u);
+	if (fhlen == 0 || fhlen > NFS3_FHSIZE || len < p + 4 ||
+	    !rpc_get32(res + p) || len < p + 4 + NFS3_FATTR_SIZE) {
+		disc_done(l, mf, NULL, false);
+		return;
+	}
+	size = rpc_get64(res + p + 4 + NFS3_FATTR_SIZE_OFF);
+	if (size < CACHE_META_HDR || size > CACHE_META_MAX ||
+	    !(mf->mf_buf = malloc(size))) {
+		px_warn("metadata %s%s ignored: %llu bytes", mf->mf_name,
+			CACHE_META_SUFFIX, (unsigned long long)size);
+		disc_done(l, mf, NULL, false);
+		return;
+	}
+	mf->mf_buflen = (uint32_t)size;
+	mf->mf_readfail = false;
+	mf->mf_reads = 1; /* held while the READs go out */
+	for (uint32_t off = 0; off < size; off += META_READ_CHUNK) {
+		uint8_t args[4 + NFS3_FHSIZE + 12];
+		struct disc_read *dr = malloc(sizeof(*dr));
+		struct rpc_xdr x;
+
+		if (!dr) {
+			mf->mf_readfail = true;
+			break;
+		}
+		dr->dr_mf = mf;
+		dr->dr_off = off;
+		dr->dr_len = size - off < META_READ_CHUNK ? (uint32_t)(size - off)
+							  : META_READ_CHUNK;
+		rpc_xdr_init(&x, args, sizeof(args));
+		rpc_xdr_put_opaque(&x, res + 8, fhlen);
+		rpc_xdr_put_u64(&x, off);
+		rpc_xdr_put_u32(&x, dr->dr_len);
+		if (px_icall(l, RPC_PROG_NFS, NFS3_READ, &mf->mf_cred, args,
+			     x.x_pos, disc_read_cb, dr)) {
+			free(dr);
+			mf->mf_readfail = true;
+			break;
+		}
+		mf->mf_reads++;
+	}
+	if (!--mf->mf_reads)
+		disc_check(l, mf);
+}
+
+static void mf_discover(struct px_loop *l, struct px_mfile *mf)
+{
+	uint8_t args[4 + NFS3_FHSIZE + 4 + MF_NAME_MAX + 8];
+	char name[MF_NAME_MAX + 16];
+	struct rpc_xdr x;
+
+	/* mf_named keeps names short enough for the suffix */
+	snprintf(name, sizeof(name), "%s%s", mf->mf_name, CACHE_META_SUFFIX);
+	rpc_xdr_init(&x, args, sizeof(args));
+	rpc_xdr_put_opaque(&x, mf->mf_dir, mf->mf_dirlen);
+	rpc_xdr_put_opaque(&x, name, (uint32_t)strlen(name));
+	mf->mf_state = MF_LOOKING;
+	if (x.x_err || px_icall(l, RPC_PROG_NFS, NFS3_LOOKUP, &mf->mf_cred, args,
+				x.x_pos, disc_lookup_cb, mf))
+		mf_drop_meta(mf, MF_NONE);
+}
+
+/* A LOOKUP reply named a regular file: remember where it lives and, for a
+ * large one, look for its metadata. */
+static void mf_named(struct px_loop *l, struct px_call *pc, const uint8_t *fh,
+		     uint32_t fhlen, const uint8_t *fattr)
+{
+	struct px_rcache *rc = l->lp_rcache;
+	const uint8_t *msg = px_msg_data(pc->pc_req), *a;
+	size_t sl = strlen(CACHE_META_SUFFIX);
+	uint32_t dlen, nlen;
+	struct rpc_authsys cred;
+	struct cache_ident id;
+	struct px_mfile **pp, *mf;
+	struct rpc_call h;
+
+	if (!rc->rc_meta || rpc_get32(fattr) != 1 ||
+	    rpc_get64(fattr + NFS3_FATTR_SIZE_OFF) < MF_MIN_SIZE ||
+	    fhlen > NFS3_FHSIZE ||
+	    rpc_call_parse(msg, pc->pc_req->m_len, &h) != RPC_CALL_OK ||
+	    h.c_cred_flavor != RPC_AUTH_SYS ||
+	    rpc_authsys_parse(msg + h.c_cred_body, h.c_cred_len, &cred))
+		return;
+	a = msg + h.c_args_off;
+	dlen = rpc_get32(a);
+	if (dlen > NFS3_FHSIZE ||
+	    h.c_args_off + 8 + ((dlen + 3u) & ~3u) > pc->pc_req->m_len)
+		return;
+	nlen = rpc_get32(a + 4 + ((dlen + 3u) & ~3u));
+	if (!nlen || nlen + sl > MF_NAME_MAX ||
+	    h.c_args_off + 8 + ((dlen + 3u) & ~3u) + nlen > pc->pc_req->m_len)
+		return;
+	a += 8 + ((dlen + 3u) & ~3u); /* the name */
+	if (nlen >= sl && !memcmp(a + nlen - sl, CACHE_META_SUFFIX, sl))
+		return;
+	cache_ident_of_fattr(fattr, &id);
+	pp = mf_slot(rc, &id);
+	if (!(mf = *pp)) {
+		if (rc->rc_nmf >= MF_MAX || !(mf = calloc(1, sizeof(*mf))))
+			return;
+		mf->mf_id = id;
+		mf->mf_loop = l;
+		mf->mf_state = MF_NAMED;
+		*pp = mf;
+		rc->rc_nmf++;
+	}
+	memcpy(mf->mf_fh, fh, fhlen);
+	mf->mf_fhlen = fhlen;
+	memcpy(mf->mf_dir, msg + h.c_args_off + 4, dlen);
+	mf->mf_dirlen = dlen;
+	memcpy(mf->mf_name, a, nlen);
+	mf->mf_name[nlen] = '\0';
+	memcpy(mf->mf_fattr, fattr, NFS3_FATTR_SIZE);
+	mf->mf_cred = cred;
+	if (mf->mf_state == MF_NAMED ||
+	    (mf->mf_state == MF_NONE && px_now_ms() >= mf->mf_retry_at))
+		mf_discover(l, mf);
+}
+
+/* A READ call of a tracked file: 1 when handled here (served, fetched or
+ * parked until its metadata is known), 0 for the plain cache path. */
+static int mf_read_call(struct px_loop *l, struct px_client *c,
+			const uint8_t *msg, const struct rpc_call *h,
+			const uint8_t *fh, uint32_t fhlen, uint64_t off,
+			uint32_t count)
+{
+	struct px_rcache *rc = l->lp_rcache;
+	struct cache_ident id;
+	struct px_mfile *mf;
+	struct px_mreq *mr;
+
+	if (!rc->rc_nmf || cache_ident_of_handle(rc->rc_cache, fh, fhlen, &id) ||
+	    !(mf = *mf_slot(rc, &id)))
+		return 0;
+	if (mf->mf_state == MF_NONE && px_now_ms() < mf->mf_retry_at)
+		return 0;
+	if (h->c_cred_flavor != RPC_AUTH_SYS ||
+	    count > l->lp_opts->o_max_record || !(mr = calloc(1, sizeof(*mr))))
+		return 0;
+	if (rpc_authsys_parse(msg + h->c_cred_body, h->c_cred_len,
+			      &mr->mr_cred)) {
+		free(mr);
+		return 0;
+	}
+	mr->mr_mf = mf;
+	mr->mr_client = c;
+	c->cl_refs++;
+	mr->mr_xid = h->c_xid;
+	memcpy(mr->mr_fh, fh, fhlen);
+	mr->mr_fhlen = fhlen;
+	mr->mr_off = off;
+	mr->mr_count = count;
+	mr->mr_credkey = authsys_key(&mr->mr_cred);
+	if (mf->mf_state == MF_NAMED || mf->mf_state == MF_NONE)
+		mf_discover(l, mf);
+	if (mf->mf_state == MF_LOOKING) {
+		struct px_mreq **pp = &mf->mf_parked;
+
+		while (*pp) /* in arrival order */
+			pp = &(*pp)->mr_next;
+		*pp = mr;
+		return 1;
+	}
+	mreq_start(l, mr);
+	return 1;
+}
+
+/* ---------------------------------------------------------------------- */
 /* READ calls                                                              */
 
 static bool look_serve(struct px_rcache *rc, struct px_client *c,
@@ -391,6 +1525,8 @@ int px_rcache_read_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
 		return 0;
 	off = rpc_get64(args + 4 + ((fhlen + 3u) & ~3u));
 	count = rpc_get32(args + 4 + ((fhlen + 3u) & ~3u) + 8);
+	if (mf_read_call(l, c, msg, h, fh, fhlen, off, count))
+		return 1;
 	memset(&want, 0, sizeof(want));
 	want.cr_cred = cred_key(msg, h);
 	/* Hit: wholly cached, current version, and this credential may read. */
@@ -441,6 +1577,9 @@ struct note_ctx {
 	uint8_t *nc_last_fattr;  /* READDIRPLUS: attributes before a handle */
 	uint8_t *nc_last_fh;     /* LOOKUP etc.: a handle before attributes */
 	uint32_t nc_last_fhlen;
+	uint8_t *nc_obj_fh;      /* the first (handle, attributes) pair */
+	uint32_t nc_obj_fhlen;
+	uint8_t *nc_obj_fattr;
 	uint32_t nc_status;
 	uint8_t *nc_data;
 	uint32_t nc_count;
@@ -470,11 +1609,17 @@ static void note_fattr(void *ctx, uint8_t *fattr)
 
 	cache_note_attr(nc->nc_rc->rc_cache, fattr, nc->nc_rc->rc_flags);
 	look_retire(nc->nc_rc, fattr);
+	mf_note_fattr(nc->nc_rc, fattr);
 	if (!nc->nc_nfattr++)
 		nc->nc_first_fattr = fattr;
 	if (nc->nc_last_fh) {
 		cache_note_handle(nc->nc_rc->rc_cache, nc->nc_last_fh,
 				  nc->nc_last_fhlen, fattr, nc->nc_rc->rc_flags);
+		if (!nc->nc_obj_fh) {
+			nc->nc_obj_fh = nc->nc_last_fh;
+			nc->nc_obj_fhlen = nc->nc_last_fhlen;
+			nc->nc_obj_fattr = fattr;
+		}
 		nc->nc_last_fh = NULL;
 	}
 	nc->nc_last_fattr = fattr;
@@ -608,6 +1753,8 @@ bool px_rcache_reply(struct px_loop *l, struct px_call *pc, struct px_msg *m,
 
 	if (rpc_nfs3_walk_reply(pc->pc_proc, res, rlen, &v, &nc) < 0)
 		return false;
+	if (pc->pc_proc == NFS3_LOOKUP && nc.nc_status == 0 && nc.nc_obj_fh)
+		mf_named(l, pc, nc.nc_obj_fh, nc.nc_obj_fhlen, nc.nc_obj_fattr);
 	switch (pc->pc_proc) {
 	case NFS3_GETATTR: case NFS3_SETATTR: case NFS3_ACCESS:
 	case NFS3_READLINK: case NFS3_READ: case NFS3_WRITE: case NFS3_COMMIT:

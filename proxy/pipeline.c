@@ -683,6 +683,9 @@ int px_icall(struct px_loop *l, uint32_t prog, uint32_t proc,
 	pc->pc_proc = proc;
 	pc->pc_icb = cb;
 	pc->pc_ictx = ctx;
+	/* Replies to our own calls are mapped like clients' so the cache
+	 * notes owners in the same (client-side) terms. */
+	pc->pc_map = l->lp_idmap ? idmap_slot_get(l->lp_idmap) : NULL;
 	/* Its own key: no client retransmits it. */
 	memset(pc->pc_key, 0xff, sizeof(pc->pc_key));
 	pc->pc_cl_xid = pc->pc_up_xid;

@@ -47,7 +47,7 @@ mh_expect 1 "rsize=12" "bad option value"
 mh_mount "$M" || h_fail "mount failed: $(cat "$H_DIR/mount.out")"
 mh_mounted "$M" || h_fail "not mounted after mount.gridvfs returned"
 echo data >"$H_EXPORT/f" && [ "$(cat "$M/f")" = data ] || h_fail "mount does not serve the export"
-PX=$(mh_live "gridvfsd --role client.*--upstream 127.0.0.1:$H_NFS_PORT ")
+PX=$(mh_live "gridvfsd .*--role client.*--upstream 127.0.0.1:$H_NFS_PORT ")
 [ "$(echo "$PX" | wc -w)" = 1 ] || h_fail "expected one gridvfsd, found [$PX]"
 PXPORT=$(tr '\0' ' ' </proc/"$PX"/cmdline | sed -n 's/.*--listen 127.0.0.1:\([0-9]*\).*/\1/p')
 [ -n "$PXPORT" ] && ss -ltn | grep -q ":$PXPORT " || h_fail "proxy port $PXPORT not listening"
@@ -55,7 +55,7 @@ PXPORT=$(tr '\0' ' ' </proc/"$PX"/cmdline | sed -n 's/.*--listen 127.0.0.1:\([0-
 mh_run_mount "$(mh_source)" "$M" -o "mountport=$H_MNT_PORT"
 [ "$MH_RC" = 32 ] && grep -q "busy: already a mount point" "$H_DIR/mount.out" ||
 	h_fail "busy mount point: exit $MH_RC: $(cat "$H_DIR/mount.out")"
-[ "$(mh_live "gridvfsd --role client.*--upstream 127.0.0.1:$H_NFS_PORT ")" = "$PX" ] ||
+[ "$(mh_live "gridvfsd .*--role client.*--upstream 127.0.0.1:$H_NFS_PORT ")" = "$PX" ] ||
 	h_fail "busy mount point started or stopped a proxy"
 
 timeout 20 umount "$M" || h_fail "umount failed"
@@ -66,11 +66,11 @@ mh_nothing_left "after umount"
 # dead mount answers ENOTCONN until umount clears it.
 mh_mount "$M" || h_fail "second mount failed: $(cat "$H_DIR/mount.out")"
 FP=$(mh_live "mount.gridvfs .*$M")
-PX=$(mh_live "gridvfsd --role client.*--upstream 127.0.0.1:$H_NFS_PORT ")
+PX=$(mh_live "gridvfsd .*--role client.*--upstream 127.0.0.1:$H_NFS_PORT ")
 [ -n "$FP" ] && [ -n "$PX" ] || h_fail "no FUSE process [$FP] or proxy [$PX]"
 kill -KILL $FP
-for _ in $(seq 50); do [ -z "$(mh_live "gridvfsd --role client.*--upstream 127.0.0.1:$H_NFS_PORT ")" ] && break; sleep 0.1; done
-[ -z "$(mh_live "gridvfsd --role client.*--upstream 127.0.0.1:$H_NFS_PORT ")" ] ||
+for _ in $(seq 50); do [ -z "$(mh_live "gridvfsd .*--role client.*--upstream 127.0.0.1:$H_NFS_PORT ")" ] && break; sleep 0.1; done
+[ -z "$(mh_live "gridvfsd .*--role client.*--upstream 127.0.0.1:$H_NFS_PORT ")" ] ||
 	h_fail "proxy $PX outlived its SIGKILLed FUSE process"
 stat "$M" >/dev/null 2>"$H_DIR/stat.err" && h_fail "dead mount still answers"
 grep -q "not connected" "$H_DIR/stat.err" || h_fail "dead mount: $(cat "$H_DIR/stat.err")"

@@ -68,7 +68,7 @@ mh_live() {
 mh_nothing_left() {
 	local n=0 p
 	while [ $n -lt 50 ]; do
-		p="$(mh_live "gridvfsd --role client.*--upstream 127.0.0.1:$H_NFS_PORT ")$(mh_live "mount.gridvfs .*$H_DIR")"
+		p="$(mh_live "gridvfsd .*--role client.*--upstream 127.0.0.1:$H_NFS_PORT ")$(mh_live "mount.gridvfs .*$H_DIR")"
 		[ -z "$p" ] && ! grep -qF "$H_DIR/" /proc/self/mountinfo && return 0
 		sleep 0.1
 		n=$((n + 1))

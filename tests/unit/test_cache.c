@@ -950,6 +950,123 @@ static void test_bench(void)
 	rmdir(shm);
 }
 
+
+/* ---------------------------------------------------------------------- */
+/* Content-hash dedup (issue 7): blocks stored by key share one chunk;    */
+/* references go with invalidation and eviction, the chunk with the last. */
+
+/* Fill block b of file f (size bytes, version v) by content key k: the
+ * data is content(1000 + k), so equal keys mean equal bytes. */
+static void fill_hashed(struct cache *c, uint64_t f, uint64_t size, uint64_t b,
+                        unsigned k)
+{
+	uint8_t a[CACHE_FATTR_SIZE], fh[64], key[CACHE_HASH_SIZE];
+	size_t fhlen = mkfh(fh, f);
+	uint32_t len = cache_blk_len(b, BS, size);
+	uint8_t *d = mkdata(1000 + k, 1, 0, len);
+
+	mkattr(a, f, size, 1, 1);
+	memset(key, 0, sizeof(key));
+	put32(key, k + 1);
+	CU_ASSERT_EQUAL(cache_fill_hashed(c, fh, fhlen, b, d, len, key, a, 0), 0);
+	free(d);
+}
+
+static bool read_hashed(struct cache *c, uint64_t f, uint64_t size, uint64_t b,
+                        unsigned k)
+{
+	uint8_t fh[64], a[CACHE_FATTR_SIZE];
+	size_t fhlen = mkfh(fh, f);
+	uint32_t len = cache_blk_len(b, BS, size), got;
+	uint8_t *buf = malloc(BS);
+	bool eof, ok;
+
+	ok = cache_read(c, fh, fhlen, b * BS, len, buf, &got, &eof, a) == 0;
+	if (ok)
+		CU_ASSERT(got == len && check_data(buf, 1000 + k, 1, 0, len));
+	free(buf);
+	return ok;
+}
+
+static void test_dedup(void)
+{
+	const char *d = new_dir();
+	uint64_t size = 8 * BS - 1000; /* a short last block */
+	struct cache *c = open_cache(d, 64 * MB, 0, 0);
+	struct cache_stats st;
+	struct cache_dedup_stats ds;
+	uint8_t key[CACHE_HASH_SIZE], fh[64], *buf = malloc(BS);
+	char dd[4200];
+
+	strcpy(dd, d);
+	/* files 1 and 2: the same 8 blocks; file 3: block 0 shared too */
+	for (uint64_t b = 0; b < 8; b++) {
+		fill_hashed(c, 1, size, b, (unsigned)b);
+		fill_hashed(c, 2, size, b, (unsigned)b);
+	}
+	fill_hashed(c, 3, size, 0, 0);
+	CU_ASSERT_EQUAL(cache_flush(c), 0);
+	cache_stats(c, &st);
+	cache_dedup_stats(c, &ds);
+	CU_ASSERT_EQUAL(st.cs_blocks, 17);
+	CU_ASSERT_EQUAL(st.cs_data_bytes, size); /* stored once */
+	CU_ASSERT_EQUAL(ds.cd_chunks_new, 8);
+	CU_ASSERT_EQUAL(ds.cd_chunks_shared, 9);
+	CU_ASSERT(st.cs_bytes < size + size / 4);
+	for (uint64_t b = 0; b < 8; b++) {
+		CU_ASSERT(read_hashed(c, 1, size, b, (unsigned)b));
+		CU_ASSERT(read_hashed(c, 2, size, b, (unsigned)b));
+	}
+	CU_ASSERT(read_hashed(c, 3, size, 0, 0));
+	memset(key, 0, sizeof(key));
+	put32(key, 3);
+	CU_ASSERT_EQUAL(cache_read_chunk(c, key, buf, BS), 0);
+	CU_ASSERT(check_data(buf, 1002, 1, 0, BS));
+	CU_ASSERT_EQUAL(cache_read_chunk(c, key, buf, BS - 1), -ENOENT);
+	/* file 1 goes: its references drop, file 2 still reads */
+	mkfh(fh, 1);
+	CU_ASSERT_EQUAL(cache_invalidate(c, fh, 32), 0);
+	CU_ASSERT_EQUAL(cache_flush(c), 0);
+	cache_stats(c, &st);
+	CU_ASSERT_EQUAL(st.cs_blocks, 9);
+	CU_ASSERT_EQUAL(st.cs_data_bytes, size);
+	for (uint64_t b = 0; b < 8; b++)
+		CU_ASSERT(read_hashed(c, 2, size, b, (unsigned)b));
+	/* file 2 goes: every chunk but block 0's (file 3 holds it) goes */
+	mkfh(fh, 2);
+	CU_ASSERT_EQUAL(cache_invalidate(c, fh, 32), 0);
+	CU_ASSERT_EQUAL(cache_flush(c), 0);
+	cache_stats(c, &st);
+	CU_ASSERT_EQUAL(st.cs_blocks, 1);
+	CU_ASSERT_EQUAL(st.cs_data_bytes, BS);
+	CU_ASSERT(read_hashed(c, 3, size, 0, 0));
+	CU_ASSERT_EQUAL(cache_read_chunk(c, key, buf, BS), -ENOENT);
+	cache_close(c);
+	CU_ASSERT_EQUAL(cli("verify", dd, NULL, NULL), 0);
+
+	/* eviction under a 4 MiB cap: 40 files, each 8 blocks of which 4 are
+	 * shared by all; whatever survives reads right, the counts stay
+	 * consistent (verify), the cap holds */
+	c = open_cache(dd, 4 * MB, 0, 0);
+	for (uint64_t f = 10; f < 50; f++) {
+		for (uint64_t b = 0; b < 8; b++)
+			fill_hashed(c, f, 8 * BS, b,
+			            b < 4 ? (unsigned)b : (unsigned)(f * 8 + b));
+		CU_ASSERT_EQUAL(cache_flush(c), 0);
+	}
+	cache_stats(c, &st);
+	CU_ASSERT(st.cs_evictions > 0);
+	CU_ASSERT(st.cs_bytes <= 4 * MB + 17 * 4096 + 192);
+	for (uint64_t f = 10; f < 50; f++)
+		for (uint64_t b = 0; b < 8; b++)
+			(void)read_hashed(c, f, 8 * BS, b,
+			                  b < 4 ? (unsigned)b : (unsigned)(f * 8 + b));
+	CU_ASSERT(read_hashed(c, 49, 8 * BS, 0, 0)); /* newest survives */
+	cache_close(c);
+	CU_ASSERT_EQUAL(cli("verify", dd, NULL, NULL), 0);
+	free(buf);
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -973,6 +1090,8 @@ int main(void)
 	CU_add_test(s, "full tmpfs: bypass, no crash", test_full_disk);
 	CU_add_test(s, "concurrent readers and writer", test_concurrent);
 	CU_add_test(s, "CLI stat/verify/evict", test_cli);
+	CU_add_test(s, "dedup: shared chunks through invalidation and eviction",
+	            test_dedup);
 	CU_add_test(s, "measurements", test_bench);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();

@@ -1,0 +1,122 @@
+#!/bin/bash
+# wb_upstream_pause.sh — write-back with the upstream unreachable (a paused
+# wanrelay between gridvfsd and ganesha):
+#  A. 10 s pause: 8 MiB of writes are acknowledged during the pause (the
+#     writer sees no error and does not wait), and arrive upstream after.
+#  B. --dirty-max 2 MiB: during a pause the writer's acknowledged bytes stop
+#     at the bound (writes wait, they do not fail); after the resume the
+#     writer finishes; the proxy's high-water mark never passed the bound.
+. "$(dirname "$0")/../lib/harness.sh"
+h_init wb_upstream_pause
+h_ganesha
+RELAYCTL="$H_DIR/relay.ctl"
+WAN="$top_builddir/tests/tools/wanrelay"
+h_relay RELAY "$H_NFS_PORT" --control "$RELAYCTL"
+
+# writer NAME MiB: (after NAME.progress.ready appears, waits for .go) write NAME sequentially in 64 KiB UNSTABLE WRITEs
+# (pattern depends on offset and name), then COMMIT; progress (bytes
+# acknowledged) goes to $H_DIR/NAME.progress; exit 0 only if all went well.
+writer() {
+	python3 - "$H_PX_PORT" "$H_EXPORT" "$1" "$2" "$H_DIR/$1.progress" <<-'EOF'
+		import os, sys
+		sys.path.insert(0, os.environ["top_srcdir"] + "/tests/tools")
+		from nfsmodel import Client
+		port, export, name, mib, prog = sys.argv[1:6]
+		c = Client("127.0.0.1", int(port), export)
+		fh = c.fh(name)  # LOOKUP needs upstream: before the pause
+		open(prog + ".ready", "w").close()
+		while not os.path.exists(prog + ".go"):
+		    import time; time.sleep(0.02)
+		total = int(mib) << 20
+		for off in range(0, total, 65536):
+		    blk = (name.encode().ljust(8, b"_") + off.to_bytes(8, "big")) * 4096
+		    c.write_at(fh, off, blk)
+		    with open(prog + ".tmp", "w") as f:
+		        f.write(str(off + 65536))
+		    os.rename(prog + ".tmp", prog)
+		c.commit(fh)
+		print("done")
+	EOF
+}
+
+expected() { # NAME MiB: the content writer() writes
+	python3 -c '
+import sys
+name, mib = sys.argv[1], int(sys.argv[2])
+out = sys.stdout.buffer
+for off in range(0, mib << 20, 65536):
+    out.write((name.encode().ljust(8, b"_") + off.to_bytes(8, "big")) * 4096)
+' "$1" "$2" >"$H_DIR/$1.want"
+}
+
+ready() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		[ -e "$H_DIR/$1.progress.ready" ] && return 0
+		sleep 0.1
+	done
+	h_fail "writer $1 did not get ready: $(tail -n 3 "$H_DIR/$1.err")"
+}
+
+progress() { cat "$H_DIR/$1.progress" 2>/dev/null || echo 0; }
+
+start_proxy() {
+	h_gridvfsd_at "$1" "$RELAY" "$H_MNT_PORT" --role client \
+		--cache-dir "$H_DIR/cache" --write-policy back "${@:2}"
+	H_PX_PORT=$H_AT_PORT PX_PID=$H_AT_PID
+}
+
+# --- A: a 10 s outage is absorbed -----------------------------------------
+start_proxy px-a --dirty-max 64M
+touch "$H_EXPORT/a" "$H_EXPORT/b" && chmod 666 "$H_EXPORT/a" "$H_EXPORT/b"
+expected a 8
+writer a 8 >"$H_DIR/a.out" 2>"$H_DIR/a.err" &
+WPID=$!
+ready a
+"$WAN" --ctl "$RELAYCTL" pause >/dev/null || h_fail "cannot pause the relay"
+h_log "A: upstream paused"
+T0=$(date +%s.%N)
+touch "$H_DIR/a.progress.go"
+# All 8 MiB acknowledged while upstream is away (the COMMIT then waits).
+for ((i = 0; i < 80; i++)); do
+	[ "$(progress a)" -ge $((8 << 20)) ] && break
+	sleep 0.1
+done
+T1=$(date +%s.%N)
+[ "$(progress a)" -ge $((8 << 20)) ] ||
+	h_fail "A: only $(progress a) bytes acknowledged in 8 s with upstream paused"
+h_log "A: 8 MiB acknowledged in $(echo "$T1 - $T0" | bc) s while paused"
+cmp -s "$H_DIR/a.want" "$H_EXPORT/a" && h_fail "A: data upstream during the pause?"
+kill -0 "$WPID" 2>/dev/null || h_fail "A: writer ended during the pause: $(cat "$H_DIR/a.err")"
+sleep $(echo "10 - ($T1 - $T0)" | bc | sed 's/^-.*/0/')
+"$WAN" --ctl "$RELAYCTL" resume >/dev/null
+h_log "A: upstream resumed"
+wait "$WPID" || h_fail "A: writer failed: $(tail -n 3 "$H_DIR/a.err")"
+grep -q done "$H_DIR/a.out" || h_fail "A: writer did not finish"
+cmp -s "$H_DIR/a.want" "$H_EXPORT/a" || h_fail "A: upstream content differs after COMMIT"
+h_stop_pid "$PX_PID" || h_fail "A: proxy exit status"
+
+# --- B: --dirty-max bounds what is absorbed ---------------------------------
+start_proxy px-b --dirty-max 2M
+expected b 8
+writer b 8 >"$H_DIR/b.out" 2>"$H_DIR/b.err" &
+WPID=$!
+ready b
+"$WAN" --ctl "$RELAYCTL" pause >/dev/null
+touch "$H_DIR/b.progress.go"
+sleep 4
+P=$(progress b)
+h_log "B: $P bytes acknowledged after 4 s paused"
+[ "$P" -le $((2 << 20)) ] || h_fail "B: $P bytes acknowledged with --dirty-max 2M and upstream paused"
+[ "$P" -ge $((1 << 20)) ] || h_fail "B: only $P bytes acknowledged: the bound is not used"
+kill -0 "$WPID" 2>/dev/null || h_fail "B: writer ended instead of waiting: $(cat "$H_DIR/b.err")"
+"$WAN" --ctl "$RELAYCTL" resume >/dev/null
+wait "$WPID" || h_fail "B: writer failed: $(tail -n 3 "$H_DIR/b.err")"
+cmp -s "$H_DIR/b.want" "$H_EXPORT/b" || h_fail "B: upstream content differs after COMMIT"
+h_stop_pid "$PX_PID" || h_fail "B: proxy exit status"
+HWM=$(grep -o 'high-water [0-9]*' "$H_DIR/px-b.log" | awk '{ print $2 }' | sort -n | tail -n 1)
+WAITED=$(grep -o 'writes waited [0-9]*' "$H_DIR/px-b.log" | awk '{ print $3 }' | sort -n | tail -n 1)
+h_log "B: high-water $HWM, writes waited $WAITED"
+[ -n "$HWM" ] && [ "$HWM" -le $((2 << 20)) ] || h_fail "B: dirty high-water $HWM above --dirty-max"
+[ "${WAITED:-0}" -ge 1 ] || h_fail "B: no write waited"
+h_pass

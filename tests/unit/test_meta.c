@@ -1,0 +1,333 @@
+/*
+ * tests/unit/test_meta.c — the VM-image metadata format (cache/meta.c):
+ * encode/parse round trips, every malformed input the parser must refuse
+ * (truncated, bad magic, checksum, version, sizes, profile), the size and
+ * mtime check, zero detection, and the cache-block view for equal,
+ * larger and smaller cache blocks (kinds, keys, verification, profile).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <CUnit/Basic.h>
+#include <openssl/evp.h>
+
+#include "cache/cache.h"
+
+#define KB 1024u
+
+static void sha(const void *d, size_t n, uint8_t *out)
+{
+	unsigned l;
+
+	EVP_Digest(d, n, out, &l, EVP_sha256(), NULL);
+}
+
+/* An image of nblk blocks of bs bytes (the last one short by `short_by`):
+ * block b is zero when b % 3 == 0, else filled with (b & 0xff) ^ 0x5a.
+ * Hashes (and the image) for cache_meta_encode. */
+static uint8_t *mkimage(uint32_t bs, uint64_t nblk, uint32_t short_by,
+                        uint8_t **hashes, uint64_t *size)
+{
+	uint8_t *img;
+
+	*size = nblk * bs - short_by;
+	img = calloc(1, *size + 1);
+	*hashes = calloc(nblk, CACHE_HASH_SIZE);
+	for (uint64_t b = 0; b < nblk; b++) {
+		uint64_t len = *size - b * bs < bs ? *size - b * bs : bs;
+
+		if (b % 3 == 0)
+			continue;
+		memset(img + b * bs, (int)((b & 0xff) ^ 0x5a), len);
+		sha(img + b * bs, len, *hashes + b * CACHE_HASH_SIZE);
+	}
+	return img;
+}
+
+static void encode(uint32_t bs, uint64_t size, const uint8_t *hashes,
+                   const uint32_t *prof, uint32_t nprof, uint8_t **out,
+                   size_t *len)
+{
+	struct cache_meta_info mi = { size, 1700000000, 123456789, bs,
+	                              size / bs + (size % bs != 0), nprof };
+
+	CU_ASSERT_EQUAL_FATAL(cache_meta_encode(&mi, hashes, prof, out, len), 0);
+}
+
+/* Recompute the checksum after editing a file (to reach later checks). */
+static void reseal(uint8_t *b, size_t len)
+{
+	memset(b + 64, 0, CACHE_HASH_SIZE);
+	sha(b, len, b + 64);
+}
+
+static void test_roundtrip(void)
+{
+	uint8_t *hashes, *img, *enc;
+	uint64_t size;
+	size_t len;
+	uint32_t prof[] = { 5, 1, 7 }, n;
+	struct cache_meta *m;
+	struct cache_meta_info mi;
+	struct cache_meta_summary sum;
+
+	img = mkimage(64 * KB, 10, 100, &hashes, &size);
+	encode(64 * KB, size, hashes, prof, 3, &enc, &len);
+	CU_ASSERT_EQUAL(len, CACHE_META_HDR + 10 * CACHE_HASH_SIZE + 3 * 4);
+	CU_ASSERT_EQUAL_FATAL(cache_meta_parse(enc, len, &m), 0);
+	cache_meta_get_info(m, &mi);
+	CU_ASSERT_EQUAL(mi.mi_size, size);
+	CU_ASSERT_EQUAL(mi.mi_block, 64 * KB);
+	CU_ASSERT_EQUAL(mi.mi_nblocks, 10);
+	CU_ASSERT_EQUAL(mi.mi_mtime_sec, 1700000000);
+	CU_ASSERT_EQUAL(mi.mi_mtime_nsec, 123456789);
+	CU_ASSERT(!memcmp(cache_meta_hash(m, 4), hashes + 4 * CACHE_HASH_SIZE,
+	                  CACHE_HASH_SIZE));
+	CU_ASSERT_PTR_NULL(cache_meta_hash(m, 10));
+	CU_ASSERT(!memcmp(cache_meta_profile(m, &n), prof, sizeof(prof)));
+	CU_ASSERT_EQUAL(n, 3);
+	CU_ASSERT_EQUAL(cache_meta_summarize(m, &sum), 0);
+	CU_ASSERT_EQUAL(sum.ms_zero, 4);   /* blocks 0 3 6 9 */
+	CU_ASSERT_EQUAL(sum.ms_unique, 6);
+	CU_ASSERT_EQUAL(sum.ms_dup, 0);
+	/* the version check: size and mtime (seconds and nanoseconds) */
+	CU_ASSERT_EQUAL(cache_meta_check(m, size, 1700000000, 123456789), 0);
+	CU_ASSERT_EQUAL(cache_meta_check(m, size + 1, 1700000000, 123456789), -ESTALE);
+	CU_ASSERT_EQUAL(cache_meta_check(m, size, 1700000001, 123456789), -ESTALE);
+	CU_ASSERT_EQUAL(cache_meta_check(m, size, 1700000000, 123456788), -ESTALE);
+	{
+		uint8_t fa[CACHE_FATTR_SIZE] = { 0 };
+
+		for (int i = 0; i < 8; i++)
+			fa[20 + i] = (uint8_t)(size >> (56 - 8 * i));
+		fa[68] = 1700000000u >> 24; fa[69] = (1700000000u >> 16) & 0xff;
+		fa[70] = (1700000000u >> 8) & 0xff; fa[71] = 1700000000u & 0xff;
+		fa[72] = 123456789u >> 24; fa[73] = (123456789u >> 16) & 0xff;
+		fa[74] = (123456789u >> 8) & 0xff; fa[75] = 123456789u & 0xff;
+		CU_ASSERT_EQUAL(cache_meta_check_fattr(m, fa), 0);
+		fa[75] ^= 1;
+		CU_ASSERT_EQUAL(cache_meta_check_fattr(m, fa), -ESTALE);
+	}
+	cache_meta_free(m);
+	free(enc);
+	free(img);
+	free(hashes);
+}
+
+static void test_malformed(void)
+{
+	uint8_t *hashes, *img, *enc, *b;
+	uint64_t size;
+	size_t len;
+	uint32_t prof[] = { 2 };
+	struct cache_meta *m = (struct cache_meta *)1;
+
+	img = mkimage(4 * KB, 6, 0, &hashes, &size);
+	encode(4 * KB, size, hashes, prof, 1, &enc, &len);
+	b = malloc(len + 8);
+	/* every truncation, and a byte too many */
+	for (size_t n = 0; n < len; n++)
+		CU_ASSERT_EQUAL(cache_meta_parse(enc, n, &m), -EBADMSG);
+	CU_ASSERT_PTR_NULL(m);
+	memcpy(b, enc, len);
+	b[len] = 0;
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len + 1, &m), -EBADMSG);
+	/* any flipped byte outside the version word fails (checksum at least) */
+	for (size_t i = 0; i < len; i++) {
+		memcpy(b, enc, len);
+		b[i] ^= 0x40;
+		CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m),
+		                i >= 8 && i < 12 ? -EPROTONOSUPPORT : -EBADMSG);
+	}
+	/* sealed again, each bad field is still refused */
+	memcpy(b, enc, len); b[8 + 3] = 2; reseal(b, len); /* version 2 */
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EPROTONOSUPPORT);
+	memcpy(b, enc, len); b[0] = 'X'; reseal(b, len);   /* magic */
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG);
+	memcpy(b, enc, len); b[12 + 2] = 0x30; reseal(b, len); /* bs 12 KiB */
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG);
+	memcpy(b, enc, len); b[12 + 2] = 0; b[12 + 3] = 0x80; reseal(b, len);
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG); /* 128 B */
+	memcpy(b, enc, len); b[16 + 7] ^= 1; reseal(b, len); /* size: nblocks */
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG);
+	memcpy(b, enc, len); b[32] = 0xff; reseal(b, len);   /* nsec >= 1e9 */
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG);
+	memcpy(b, enc, len); b[40 + 7] = 7; reseal(b, len);  /* nblocks */
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG);
+	memcpy(b, enc, len); b[48 + 3] = 2; reseal(b, len);  /* nprofile */
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG);
+	memcpy(b, enc, len); b[48] = 0x40; reseal(b, len);   /* huge nprofile */
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG);
+	memcpy(b, enc, len); b[len - 1] = 6; reseal(b, len); /* profile past end */
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG);
+	memcpy(b, enc, len); b[36] = 1; reseal(b, len);      /* flags */
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG);
+	memcpy(b, enc, len); b[40] = 0x10; reseal(b, len);   /* nblocks * 32 wraps */
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG);
+	/* the untouched file still parses */
+	CU_ASSERT_EQUAL(cache_meta_parse(enc, len, &m), 0);
+	cache_meta_free(m);
+	CU_ASSERT_EQUAL(cache_meta_parse(NULL, 0, &m), -EBADMSG);
+	/* encode refuses what parse would */
+	{
+		struct cache_meta_info mi = { size, 0, 0, 3000, 2, 0 };
+
+		CU_ASSERT_EQUAL(cache_meta_encode(&mi, hashes, NULL, &b, &len), -EINVAL);
+		mi.mi_block = 4 * KB;
+		CU_ASSERT_EQUAL(cache_meta_encode(&mi, hashes, NULL, &b, &len), -EINVAL);
+	}
+	free(b);
+	free(enc);
+	free(img);
+	free(hashes);
+}
+
+static void test_zero(void)
+{
+	uint8_t *buf = calloc(1, 64 * KB + 1);
+
+	CU_ASSERT(cache_meta_is_zero(buf, 0));
+	for (size_t n = 1; n <= 40; n++) {
+		CU_ASSERT(cache_meta_is_zero(buf, n));
+		for (size_t i = 0; i < n; i++) {
+			buf[i] = 1;
+			CU_ASSERT(!cache_meta_is_zero(buf, n));
+			buf[i] = 0;
+		}
+	}
+	CU_ASSERT(cache_meta_is_zero(buf, 64 * KB));
+	buf[64 * KB - 1] = 0x80;
+	CU_ASSERT(!cache_meta_is_zero(buf, 64 * KB));
+	CU_ASSERT(cache_meta_is_zero(buf, 64 * KB - 1));
+	buf[64 * KB - 1] = 0;
+	buf[32 * KB + 17] = 1;
+	CU_ASSERT(!cache_meta_is_zero(buf, 64 * KB));
+	free(buf);
+}
+
+/* View with cache blocks of bs over metadata of mbs. */
+static void check_view(uint32_t mbs, uint32_t bs)
+{
+	uint8_t *hashes, *img, *enc, key[CACHE_HASH_SIZE];
+	uint64_t size, nb, nmeta = 12;
+	size_t len, np;
+	uint32_t prof[] = { 4, 5, 1, 4, 11 };
+	struct cache_meta *m;
+	const uint64_t *vp;
+
+	img = mkimage(mbs, nmeta, mbs / 2, &hashes, &size);
+	encode(mbs, size, hashes, prof, 5, &enc, &len);
+	CU_ASSERT_EQUAL_FATAL(cache_meta_parse(enc, len, &m), 0);
+	CU_ASSERT_EQUAL_FATAL(cache_meta_view(m, bs), 0);
+	nb = cache_meta_view_nblocks(m);
+	CU_ASSERT_EQUAL(nb, size / bs + (size % bs != 0));
+	for (uint64_t b = 0; b < nb; b++) {
+		uint64_t s = b * bs, blen = size - s < bs ? size - s : bs;
+		enum cache_meta_kind k = cache_meta_kind(m, b, key);
+		bool zero = true;
+
+		for (uint64_t i = s; i < s + blen; i++)
+			zero = zero && !img[i];
+		if (zero)
+			CU_ASSERT_EQUAL(k, CACHE_META_ZERO);
+		if (bs >= mbs && !zero)
+			CU_ASSERT_EQUAL(k, CACHE_META_HASHED);
+		if (bs < mbs && !zero)
+			CU_ASSERT_EQUAL(k, CACHE_META_UNKNOWN);
+		if (bs == mbs && k == CACHE_META_HASHED)
+			CU_ASSERT(!memcmp(key, hashes + b * CACHE_HASH_SIZE,
+			                  CACHE_HASH_SIZE));
+		/* right data passes, a flipped byte fails (unless unknown) */
+		CU_ASSERT_EQUAL(cache_meta_verify(m, b, img + s, (uint32_t)blen), 0);
+		img[s + blen / 2] ^= 1;
+		CU_ASSERT_EQUAL(cache_meta_verify(m, b, img + s, (uint32_t)blen),
+		                k == CACHE_META_UNKNOWN ? 0 : -EILSEQ);
+		img[s + blen / 2] ^= 1;
+		CU_ASSERT_EQUAL(cache_meta_verify(m, b, img + s, (uint32_t)blen - 1),
+		                -EILSEQ);
+	}
+	CU_ASSERT_EQUAL(cache_meta_kind(m, nb, key), CACHE_META_UNKNOWN);
+	CU_ASSERT_EQUAL(cache_meta_verify(m, nb, img, 1), -EILSEQ);
+	/* profile: metadata blocks 4 5 1 4 11 in cache blocks, first touch */
+	vp = cache_meta_view_profile(m, &np);
+	if (bs == mbs) {
+		CU_ASSERT_EQUAL(np, 4);
+		CU_ASSERT(np == 4 && vp[0] == 4 && vp[1] == 5 && vp[2] == 1 &&
+		          vp[3] == 11);
+	} else if (bs == 2 * mbs) {
+		CU_ASSERT_EQUAL(np, 3);
+		CU_ASSERT(np == 3 && vp[0] == 2 && vp[1] == 0 && vp[2] == 5);
+	} else if (bs * 4 == mbs) { /* 4 cache blocks per metadata block */
+		CU_ASSERT_EQUAL(np, 16 - 2); /* block 11's last half is past EOF */
+		CU_ASSERT(vp[0] == 16 && vp[3] == 19 && vp[4] == 20 && vp[8] == 4);
+	}
+	cache_meta_free(m);
+	free(enc);
+	free(img);
+	free(hashes);
+}
+
+static void test_view(void)
+{
+	check_view(64 * KB, 64 * KB);
+	check_view(32 * KB, 64 * KB);
+	check_view(64 * KB, 16 * KB);
+	check_view(4 * KB, 1024 * KB); /* one cache block holds it all */
+}
+
+/* Two cache-block keys are equal exactly when the content is. */
+static void test_keys(void)
+{
+	uint8_t *h1, *h2, *i1, *i2, *e1, *e2, k1[CACHE_HASH_SIZE], k2[CACHE_HASH_SIZE];
+	uint64_t s1, s2;
+	size_t l1, l2;
+	struct cache_meta *m1, *m2;
+
+	i1 = mkimage(16 * KB, 8, 0, &h1, &s1);
+	i2 = mkimage(16 * KB, 8, 0, &h2, &s2);
+	memset(h2 + 5 * CACHE_HASH_SIZE, 0x11, CACHE_HASH_SIZE); /* block 5 differs */
+	encode(16 * KB, s1, h1, NULL, 0, &e1, &l1);
+	encode(16 * KB, s2, h2, NULL, 0, &e2, &l2);
+	CU_ASSERT_EQUAL_FATAL(cache_meta_parse(e1, l1, &m1), 0);
+	CU_ASSERT_EQUAL_FATAL(cache_meta_parse(e2, l2, &m2), 0);
+	CU_ASSERT_EQUAL(cache_meta_view(m1, 32 * KB), 0);
+	CU_ASSERT_EQUAL(cache_meta_view(m2, 32 * KB), 0);
+	for (uint64_t b = 0; b < 4; b++) {
+		CU_ASSERT_EQUAL(cache_meta_kind(m1, b, k1), CACHE_META_HASHED);
+		CU_ASSERT_EQUAL(cache_meta_kind(m2, b, k2), CACHE_META_HASHED);
+		CU_ASSERT_EQUAL(!memcmp(k1, k2, sizeof(k1)), b != 2);
+	}
+	CU_ASSERT_EQUAL(cache_meta_view(m1, 3000), -EINVAL);
+	cache_meta_free(m1);
+	cache_meta_free(m2);
+	free(e1);
+	free(e2);
+	free(i1);
+	free(i2);
+	free(h1);
+	free(h2);
+}
+
+int main(void)
+{
+	CU_pSuite s;
+	unsigned fails;
+
+	if (CU_initialize_registry() != CUE_SUCCESS)
+		return 2;
+	s = CU_add_suite("meta", NULL, NULL);
+	CU_add_test(s, "encode/parse round trip, version check", test_roundtrip);
+	CU_add_test(s, "malformed, truncated, wrong version", test_malformed);
+	CU_add_test(s, "zero detection", test_zero);
+	CU_add_test(s, "cache-block view: kinds, verify, profile", test_view);
+	CU_add_test(s, "dedup keys follow content", test_keys);
+	CU_basic_set_mode(CU_BRM_VERBOSE);
+	CU_basic_run_tests();
+	fails = CU_get_number_of_failures();
+	CU_cleanup_registry();
+	return fails ? 1 : 0;
+}
