@@ -73,12 +73,18 @@ out=$($RPC 127.0.0.1 "$H_PX_PORT" "$H_EXPORT" --uid 1002 --gid 1002 read /privat
 h_stop_pid "$PX" || h_fail "gridvfsd exited $? on SIGTERM"
 
 # --- a 64 MiB cap, 512 MiB of reads; warm after a restart ------------------
-for i in 1 2 3 4 5 6 7 8; do head -c $((64 << 20)) /dev/urandom >"$H_EXPORT/cap$i"; done
+# 16 files of 32 MiB: the last one fits well inside the cap, so "warm after
+# a restart" does not hinge on which blocks of a cap-sized file eviction
+# happened to keep.
+for i in $(seq 16); do head -c $((32 << 20)) /dev/urandom >"$H_EXPORT/cap$i"; done
 start_px "$H_DIR/c2" --cache-size 64M
-for i in 1 2 3 4 5 6 7 8; do
+for i in $(seq 16); do
 	get "cap$i" "$H_DIR/x" && cmp -s "$H_EXPORT/cap$i" "$H_DIR/x" || h_fail "cap$i differs"
 	rm -f "$H_DIR/x"
 done
+# A slow writer (sanitizer builds) may have dropped fills of the last file
+# while its queue was full (counted, by design): a second pass fills them.
+get cap16 "$H_DIR/x" && rm -f "$H_DIR/x"
 sleep 1
 bytes=$($GV cache stat "$H_DIR/c2" | awk '$1 == "bytes" || $1 == "bytes:" { print $2; exit }')
 h_log "cache stat after 512 MiB through a 64 MiB cap: bytes=$bytes"
@@ -88,13 +94,14 @@ h_log "cache stat after 512 MiB through a 64 MiB cap: bytes=$bytes"
 h_stop_pid "$PX" || h_fail "gridvfsd exited $? on SIGTERM"
 start_px "$H_DIR/c2" --cache-size 64M
 r0=$(reads)
-get cap8 "$H_DIR/x"
-cmp -s "$H_EXPORT/cap8" "$H_DIR/x" || h_fail "cap8 after restart differs"
+get cap16 "$H_DIR/x"
+cmp -s "$H_EXPORT/cap16" "$H_DIR/x" || h_fail "cap16 after restart differs"
 r1=$(reads)
-h_log "after restart, cap8 took $((r1 - r0)) READs upstream"
-[ $((r1 - r0)) -le 40 ] || h_fail "cache not warm after restart: $((r1 - r0)) READs for cap8"
+h_log "after restart, cap16 took $((r1 - r0)) READs upstream"
+[ $((r1 - r0)) -le 4 ] || h_fail "cache not warm after restart: $((r1 - r0)) READs for cap16 (32 MiB)"
 h_stop_pid "$PX" || h_fail "gridvfsd exited $? on SIGTERM"
-rm -f "$H_DIR/x" "$H_EXPORT"/cap[1-7]
+rm -f "$H_DIR/x" "$H_EXPORT"/cap[1-9] "$H_EXPORT"/cap1[0-5]
+mv "$H_EXPORT/cap16" "$H_EXPORT/cap8"
 
 # --- a corrupt cache file is moved aside and rebuilt -----------------------
 head -c 100000 /dev/urandom >"$H_DIR/c2/data.mdb"
