@@ -59,7 +59,7 @@ b_proxy() {
 	local __var=$1 nfs=$2 mnt=$3 port pid
 	shift 3
 	h_take_port port
-	"$top_builddir/gridvfsd" --role client --listen "127.0.0.1:$port" \
+	"$top_builddir/gridvfsd" -c /dev/null --role client --listen "127.0.0.1:$port" \
 		--upstream "127.0.0.1:$nfs" --mount-upstream "127.0.0.1:$mnt" \
 		--foreground --log-level "${GRIDVFSD_LOG_LEVEL:-warn}" "$@" \
 		</dev/null >>"$H_DIR/gridvfsd.log" 2>&1 &
@@ -77,7 +77,7 @@ b_server() {
 	local __var=$1 nfs=$2 mnt=$3 port pid
 	shift 3
 	h_take_port port
-	"$top_builddir/gridvfsd" --role server --listen "127.0.0.1:$port" \
+	"$top_builddir/gridvfsd" -c /dev/null --role server --listen "127.0.0.1:$port" \
 		--upstream "127.0.0.1:$nfs" --mount-upstream "127.0.0.1:$mnt" \
 		--foreground --log-level "${GRIDVFSD_LOG_LEVEL:-warn}" "$@" \
 		</dev/null >>"$H_DIR/gridvfsd-server.log" 2>&1 &
