@@ -315,6 +315,38 @@ static struct px_msg *read_reply(uint32_t xid, const uint8_t *fattr,
 	return x.x_err ? (px_msg_unref(m), NULL) : m;
 }
 
+/* A READ3resok reply's bytes before its data: RPC header (24), status,
+ * post_op_attr (4 + fattr3), count, eof, data length. */
+#define READ_REPLY_HDR (24u + 4u + 4u + NFS3_FATTR_SIZE + 12u)
+
+/*
+ * A reply message with room for count data bytes at px_msg_data(m) +
+ * READ_REPLY_HDR, so a cache hit is copied from LMDB once, straight into
+ * the reply; read_reply_finish() writes the header around it.
+ */
+static struct px_msg *read_reply_room(uint32_t count)
+{
+	return px_msg_new(READ_REPLY_HDR + ((count + 3u) & ~3u));
+}
+
+static void read_reply_finish(struct px_msg *m, uint32_t xid,
+			      const uint8_t *fattr, uint32_t len, bool eof)
+{
+	struct rpc_xdr x;
+	uint32_t pad = ((len + 3u) & ~3u) - len;
+
+	rpc_xdr_init(&x, px_msg_data(m), READ_REPLY_HDR);
+	rpc_reply_accepted(&x, xid, RPC_ACC_SUCCESS, 0, 0);
+	rpc_xdr_put_u32(&x, 0);            /* NFS3_OK */
+	rpc_xdr_put_u32(&x, 1);            /* post_op_attr follows */
+	rpc_xdr_put_fixed(&x, fattr, NFS3_FATTR_SIZE);
+	rpc_xdr_put_u32(&x, len);
+	rpc_xdr_put_u32(&x, eof);
+	rpc_xdr_put_u32(&x, len);
+	memset(px_msg_data(m) + READ_REPLY_HDR + len, 0, pad);
+	m->m_len = READ_REPLY_HDR + len + pad;
+}
+
 static void send_read(struct px_client *c, uint32_t xid, const uint8_t *fattr,
 		      const uint8_t *data, uint32_t len, bool eof)
 {
@@ -1516,7 +1548,8 @@ int px_rcache_read_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
 	uint8_t fattr[NFS3_FATTR_SIZE];
 	struct px_cread want, *cr;
 	uint64_t off, aoff, alen;
-	uint8_t *fh = args + 4, *out;
+	uint8_t *fh = args + 4;
+	struct px_msg *m;
 	uint32_t got;
 	bool eof;
 
@@ -1529,18 +1562,20 @@ int px_rcache_read_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
 		return 1;
 	memset(&want, 0, sizeof(want));
 	want.cr_cred = cred_key(msg, h);
-	/* Hit: wholly cached, current version, and this credential may read. */
-	if ((out = malloc(count ? count : 1)) &&
-	    cache_read(rc->rc_cache, fh, fhlen, off, count, out, &got, &eof,
-		       fattr) == 0 &&
-	    grant_ok(rc, fattr, want.cr_cred)) {
-		send_read(c, h->c_xid, fattr, out, got, eof);
+	/* Hit: wholly cached, current version, and this credential may read.
+	 * The blocks are copied once, straight into the reply. */
+	if ((m = read_reply_room(count)) &&
+	    cache_read(rc->rc_cache, fh, fhlen, off, count,
+		       px_msg_data(m) + READ_REPLY_HDR, &got, &eof, fattr) == 0 &&
+	    got <= count && grant_ok(rc, fattr, want.cr_cred)) {
+		read_reply_finish(m, h->c_xid, fattr, got, eof);
+		px_client_send(c, m);
+		px_msg_unref(m);
 		rc->rc_local_hits++;
 		rc->rc_local_bytes += got;
-		free(out);
 		return 1;
 	}
-	free(out);
+	px_msg_unref(m);
 	if (look_serve(rc, c, h, fh, fhlen, off, count, want.cr_cred))
 		return 1;
 	/* Miss: fetch whole blocks, so the next small read hits. */
