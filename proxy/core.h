@@ -115,6 +115,7 @@ struct px_call {
 struct px_dup {
 	uint8_t du_addr[16];
 	uint32_t du_cl_xid, du_up_xid, du_csum, du_proc;
+	uint64_t du_cl_id;           /* the connection it came on */
 	time_t du_when;
 	struct px_dup *du_hnext;
 	struct px_dup *du_next, *du_prev; /* age order */

@@ -121,6 +121,7 @@ static void dup_remember(struct px_loop *l, const struct px_call *pc,
 	d->du_up_xid = pc->pc_up_xid;
 	d->du_csum = pc->pc_csum;
 	d->du_proc = pc->pc_proc;
+	d->du_cl_id = pc->pc_client ? pc->pc_client->cl_id : 0;
 	d->du_when = time(NULL);
 	b = cl_bucket(key, pc->pc_cl_xid, DUP_BUCKETS);
 	d->du_hnext = l->lp_dup_hash[b];
@@ -144,6 +145,16 @@ static struct px_dup *dup_find(struct px_loop *l, const uint8_t key[16],
 		    !memcmp(d->du_addr, key, 16))
 			return d;
 	return NULL;
+}
+
+/* Is the connection with this id still open?  Only asked on a tombstone
+ * hit, which is rare, so a walk of the client list is fine. */
+static bool client_open(struct px_loop *l, uint64_t id)
+{
+	for (struct px_client *c = l->lp_clients; c; c = c->cl_next)
+		if (c->cl_id == id && !c->cl_closed)
+			return true;
+	return false;
 }
 
 void px_pipe_tick(struct px_loop *l, time_t now)
@@ -359,6 +370,12 @@ static bool call_retransmission(struct px_client *c, const struct rpc_call *h,
 		l->lp_stats.s_dups_dropped++;
 		return true;
 	}
+	/* The same XID and bytes from another live connection of the same
+	 * host is another caller that happened to pick that XID (two
+	 * processes, two mounts), not a retransmission: stealing the first
+	 * caller's reply would leave it waiting forever. */
+	if (pc->pc_client && !pc->pc_client->cl_closed)
+		return false;
 	/* The client reconnected and retransmits: send the reply here. */
 	px_debug("client %s: xid %08x retransmitted after reconnect",
 		 c->cl_name, h->c_xid);
@@ -508,7 +525,9 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 	d = h.c_prog == RPC_PROG_NFS && rpc_nfs3_proc_nonidempotent(h.c_proc)
 		    ? dup_find(l, key, h.c_xid, csum)
 		    : NULL;
-	if (d && !call_by_xid(l, d->du_up_xid)) {
+	if (d && (client_open(l, d->du_cl_id) || call_by_xid(l, d->du_up_xid)))
+		d = NULL; /* its caller is still connected: a new call */
+	if (d) {
 		pc->pc_up_xid = d->du_up_xid;
 		l->lp_stats.s_dups_reused++;
 	} else {
