@@ -293,28 +293,6 @@ static bool grant_ok(struct px_rcache *rc, const uint8_t *fattr, uint64_t cred)
 /* ---------------------------------------------------------------------- */
 /* Replies built here                                                      */
 
-/* A complete READ3resok reply with data[0..len). */
-static struct px_msg *read_reply(uint32_t xid, const uint8_t *fattr,
-				 const uint8_t *data, uint32_t len, bool eof)
-{
-	size_t size = 32 + 4 + 4 + NFS3_FATTR_SIZE + 12 + ((len + 3u) & ~3u);
-	struct px_msg *m = px_msg_new(size);
-	struct rpc_xdr x;
-
-	if (!m)
-		return NULL;
-	rpc_xdr_init(&x, px_msg_data(m), size);
-	rpc_reply_accepted(&x, xid, RPC_ACC_SUCCESS, 0, 0);
-	rpc_xdr_put_u32(&x, 0);            /* NFS3_OK */
-	rpc_xdr_put_u32(&x, 1);            /* post_op_attr follows */
-	rpc_xdr_put_fixed(&x, fattr, NFS3_FATTR_SIZE);
-	rpc_xdr_put_u32(&x, len);
-	rpc_xdr_put_u32(&x, eof);
-	rpc_xdr_put_opaque(&x, data, len);
-	m->m_len = x.x_pos;
-	return x.x_err ? (px_msg_unref(m), NULL) : m;
-}
-
 /* A READ3resok reply's bytes before its data: RPC header (24), status,
  * post_op_attr (4 + fattr3), count, eof, data length. */
 #define READ_REPLY_HDR (24u + 4u + 4u + NFS3_FATTR_SIZE + 12u)
@@ -345,6 +323,19 @@ static void read_reply_finish(struct px_msg *m, uint32_t xid,
 	rpc_xdr_put_u32(&x, len);
 	memset(px_msg_data(m) + READ_REPLY_HDR + len, 0, pad);
 	m->m_len = READ_REPLY_HDR + len + pad;
+}
+
+/* A complete READ3resok reply with data[0..len). */
+static struct px_msg *read_reply(uint32_t xid, const uint8_t *fattr,
+				 const uint8_t *data, uint32_t len, bool eof)
+{
+	struct px_msg *m = read_reply_room(len);
+
+	if (!m)
+		return NULL;
+	memcpy(px_msg_data(m) + READ_REPLY_HDR, data, len);
+	read_reply_finish(m, xid, fattr, len, eof);
+	return m;
 }
 
 static void send_read(struct px_client *c, uint32_t xid, const uint8_t *fattr,
