@@ -230,22 +230,36 @@ int cache_fill(struct cache *c, const void *fh, size_t fhlen, uint64_t off,
 		atomic_fetch_add(&c->a_dropped_bytes, bytes);
 		return -ENOBUFS;
 	}
-	if (!(wi = malloc(sizeof(*wi) + bytes)))
+	if (!(wi = fill_item_new(&id, &v, flags, fattr3, fh, fhlen, first,
+				 (uint32_t)n, (const uint8_t *)data + (first * bs - off),
+				 bytes)))
 		return -ENOMEM;
+	return writer_enqueue_fill(c, wi);
+}
+
+struct witem *fill_item_new(const struct cache_ident *id, const struct cver *v,
+			    unsigned flags, const uint8_t *fattr3, const void *fh,
+			    size_t fhlen, uint64_t blk, uint32_t nblk,
+			    const void *data, uint32_t bytes)
+{
+	struct witem *wi = malloc(sizeof(*wi) + bytes);
+
+	if (!wi)
+		return NULL;
 	memset(wi, 0, sizeof(*wi));
 	wi->wi_kind = WI_FILL;
-	wi->wi_id = id;
-	wi->wi_ver = v;
+	wi->wi_id = *id;
+	wi->wi_ver = *v;
 	wi->wi_flags = flags;
 	wi->wi_first_seen = now_wall();
 	memcpy(wi->wi_fattr, fattr3, CACHE_FATTR_SIZE);
 	wi->wi_fhlen = (uint8_t)fhlen;
 	memcpy(wi->wi_fh, fh, fhlen);
-	wi->wi_blk = first;
-	wi->wi_nblk = (uint32_t)n;
+	wi->wi_blk = blk;
+	wi->wi_nblk = nblk;
 	wi->wi_len = bytes;
-	memcpy(wi->wi_data, (const uint8_t *)data + (first * bs - off), bytes);
-	return writer_enqueue_fill(c, wi);
+	memcpy(wi->wi_data, data, bytes);
+	return wi;
 }
 
 int cache_invalidate_ident(struct cache *c, const struct cache_ident *id)

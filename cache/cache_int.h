@@ -275,6 +275,11 @@ int writer_start(struct cache *c);
 void writer_stop(struct cache *c);
 void writer_enqueue(struct cache *c, struct witem *wi);
 int writer_enqueue_fill(struct cache *c, struct witem *wi);
+/* A WI_FILL item for nblk blocks from blk, carrying a copy of data. */
+struct witem *fill_item_new(const struct cache_ident *id, const struct cver *v,
+			    unsigned flags, const uint8_t *fattr3, const void *fh,
+			    size_t fhlen, uint64_t blk, uint32_t nblk,
+			    const void *data, uint32_t bytes);
 void writer_touch(struct cache *c, const struct cache_ident *id,
                   uint64_t blk, uint32_t n);
 void cache_set_broken(struct cache *c, int rc, const char *where);

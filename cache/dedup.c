@@ -42,23 +42,11 @@ int cache_fill_hashed(struct cache *c, const void *fh, size_t fhlen,
 		atomic_fetch_add(&c->a_dropped_bytes, len);
 		return -ENOBUFS;
 	}
-	if (!(wi = malloc(sizeof(*wi) + len)))
+	if (!(wi = fill_item_new(&id, &v, flags, fattr3, fh, fhlen, blk, 1, data,
+				 len)))
 		return -ENOMEM;
-	memset(wi, 0, sizeof(*wi));
-	wi->wi_kind = WI_FILL;
-	wi->wi_id = id;
-	wi->wi_ver = v;
-	wi->wi_flags = flags;
-	wi->wi_first_seen = now_wall();
-	memcpy(wi->wi_fattr, fattr3, CACHE_FATTR_SIZE);
-	wi->wi_fhlen = (uint8_t)fhlen;
-	memcpy(wi->wi_fh, fh, fhlen);
 	wi->wi_hashed = true;
 	memcpy(wi->wi_hash, key, CACHE_HASH_SIZE);
-	wi->wi_blk = blk;
-	wi->wi_nblk = 1;
-	wi->wi_len = len;
-	memcpy(wi->wi_data, data, len);
 	return writer_enqueue_fill(c, wi);
 }
 
