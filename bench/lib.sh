@@ -54,40 +54,31 @@ b_relay() {
 	printf -v "${__var}_PID" '%s' "$pid"
 }
 
-# b_proxy VAR UP_NFS_PORT UP_MNT_PORT [EXTRA gridvfsd ARGS]
-b_proxy() {
-	local __var=$1 nfs=$2 mnt=$3 port pid
-	shift 3
+# b_daemon ROLE LOG VAR UP_NFS_PORT UP_MNT_PORT [EXTRA gridvfsd ARGS]: a
+# gridvfsd of ROLE on a free port in front of the given upstream, logging to
+# $H_DIR/LOG; sets VAR (its port) and VAR_PID.
+b_daemon() {
+	local role=$1 log=$2 __var=$3 nfs=$4 mnt=$5 port pid
+	shift 5
 	h_take_port port
-	"$top_builddir/gridvfsd" -c /dev/null --role client --listen "127.0.0.1:$port" \
+	"$top_builddir/gridvfsd" -c /dev/null --role "$role" --listen "127.0.0.1:$port" \
 		--upstream "127.0.0.1:$nfs" --mount-upstream "127.0.0.1:$mnt" \
 		--foreground --log-level "${GRIDVFSD_LOG_LEVEL:-warn}" "$@" \
-		</dev/null >>"$H_DIR/gridvfsd.log" 2>&1 &
+		</dev/null >>"$H_DIR/$log" 2>&1 &
 	pid=$!
 	H_PIDS+=("$pid")
-	h_log "gridvfsd $__var pid $pid port $port -> $nfs/$mnt args: $*"
-	h_wait_tcp "$port" 20 "$pid" || h_fail "gridvfsd did not start (see gridvfsd.log)"
+	h_log "gridvfsd $role $__var pid $pid port $port -> $nfs/$mnt args: $*"
+	h_wait_tcp "$port" 20 "$pid" || h_fail "$role-role gridvfsd did not start (see $log)"
 	printf -v "$__var" '%s' "$port"
 	printf -v "${__var}_PID" '%s' "$pid"
 }
 
-# b_server VAR UP_NFS_PORT UP_MNT_PORT [EXTRA gridvfsd ARGS]: the same for
-# a server-role gridvfsd (in front of the store).
-b_server() {
-	local __var=$1 nfs=$2 mnt=$3 port pid
-	shift 3
-	h_take_port port
-	"$top_builddir/gridvfsd" -c /dev/null --role server --listen "127.0.0.1:$port" \
-		--upstream "127.0.0.1:$nfs" --mount-upstream "127.0.0.1:$mnt" \
-		--foreground --log-level "${GRIDVFSD_LOG_LEVEL:-warn}" "$@" \
-		</dev/null >>"$H_DIR/gridvfsd-server.log" 2>&1 &
-	pid=$!
-	H_PIDS+=("$pid")
-	h_log "gridvfsd server $__var pid $pid port $port -> $nfs/$mnt args: $*"
-	h_wait_tcp "$port" 20 "$pid" || h_fail "server-role gridvfsd did not start (see gridvfsd-server.log)"
-	printf -v "$__var" '%s' "$port"
-	printf -v "${__var}_PID" '%s' "$pid"
-}
+# b_proxy VAR UP_NFS_PORT UP_MNT_PORT [ARGS]: a client-role gridvfsd.
+b_proxy() { b_daemon client gridvfsd.log "$@"; }
+
+# b_server VAR UP_NFS_PORT UP_MNT_PORT [ARGS]: a server-role gridvfsd (in
+# front of the store).
+b_server() { b_daemon server gridvfsd-server.log "$@"; }
 
 # b_proxy_stop PID: SIGTERM one proxy we started and wait for it.
 b_proxy_stop() {

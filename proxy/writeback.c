@@ -961,6 +961,22 @@ static void flush_kick(struct px_wb *w)
 /* ---------------------------------------------------------------------- */
 /* Client WRITE and COMMIT                                                 */
 
+/* Queue r at the end of its file's records (the flush order) and let
+ * the node's view of the size cover it. */
+static void file_append(struct wb_file *f, struct wb_rec *r)
+{
+	r->r_prev = f->f_tail;
+	if (f->f_tail)
+		f->f_tail->r_next = r;
+	else
+		f->f_head = r;
+	f->f_tail = r;
+	if (!f->f_cursor)
+		f->f_cursor = r;
+	if (r->r_off + r->r_len > f->f_lsize)
+		f->f_lsize = r->r_off + r->r_len;
+}
+
 struct wargs {
 	const uint8_t *wa_fh;
 	uint32_t wa_fhlen, wa_count, wa_stable, wa_len;
@@ -1064,16 +1080,7 @@ static void write_admit(struct px_wb *w, struct px_client *c,
 				     : 0;
 		f->f_local = true;
 	}
-	if (r->r_off + r->r_len > f->f_lsize)
-		f->f_lsize = r->r_off + r->r_len;
-	r->r_prev = f->f_tail;
-	if (f->f_tail)
-		f->f_tail->r_next = r;
-	else
-		f->f_head = r;
-	f->f_tail = r;
-	if (!f->f_cursor)
-		f->f_cursor = r;
+	file_append(f, r);
 	client_hold(c);
 	r->r_client = c;
 	r->r_xid = h->c_xid;
@@ -1608,18 +1615,9 @@ static int replay_rec(void *ctx, const struct cache_dirty_rec *dr)
 	memcpy(r->r_cred.as_gids, dr->dr_gids, sizeof(r->r_cred.as_gids));
 	memcpy(r->r_cred.as_machine, "gridvfs", 8);
 	r->r_cred.as_machine_len = 7;
-	r->r_prev = f->f_tail;
-	if (f->f_tail)
-		f->f_tail->r_next = r;
-	else
-		f->f_head = r;
-	f->f_tail = r;
-	if (!f->f_cursor)
-		f->f_cursor = r;
 	/* Until upstream's size is known, the node sees at least this. */
 	f->f_local = true;
-	if (r->r_off + r->r_len > f->f_lsize)
-		f->f_lsize = r->r_off + r->r_len;
+	file_append(f, r);
 	f->f_lmtime[0] = (uint32_t)(dr->dr_time_ms / 1000u);
 	f->f_lmtime[1] = (uint32_t)(dr->dr_time_ms % 1000u) * 1000000u;
 	if (dr->dr_seq > w->w_seq)
