@@ -220,11 +220,25 @@ h_rpcbind() {
 	(
 		flock -w 30 9 || exit 1
 		h__rpcbind_up && exit 0
-		rpcbind -w 2>>"${H_DIR:-/tmp}/rpcbind.log" || rpcbind 2>>"${H_DIR:-/tmp}/rpcbind.log"
+		h__rpcbind_start -w || h__rpcbind_start
 		for _ in $(seq 50); do h__rpcbind_up && exit 0; sleep 0.1; done
 		exit 1
 	) 9>"${TMPDIR:-/tmp}/gridvfs-test-rpcbind.lock" || h_fail "rpcbind not running and cannot be started"
 	h_log "rpcbind up"
+}
+
+# rpcbind outlives the test and does not close inherited descriptors when it
+# daemonizes: started with fd 9 open it would hold the lock above forever
+# (every later test then times out on it), and with the runner's output pipe
+# open it would keep that pipe from ever reaching EOF. Start it with nothing
+# but stdio.
+h__rpcbind_start() {
+	(
+		for fd in $(ls /proc/$BASHPID/fd); do
+			[ "$fd" -gt 2 ] && eval "exec $fd>&-"
+		done
+		exec rpcbind "$@" </dev/null >/dev/null 2>>"${H_DIR:-/tmp}/rpcbind.log"
+	)
 }
 
 h__rpcbind_up() {
