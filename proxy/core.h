@@ -75,7 +75,8 @@ struct px_link {
 	struct px_outq ln_out;
 	unsigned ln_backoff_ms;
 	struct timespec ln_retry_at;
-	time_t ln_down_since;        /* 0 while up or never tried */
+	uint64_t ln_down_since;      /* ms (px_now_ms) of the first failure
+	                              * since the last reply, 0: none */
 	unsigned ln_fails;           /* consecutive failed attempts */
 	const char *ln_fail;         /* set by the reader: take the link down */
 	struct tls_conn *ln_tls;

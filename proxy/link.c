@@ -95,15 +95,19 @@ static void link_down(struct px_link *ln, const char *why)
 		close(ln->ln_ev.ev_fd);
 		ln->ln_ev.ev_fd = -1;
 	}
-	if (ln->ln_state == LINK_UP || ln->ln_fails == 0)
+	if (ln->ln_fails == 0)
 		px_warn("upstream %s: %s; %u call(s) will be resent", ln->ln_name,
 			why, ln->ln_npending);
+	else if (ln->ln_state == LINK_UP)
+		px_warn_rl("upstream %s: %s again after reconnecting (%u "
+			   "failures in a row); %u call(s) wait", ln->ln_name,
+			   why, ln->ln_fails + 1, ln->ln_npending);
 	else
 		px_debug("upstream %s: %s", ln->ln_name, why);
 	l->lp_stats.s_upstream_failures++;
 	ln->ln_fails++;
 	if (!ln->ln_down_since)
-		ln->ln_down_since = time(NULL);
+		ln->ln_down_since = px_now_ms();
 	px_outq_clear(&ln->ln_out);
 	/* A half-read reply belongs to the dead connection. */
 	px_reader_free(&ln->ln_rd);
@@ -137,21 +141,37 @@ static void link_flush(struct px_link *ln)
 	link_arm(ln);
 }
 
+/* A reply came: the upstream works. */
+static void link_proven(struct px_link *ln)
+{
+	if (!ln->ln_down_since && !ln->ln_fails)
+		return;
+	ln->ln_down_since = 0;
+	ln->ln_fails = 0;
+	ln->ln_backoff_ms = BACKOFF_MIN_MS;
+}
+
 /* The link carries calls: resend what waited for it. */
 static void link_ready(struct px_link *ln)
 {
 	if (ln->ln_down_since)
 		px_info("upstream %s: connected after %ld s; resending %u "
 			"call(s)", ln->ln_name,
-			(long)(time(NULL) - ln->ln_down_since), ln->ln_npending);
+			(long)((px_now_ms() - ln->ln_down_since) / 1000),
+			ln->ln_npending);
 	else
 		px_debug("upstream %s: connected", ln->ln_name);
 	bool again = ln->ln_down_since != 0;
 
+	/* Connected is not yet healthy: an upstream that accepts and then
+	 * drops us (a peer refused after the handshake, a server that dies
+	 * at each request) must not reset the backoff or the clock of
+	 * --upstream-timeout.  The first reply does (link_proven). */
 	ln->ln_state = LINK_UP;
-	ln->ln_down_since = 0;
-	ln->ln_fails = 0;
-	ln->ln_backoff_ms = BACKOFF_MIN_MS;
+	if (!again) {
+		ln->ln_fails = 0;
+		ln->ln_backoff_ms = BACKOFF_MIN_MS;
+	}
 	ln->ln_loop->lp_stats.s_upstream_connects++;
 	/* Same XIDs, same bytes, same order as the first time. */
 	for (struct px_call *pc = ln->ln_head; pc; pc = pc->pc_next) {
@@ -311,7 +331,7 @@ static void link_connect(struct px_link *ln)
 
 	if (!ln->ln_have_addr && link_resolve_mount(ln)) {
 		if (!ln->ln_down_since)
-			ln->ln_down_since = time(NULL);
+			ln->ln_down_since = px_now_ms();
 		if (ln->ln_fails++ == 0)
 			px_warn("upstream %s: rpcbind on the upstream host does "
 				"not know MOUNT v3/TCP (use --mount-upstream)",
@@ -392,6 +412,7 @@ static bool link_on_msg(void *ctx, uint8_t *mem, size_t len)
 		ln->ln_fail = "garbage reply from upstream";
 		return false;
 	}
+	link_proven(ln);
 	return true;
 }
 
@@ -476,19 +497,24 @@ void px_link_tick(struct px_link *ln, const struct timespec *now)
 				      ? "no answer to the STARTTLS probe in 10 s"
 				      : "TLS handshake timed out (10 s)");
 	if (ln->ln_state == LINK_BACKOFF && !ts_before(now, &ln->ln_retry_at)) {
-		if (ln->ln_npending)
+		if (ln->ln_npending) {
 			link_connect(ln);
-		else
-			ln->ln_state = LINK_IDLE; /* connect on next call */
+		} else {
+			/* Connect on the next call, whose wait starts then. */
+			ln->ln_state = LINK_IDLE;
+			ln->ln_down_since = 0;
+		}
 	}
 	/* Calls must not wait forever on a dead upstream: fail them with a
 	 * clear error once --upstream-timeout has passed. */
-	if (ln->ln_state != LINK_UP && ln->ln_down_since && tmo &&
-	    now->tv_sec - ln->ln_down_since >= (time_t)tmo && ln->ln_head) {
+	if (ln->ln_down_since && tmo && ln->ln_head &&
+	    px_now_ms() - ln->ln_down_since >= (uint64_t)tmo * 1000u) {
 		px_err("upstream %s unreachable for %u s: failing %u call(s) "
 		       "with SYSTEM_ERR", ln->ln_name, tmo, ln->ln_npending);
 		while (ln->ln_head)
 			px_pipe_fail_call(ln->ln_head, RPC_ACC_SYSTEM_ERR);
+		/* Later calls get their own --upstream-timeout. */
+		ln->ln_down_since = px_now_ms();
 	}
 }
 

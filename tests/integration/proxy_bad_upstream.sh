@@ -5,6 +5,10 @@
 # client; a malformed reply to a pending call becomes SYSTEM_ERR for that
 # call only; unattributable garbage resets the link, the pending call is
 # resent with the same XID on a new connection and answered.
+# --upstream-timeout holds against an upstream that is gone (nothing
+# listens) and against one that accepts and drops every connection (which
+# once reset the timeout's clock at each reconnect, holding calls forever):
+# the call gets SYSTEM_ERR in time, with a log line.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 h_init proxy_bad_upstream
 h_take_port FP
@@ -44,6 +48,8 @@ def serve(s):
                 s.close(); return
             elif proc == 4:      # ACCESS resent on a new connection: answer
                 send(s, reply_hdr(xid) + struct.pack(">III", 0, 0, 0x1f))
+            elif proc == 5:      # READLINK: drop the connection, every time
+                s.close(); return
     except EOFError:
         pass
 while True:
@@ -79,6 +85,37 @@ grep -q "garbage reply from upstream\|zero-length record\|closed by upstream" "$
 	h_fail "no log line for the garbage"
 grep -q "seen 1" "$H_DIR/fake.log" || h_fail "the pending call was not resent after the reset"
 # The resend used the XID of the first attempt.
+# --upstream-timeout: a dead upstream, and one that drops every connection.
+h_take_port DEAD
+h_gridvfsd_at dead "$DEAD" "$DEAD" --role client --control none --upstream-timeout 2
+PD=$H_AT_PORT
+h_gridvfsd_at flap "$FP" "$FP" --role client --control none --upstream-timeout 2
+PF=$H_AT_PORT
+python3 - "$PD" "$PF" >"$H_DIR/tmo.log" 2>&1 <<'PY' || h_fail "upstream timeout: $(tail -n 3 "$H_DIR/tmo.log")"
+import socket, struct, sys, time
+def call(port, proc, args):
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    body = struct.pack(">IIIIIIIIII", 7, 0, 2, 100003, 3, proc, 0, 0, 0, 0) + args
+    s.sendall(struct.pack(">I", 0x80000000 | len(body)) + body)
+    m = struct.unpack(">I", s.recv(4))[0] & 0x7fffffff
+    b = b""
+    while len(b) < m: b += s.recv(m - len(b))
+    return b
+fh = struct.pack(">I", 8) + b"12345678"
+for port, proc in ((int(sys.argv[1]), 1), (int(sys.argv[2]), 5)):
+    t = time.time()
+    r = call(port, proc, fh)
+    took = time.time() - t
+    assert struct.unpack(">I", r[20:24])[0] == 5, ("want SYSTEM_ERR", r)
+    assert 1.5 < took < 8, ("answered after %.1f s, --upstream-timeout is 2" % took)
+    print("port %d: SYSTEM_ERR after %.1f s" % (port, took))
+PY
+grep -q "upstream nfs unreachable for 2 s: failing 1 call(s)" "$H_DIR/dead.log" ||
+	h_fail "no timeout line for the dead upstream"
+grep -q "upstream nfs unreachable for 2 s: failing 1 call(s)" "$H_DIR/flap.log" ||
+	h_fail "no timeout line for the upstream that drops connections"
+grep -q "again after reconnecting" "$H_DIR/flap.log" ||
+	h_fail "no line for an upstream that drops us after each connect"
 x1=$(awk '/proc 4 seen 0/ { print $3 }' "$H_DIR/fake.log")
 x2=$(awk '/proc 4 seen 1/ { print $3 }' "$H_DIR/fake.log")
 [ -n "$x1" ] && [ "$x1" = "$x2" ] || h_fail "resend XID $x2 differs from $x1"
