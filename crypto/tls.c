@@ -36,6 +36,7 @@ struct tls_ctx {
 	char *cx_name;              /* client: expected server name */
 	pthread_mutex_t cx_lock;    /* guards cx_session */
 	SSL_SESSION *cx_session;    /* client: newest ticket, owned */
+	unsigned cx_refs;           /* the owner + one per connection */
 };
 
 struct tls_conn {
@@ -403,6 +404,7 @@ int tls_ctx_new(const struct tls_config *cfg, struct tls_ctx **out,
 	if (!x)
 		return -ENOMEM;
 	pthread_mutex_init(&x->cx_lock, NULL);
+	x->cx_refs = 1;
 	x->cx_server = cfg->tc_server;
 	rc = -ENOMEM;
 	if (!x->cx_server) {
@@ -441,7 +443,9 @@ fail:
 
 void tls_ctx_free(struct tls_ctx *x)
 {
-	if (!x)
+	/* Connections keep the context they were made with: a context
+	 * replaced on reload goes when its last connection does. */
+	if (!x || __atomic_sub_fetch(&x->cx_refs, 1, __ATOMIC_ACQ_REL))
 		return;
 	SSL_SESSION_free(x->cx_session);
 	SSL_CTX_free(x->cx_ssl);
@@ -489,6 +493,7 @@ int tls_conn_new(struct tls_ctx *x, int fd, struct tls_conn **out)
 	if (!c)
 		return -ENOMEM;
 	c->cn_ctx = x;
+	__atomic_add_fetch(&x->cx_refs, 1, __ATOMIC_ACQ_REL);
 	c->cn_ssl = SSL_new(x->cx_ssl);
 	if (!c->cn_ssl || SSL_set_fd(c->cn_ssl, fd) != 1)
 		goto fail;
@@ -527,6 +532,7 @@ void tls_conn_free(struct tls_conn *c)
 		OPENSSL_cleanse(c->cn_wbuf, TLS_REC_MAX);
 		free(c->cn_wbuf);
 	}
+	tls_ctx_free(c->cn_ctx);
 	free(c);
 }
 

@@ -110,7 +110,8 @@ struct tls_config {
 int tls_ctx_new(const struct tls_config *cfg, struct tls_ctx **out,
 		char *err, size_t errlen);
 
-/* Free a context.  Connections made from it must already be freed. */
+/* Drop the owner's reference: the context goes when the last connection
+ * made from it is freed (a reload can replace it under live connections). */
 void tls_ctx_free(struct tls_ctx *ctx);
 
 /* ---------------------------------------------------------------------- */
