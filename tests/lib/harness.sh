@@ -110,6 +110,9 @@ h_fail() {
 	local f
 	echo "FAIL: ${H_NAME}: $*"
 	h_log "FAIL: $*"
+	# Called from a subshell (a pipeline's "| check", "$(...)") exit
+	# only leaves the subshell: leave a mark h_pass will find.
+	[ -n "$H_DIR" ] && echo "$*" >>"$H_DIR/FAILED"
 	if [ "${H_DUMP_LOGS:-1}" = 1 ] && [ -n "$H_DIR" ]; then
 		for f in "$H_DIR"/*.log; do
 			[ -s "$f" ] || continue
@@ -121,6 +124,10 @@ h_fail() {
 }
 
 h_pass() {
+	if [ -n "$H_DIR" ] && [ -s "$H_DIR/FAILED" ]; then
+		echo "FAIL: ${H_NAME}: failed in a subshell: $(head -n 3 "$H_DIR/FAILED")"
+		exit 1
+	fi
 	echo "PASS: ${H_NAME}"
 	exit 0
 }
@@ -254,7 +261,9 @@ h__rpcbind_up() {
 # libnfs client can list the export. Sets H_NFS_PORT, H_MNT_PORT, H_EXPORT,
 # H_GANESHA_PID, H_GANESHA_DIR.
 h_ganesha() {
-	H_GANESHA_DIR="$H_DIR/ganesha"
+	# H_GANESHA_NAME (default ganesha) names its dir and logs: set it to
+	# run a second instance (save the first one's H_* variables first).
+	H_GANESHA_DIR="$H_DIR/${H_GANESHA_NAME:-ganesha}"
 	H_EXPORT="${1:-$H_DIR/export}"
 	mkdir -p "$H_GANESHA_DIR/recov" "$H_EXPORT" || h_fail "cannot create ganesha dirs"
 	h_rpcbind
@@ -306,9 +315,10 @@ h__ganesha_conf() {
 h__ganesha_start() {
 	local bin=${GANESHA_BIN:-/usr/bin/ganesha.nfsd} n
 	[ -x "$bin" ] || h_fail "ganesha not installed ($bin)"
-	"$bin" -F -f "$H_GANESHA_DIR/ganesha.conf" -L "$H_DIR/ganesha.log" \
+	local log="$H_DIR/${H_GANESHA_NAME:-ganesha}.log"
+	"$bin" -F -f "$H_GANESHA_DIR/ganesha.conf" -L "$log" \
 		-p "$H_GANESHA_DIR/ganesha.pid" -N "${GANESHA_LOG_LEVEL:-NIV_EVENT}" \
-		</dev/null >>"$H_DIR/ganesha.out.log" 2>&1 &
+		</dev/null >>"$H_DIR/${H_GANESHA_NAME:-ganesha}.out.log" 2>&1 &
 	H_GANESHA_PID=$!
 	# Disowned: restarts SIGKILL it, and bash would report each "Killed"
 	# job on stderr. Bash still reaps it; teardown only needs kill -0.
@@ -318,14 +328,14 @@ h__ganesha_start() {
 	h_log "ganesha pid $H_GANESHA_PID nfs $H_NFS_PORT mnt $H_MNT_PORT export $H_EXPORT"
 	for ((n = 0; n < 300; n++)); do
 		kill -0 "$H_GANESHA_PID" 2>/dev/null ||
-			h_fail "ganesha exited at start-up: $(tail -n 3 "$H_DIR/ganesha.log" | tr '\n' ' ')"
+			h_fail "ganesha exited at start-up: $(tail -n 3 "$log" | tr '\n' ' ')"
 		if nfs-ls "$(h_url_direct)" >/dev/null 2>&1; then
 			h_log "ganesha answers after $n polls"
 			return 0
 		fi
 		sleep 0.1
 	done
-	h_fail "ganesha did not answer within 30 s: $(tail -n 3 "$H_DIR/ganesha.log" | tr '\n' ' ')"
+	h_fail "ganesha did not answer within 30 s: $(tail -n 3 "$log" | tr '\n' ' ')"
 }
 
 # h_ganesha_stop [SIG]: send SIG (default TERM) and wait until it is gone
