@@ -434,6 +434,36 @@ static bool client_peer_admit(struct px_client *c)
 	return true;
 }
 
+void px_client_recheck_peers(struct px_loop *l)
+{
+	struct px_client *c, *next;
+	char why[400];
+
+	for (c = l->lp_clients; c; c = next) {
+		struct idmap_peer_ids *ids;
+		int rc;
+
+		next = c->cl_next;
+		if (c->cl_closed || !c->cl_peer)
+			continue;
+		if (!(ids = calloc(1, sizeof(*ids))))
+			continue; /* keep the old accounts */
+		rc = idmap_gridmap_ids(l->lp_gridmap, c->cl_dn, ids);
+		if (rc < 0) {
+			free(ids);
+			snprintf(why, sizeof(why), "TLS peer '%s' refused after "
+				 "the grid-mapfile reload: %s", c->cl_dn,
+				 rc == -ENOENT ? "no longer in it"
+					       : strerror(-rc));
+			px_client_close(c, why);
+			continue;
+		}
+		idmap_peer_ids_clear(c->cl_peer);
+		free(c->cl_peer);
+		c->cl_peer = ids;
+	}
+}
+
 static void client_handshake(struct px_client *c)
 {
 	int rc = tls_conn_handshake(c->cl_tls);

@@ -133,13 +133,8 @@ static const char *line_split(char *s, char **key, char **val)
 		s++;
 	if (!*s || *s == '#')
 		return NULL;
-	if (*s == '[') {
-		if (!strncmp(s, "[export", 7) && (s[7] == ' ' || s[7] == ']'))
-			return "[export NAME] sections (several exports in one "
-			       "daemon) are not supported yet: run one "
-			       "gridvfsd per export";
-		return "unknown section (only [export NAME] is reserved)";
-	}
+	if (*s == '[')
+		return "section header where none is allowed";
 	*key = s;
 	while (*s && (islower((unsigned char)*s) || isdigit((unsigned char)*s) ||
 		      *s == '-'))
@@ -191,6 +186,61 @@ static const char *line_split(char *s, char **key, char **val)
 	return *s ? NULL : "missing value";
 }
 
+/*
+ * "[export NAME]" (surrounding blanks and a trailing comment allowed): NAME
+ * into name (letters, digits, '.', '_', '-'; 1..PX_EXPORT_NAME_MAX).  NULL,
+ * or why it is not one.
+ */
+static const char *section_split(char *s, char *name, size_t namelen)
+{
+	char *p, *e;
+
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s != '[')
+		return "";
+	if (strncmp(s, "[export", 7) ||
+	    (s[7] != ' ' && s[7] != '\t' && s[7] != ']'))
+		return "unknown section (only [export NAME] sections exist)";
+	for (p = s + 7; *p == ' ' || *p == '\t'; p++)
+		;
+	for (e = p; isalnum((unsigned char)*e) || *e == '.' || *e == '_' ||
+		    *e == '-';
+	     e++)
+		;
+	if (e == p || (size_t)(e - p) >= namelen)
+		return "[export NAME]: NAME is 1-63 letters, digits, '.', '_' "
+		       "or '-'";
+	memcpy(name, p, (size_t)(e - p));
+	name[e - p] = '\0';
+	while (*e == ' ' || *e == '\t')
+		e++;
+	if (*e != ']')
+		return "[export NAME]: expected ']' after the name";
+	for (e++; *e == ' ' || *e == '\t'; e++)
+		;
+	return *e && *e != '#' ? "text after the section header" : NULL;
+}
+
+/* Options an [export NAME] section may set: the ones that belong to one
+ * upstream and its policies.  Everything else is the daemon's. */
+static bool key_per_export(const char *k)
+{
+	static const char *const ok[] = {
+		"upstream", "mount-upstream", "upstream-timeout",
+		"upstream-privport", "tls", "tls-cert", "tls-key", "tls-ca",
+		"tls-crl", "tls-server-name", "map", "squash", "anonuid",
+		"anongid", "unmapped", "cache-dir", "cache-size",
+		"cache-block", "consistency", "immutable-ttl", "access-ttl",
+		"write-policy", "dirty-max",
+	};
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (!strcmp(k, ok[i]))
+			return true;
+	return false;
+}
+
 /* Check one key = value against the option table and append its items. */
 static const char *line_apply(const struct option *known, const char *key,
 			      const char *val, const char *where,
@@ -231,10 +281,57 @@ static const char *line_apply(const struct option *known, const char *key,
 	return NULL;
 }
 
-/* Parse an open file into v; -EINVAL with "FILE:LINE: KEY: why" in err. */
-static int file_parse(FILE *f, const char *path, const struct option *known,
-		      struct cfg_vec *v, char *err, size_t errlen)
+/* The [export NAME] sections of a file, in file order. */
+struct cfg_exports {
+	unsigned n;
+	struct px_config_export e[PX_EXPORTS_MAX];
+	struct cfg_vec v[PX_EXPORTS_MAX];
+};
+
+static void exports_free(struct cfg_exports *x)
 {
+	for (unsigned i = 0; i < x->n; i++) {
+		free(x->e[i].ce_where);
+		free(x->e[i].ce_path);
+		free(x->e[i].ce_upstream_path);
+		vec_free(&x->v[i]);
+	}
+	x->n = 0;
+}
+
+/* path / upstream-path in a section; NULL or why not. */
+static const char *export_key(struct px_config_export *e, const char *key,
+			      const char *val, unsigned lineno, unsigned *seen2,
+			      int *rc)
+{
+	bool up = !strcmp(key, "upstream-path");
+	char **dst = up ? &e->ce_upstream_path : &e->ce_path;
+
+	if (seen2[up])
+		return "set twice in this section";
+	seen2[up] = lineno;
+	if (val[0] != '/')
+		return "an absolute path (starting with '/')";
+	if (strlen(val) > MNT3_PATHLEN)
+		return "longer than MOUNT's 1024 bytes";
+	if (!(*dst = strdup(val)))
+		*rc = -ENOMEM;
+	/* "/images/" and "/images" are one export. */
+	for (size_t n = strlen(*dst); *dst && n > 1 && (*dst)[n - 1] == '/';)
+		(*dst)[--n] = '\0';
+	return NULL;
+}
+
+/* Parse an open file into v (and its sections into x, NULL: sections are
+ * an error); -EINVAL with "FILE:LINE: KEY: why" in err. */
+static int file_parse(FILE *f, const char *path, const struct option *known,
+		      struct cfg_vec *v, struct cfg_exports *x, char *err,
+		      size_t errlen)
+{
+	struct cfg_vec *cur = v;
+	struct px_config_export *ex = NULL;
+	unsigned seen2[2] = {0, 0};
+	char name[PX_EXPORT_NAME_MAX];
 	char *line = NULL, *key, *val, where[PX_CONFIG_MAX_LINE];
 	size_t cap = 0, total = 0;
 	ssize_t n;
@@ -279,10 +376,48 @@ static int file_parse(FILE *f, const char *path, const struct option *known,
 			rc = -EINVAL;
 			goto out;
 		}
+		key = NULL;
+		why = section_split(line, name, sizeof(name));
+		if (!why) {
+			/* A new [export NAME] section: its own items. */
+			if (!x)
+				why = "[export NAME] sections belong in "
+				      "gridvfsd's own configuration file";
+			else if (x->n == PX_EXPORTS_MAX)
+				why = "too many [export] sections";
+			for (unsigned i = 0; !why && i < x->n; i++)
+				if (!strcmp(x->e[i].ce_name, name))
+					why = "a second [export] section with "
+					      "this name";
+			if (why)
+				goto bad;
+			ex = &x->e[x->n];
+			cur = &x->v[x->n++];
+			memset(ex, 0, sizeof(*ex));
+			memset(cur, 0, sizeof(*cur));
+			snprintf(ex->ce_name, sizeof(ex->ce_name), "%s", name);
+			if (!(ex->ce_where = strdup(where)))
+				rc = -ENOMEM;
+			memset(seen, 0, sizeof(*seen) * ((size_t)nknown + 1));
+			seen2[0] = seen2[1] = 0;
+			if (rc)
+				goto bad;
+			continue;
+		}
+		if (*why)
+			goto bad;
 		why = line_split(line, &key, &val);
-		if (!why && key)
-			why = line_apply(known, key, val, where, v, &rc, seen,
+		if (!why && key && ex &&
+		    (!strcmp(key, "path") || !strcmp(key, "upstream-path")))
+			why = export_key(ex, key, val, lineno, seen2, &rc);
+		else if (!why && key && ex && !key_per_export(key) &&
+			 key_find(known, key) && !key_forbidden(key))
+			why = "daemon-wide: set it before the first [export] "
+			      "section";
+		else if (!why && key)
+			why = line_apply(known, key, val, where, cur, &rc, seen,
 					 lineno, dup, sizeof(dup));
+bad:
 		if (why || rc) {
 			if (key && why)
 				seterr(err, errlen, "%s: %s: %s", where, key, why);
@@ -297,6 +432,13 @@ static int file_parse(FILE *f, const char *path, const struct option *known,
 		rc = -errno;
 		seterr(err, errlen, "%s: %s", path, strerror(errno));
 	}
+	for (unsigned i = 0; !rc && x && i < x->n; i++)
+		if (!x->e[i].ce_path) {
+			seterr(err, errlen, "%s: [export %s]: no 'path = /DIR' "
+			       "(the path clients mount)", x->e[i].ce_where,
+			       x->e[i].ce_name);
+			rc = -EINVAL;
+		}
 out:
 	free(seen);
 	free(line);
@@ -305,7 +447,7 @@ out:
 
 static int config_read(const char *path, bool must_exist,
 		       const struct option *known, struct cfg_vec *v,
-		       char *err, size_t errlen)
+		       struct cfg_exports *x, char *err, size_t errlen)
 {
 	FILE *f = fopen(path, "re");
 	struct stat st;
@@ -323,7 +465,7 @@ static int config_read(const char *path, bool must_exist,
 		seterr(err, errlen, "%s: is a directory", path);
 		return -EISDIR;
 	}
-	rc = file_parse(f, path, known, v, err, errlen);
+	rc = file_parse(f, path, known, v, x, err, errlen);
 	fclose(f);
 	return rc;
 }
@@ -333,7 +475,7 @@ int px_config_argv(const char *path, bool must_exist,
 		   char *err, size_t errlen)
 {
 	struct cfg_vec v = {0};
-	int rc = config_read(path, must_exist, known, &v, err, errlen);
+	int rc = config_read(path, must_exist, known, &v, NULL, err, errlen);
 
 	if (!rc && !v.v_argv && !(v.v_argv = calloc(1, sizeof(char *))))
 		rc = -ENOMEM;
@@ -417,12 +559,16 @@ int px_config_load(struct px_config *pc, int argc, char **argv,
 	bool must_exist = path != NULL;
 	int rc;
 
+	struct cfg_exports *x = calloc(1, sizeof(*x));
+
 	memset(pc, 0, sizeof(*pc));
+	if (!x)
+		return -ENOMEM;
 	if (!path)
 		path = PX_CONFIG_PATH;
 	if ((rc = vec_push(&v, argc > 0 ? argv[0] : "gridvfsd", NULL)))
 		goto fail;
-	if ((rc = config_read(path, must_exist, known, &v, err, errlen)))
+	if ((rc = config_read(path, must_exist, known, &v, x, err, errlen)))
 		goto fail;
 	pc->pc_file_items = v.v_n - 1;
 	for (int i = 1; i < argc; i++)
@@ -435,11 +581,27 @@ int px_config_load(struct px_config *pc, int argc, char **argv,
 	pc->pc_argc = v.v_n;
 	pc->pc_argv = v.v_argv;
 	pc->pc_where = v.v_where;
+	if (x->n && !(pc->pc_exports = calloc(x->n, sizeof(*pc->pc_exports)))) {
+		rc = -ENOMEM;
+		memset(&v, 0, sizeof(v));
+		px_config_free(pc);
+		goto fail;
+	}
+	for (unsigned i = 0; i < x->n; i++) {
+		pc->pc_exports[i] = x->e[i];
+		pc->pc_exports[i].ce_argc = x->v[i].v_n;
+		pc->pc_exports[i].ce_argv = x->v[i].v_argv;
+		pc->pc_exports[i].ce_witems = x->v[i].v_where;
+	}
+	pc->pc_nexports = x->n;
+	free(x);
 	return 0;
 fail:
 	if (rc == -ENOMEM)
 		seterr(err, errlen, "out of memory");
 	vec_free(&v);
+	exports_free(x);
+	free(x);
 	return rc;
 }
 
@@ -449,8 +611,46 @@ void px_config_free(struct px_config *pc)
 			    pc->pc_where};
 
 	vec_free(&v);
+	for (unsigned i = 0; i < pc->pc_nexports; i++) {
+		struct px_config_export *e = &pc->pc_exports[i];
+		struct cfg_vec ev = {e->ce_argc, e->ce_argc, e->ce_argv,
+				     e->ce_witems};
+
+		vec_free(&ev);
+		free(e->ce_where);
+		free(e->ce_path);
+		free(e->ce_upstream_path);
+	}
+	free(pc->pc_exports);
 	free(pc->pc_path);
 	memset(pc, 0, sizeof(*pc));
+}
+
+int px_config_for_export(const struct px_config *pc, unsigned i,
+			 struct px_config *out)
+{
+	const struct px_config_export *e = &pc->pc_exports[i];
+	struct cfg_vec v = {0};
+	int rc = 0;
+
+	memset(out, 0, sizeof(*out));
+	for (int k = 0; !rc && k < pc->pc_argc; k++)
+		rc = vec_push(&v, pc->pc_argv[k], pc->pc_where[k]);
+	for (int k = 0; !rc && k < e->ce_argc; k++)
+		rc = vec_push(&v, e->ce_argv[k], e->ce_witems[k]);
+	if (!rc && !(out->pc_path = strdup(pc->pc_path ? pc->pc_path : "")))
+		rc = -ENOMEM;
+	if (rc) {
+		vec_free(&v);
+		free(out->pc_path);
+		out->pc_path = NULL;
+		return rc;
+	}
+	out->pc_argc = v.v_n;
+	out->pc_argv = v.v_argv;
+	out->pc_where = v.v_where;
+	out->pc_file_items = pc->pc_file_items;
+	return 0;
 }
 
 const char *px_config_where(const struct px_config *pc, int idx)
@@ -535,5 +735,36 @@ int px_config_dump(FILE *out, const struct px_config *pc,
 		fprintf(out, "\t# %s\n", w ? w : "command line");
 	}
 	free(copy), free(val), free(from);
+	for (unsigned i = 0; i < pc->pc_nexports; i++) {
+		const struct px_config_export *e = &pc->pc_exports[i];
+
+		fprintf(out, "\n[export %s]\t# %s\npath = ", e->ce_name,
+			e->ce_where);
+		value_print(out, e->ce_path);
+		fputc('\n', out);
+		if (e->ce_upstream_path) {
+			fputs("upstream-path = ", out);
+			value_print(out, e->ce_upstream_path);
+			fputc('\n', out);
+		}
+		/* The section's items as line_apply() made them: "--key"
+		 * and a value, "--key=value", or a lone flag. */
+		for (int k = 0; k < e->ce_argc; k++) {
+			const char *it = e->ce_argv[k] + 2, *eq = strchr(it, '=');
+			const struct option *o = key_find(known, it);
+
+			if (eq) {
+				fprintf(out, "%.*s = ", (int)(eq - it), it);
+				value_print(out, eq + 1);
+			} else if (o && o->has_arg == required_argument &&
+				   k + 1 < e->ce_argc) {
+				fprintf(out, "%s = ", it);
+				value_print(out, e->ce_argv[++k]);
+			} else {
+				fprintf(out, "%s = yes", it);
+			}
+			fprintf(out, "\t# %s\n", e->ce_witems[k]);
+		}
+	}
 	return ferror(out) ? -EIO : 0;
 }

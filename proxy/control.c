@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -119,9 +120,81 @@ static void kv(struct out *o, bool json, bool *first, const char *k,
 	*first = false;
 }
 
+/* Several exports: one entry each (the figures above are export 0's,
+ * with connections and outstanding calls the daemon's). */
+static void report_exports(struct px_loop *l, struct out *o, bool json)
+{
+	if (json)
+		outf(o, ", \"exports\": [");
+	for (unsigned i = 0; i < l->lp_neng; i++) {
+		struct px_loop *e = l->lp_eng[i];
+		const struct px_opts *op = e->lp_opts;
+		uint64_t calls = 0, hits = 0, bytes = 0, fetches = 0, coal = 0;
+		bool first = true;
+
+		for (int p = 0; p < 2; p++)
+			for (unsigned k = 0; k < NFS3_NPROC; k++)
+				calls += e->lp_stats.s_calls[p][k];
+		if (px_rcache_cache(e))
+			px_rcache_stats(e, &hits, &bytes, &fetches, &coal);
+		if (json)
+			outf(o, "%s{\"name\": \"%s\", \"path\": \"%s\", "
+				"\"upstream\": \"%s\", \"nfs_link\": \"%s\", "
+				"\"mount_link\": \"%s\", ", i ? ", " : "",
+			     op->o_export_name, op->o_export_path,
+			     op->o_upstream, link_state_name(e->lp_nfs.ln_state),
+			     link_state_name(e->lp_mount.ln_state));
+		else
+			outf(o, "export %s: path %s, upstream %s, links nfs "
+				"%s mount %s\n", op->o_export_name,
+			     op->o_export_path, op->o_upstream,
+			     link_state_name(e->lp_nfs.ln_state),
+			     link_state_name(e->lp_mount.ln_state));
+		if (!json)
+			outf(o, "  ");
+		kv(o, json, &first, "calls", calls);
+		if (!json)
+			outf(o, "  ");
+		kv(o, json, &first, "outstanding_calls", e->lp_npending);
+		if (!json)
+			outf(o, "  ");
+		kv(o, json, &first, "replies_forwarded", e->lp_stats.s_replies);
+		if (!json)
+			outf(o, "  ");
+		kv(o, json, &first, "cache_reads_local", hits);
+		if (!json)
+			outf(o, "  ");
+		kv(o, json, &first, "cache_fetches", fetches);
+		if (json)
+			outf(o, "}");
+	}
+	if (json)
+		outf(o, "]");
+}
+
+/* Every engine's figures added up (px_stats is all uint64_t counters). */
+static const struct px_stats *stats_total(struct px_loop *l,
+					  struct px_stats **tmp)
+{
+	uint64_t *sum;
+
+	*tmp = NULL;
+	if (l->lp_neng == 1 || !(*tmp = calloc(1, sizeof(**tmp))))
+		return &l->lp_stats;
+	sum = (uint64_t *)*tmp;
+	for (unsigned i = 0; i < l->lp_neng; i++) {
+		const uint64_t *v = (const uint64_t *)&l->lp_eng[i]->lp_stats;
+
+		for (size_t k = 0; k < sizeof(**tmp) / sizeof(uint64_t); k++)
+			sum[k] += v[k];
+	}
+	return *tmp;
+}
+
 static void report(struct px_loop *l, struct out *o, bool json)
 {
-	const struct px_stats *st = &l->lp_stats;
+	struct px_stats *tmp;
+	const struct px_stats *st = stats_total(l, &tmp);
 	const struct px_opts *op = l->lp_opts;
 	bool first = true;
 	struct timespec now;
@@ -130,16 +203,16 @@ static void report(struct px_loop *l, struct out *o, bool json)
 	if (json)
 		outf(o, "{\"role\": \"%s\", \"listen\": \"%s\", \"upstream\": \"%s\", ",
 		     op->o_role == PX_ROLE_CLIENT ? "client" : "server",
-		     op->o_listen, op->o_upstream);
+		     op->o_listen, l->lp_neng > 1 ? "(per export)" : op->o_upstream);
 	else
 		outf(o, "role                     %s\nlisten                   %s\n"
 			"upstream                 %s\n",
 		     op->o_role == PX_ROLE_CLIENT ? "client" : "server",
-		     op->o_listen, op->o_upstream);
+		     op->o_listen, l->lp_neng > 1 ? "(per export)" : op->o_upstream);
 	kv(o, json, &first, "uptime_s", (unsigned long long)(now.tv_sec -
 							      l->lp_started.tv_sec));
 	kv(o, json, &first, "connections", l->lp_nclients);
-	kv(o, json, &first, "outstanding_calls", l->lp_npending);
+	kv(o, json, &first, "outstanding_calls", px_pending_total(l));
 	kv(o, json, &first, "connections_accepted", st->s_conns_accepted);
 	kv(o, json, &first, "connections_refused", st->s_conns_refused);
 	kv(o, json, &first, "replies_forwarded", st->s_replies);
@@ -193,6 +266,26 @@ static void report(struct px_loop *l, struct out *o, bool json)
 		if (json)
 			outf(o, "}");
 	}
+	if (l->lp_neng > 1)
+		report_exports(l, o, json);
+	if (l->lp_wb) {
+		struct px_wb_stats ws;
+
+		px_wb_stats(l, &ws);
+		if (json)
+			outf(o, ", \"write_back\": {");
+		first = true;
+		kv(o, json, &first, "wb_dirty_bytes", ws.ws_dirty_bytes);
+		kv(o, json, &first, "wb_dirty_max", ws.ws_dirty_max);
+		kv(o, json, &first, "wb_dirty_high_water", ws.ws_dirty_hwm);
+		kv(o, json, &first, "wb_flushed_bytes", ws.ws_flushed_bytes);
+		kv(o, json, &first, "wb_writes_waited", ws.ws_writes_waited);
+		kv(o, json, &first, "wb_writes_parked", ws.ws_parked);
+		kv(o, json, &first, "wb_flushes_in_flight", ws.ws_inflight);
+		kv(o, json, &first, "wb_verifier_resends", ws.ws_resends);
+		if (json)
+			outf(o, "}");
+	}
 	if (json)
 		outf(o, ", \"procedures\": [");
 	else
@@ -226,6 +319,7 @@ static void report(struct px_loop *l, struct out *o, bool json)
 		}
 	if (json)
 		outf(o, "]}\n");
+	free(tmp);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -342,4 +436,400 @@ void px_control_close(struct px_loop *l)
 	close(l->lp_ctl.ev_fd);
 	l->lp_ctl.ev_fd = -1;
 	unlink(l->lp_opts->o_control);
+}
+
+/* ---------------------------------------------------------------------- */
+/* --metrics: Prometheus text exposition over HTTP                         */
+
+/*
+ * A scrape is local and small, but the port is TCP: any local process may
+ * connect, so nothing here may block the loop.  Connections are
+ * non-blocking, at most METRICS_CONNS at once, each given METRICS_TMO_MS
+ * to send its request and take the answer; then it is closed.
+ */
+#define METRICS_CONNS 8
+#define METRICS_TMO_MS 3000
+#define METRICS_REQ_MAX 4096
+
+struct mconn {
+	struct px_ev mc_ev;
+	struct px_metrics *mc_m;
+	char mc_req[METRICS_REQ_MAX];
+	size_t mc_rlen;
+	struct out mc_out;
+	size_t mc_off;
+	uint64_t mc_since;
+	bool mc_used;
+};
+
+struct px_metrics {
+	struct px_loop *m_loop;
+	struct px_ev m_ev;
+	struct mconn m_conn[METRICS_CONNS];
+	uint64_t m_refused;
+};
+
+static void mconn_close(struct mconn *mc)
+{
+	px_ev_del(mc->mc_m->m_loop, &mc->mc_ev);
+	close(mc->mc_ev.ev_fd);
+	mc->mc_ev.ev_fd = -1;
+	free(mc->mc_out.o_buf);
+	memset(&mc->mc_out, 0, sizeof(mc->mc_out));
+	mc->mc_used = false;
+}
+
+/* One metric family's header. */
+static void fam(struct out *o, const char *name, const char *type,
+		const char *help)
+{
+	outf(o, "# HELP gridvfs_%s %s\n# TYPE gridvfs_%s %s\n", name, help,
+	     name, type);
+}
+
+static void metrics_body(struct px_loop *l, struct out *o)
+{
+	struct px_stats *tmp;
+	const struct px_stats *st = stats_total(l, &tmp);
+	struct timespec now;
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} counters[] = {
+#define C(n, f, h) {n, h, offsetof(struct px_stats, f)}
+		C("connections_accepted_total", s_conns_accepted,
+		  "Client connections accepted."),
+		C("connections_refused_total", s_conns_refused,
+		  "Client connections refused (--max-conns, draining)."),
+		C("replies_forwarded_total", s_replies,
+		  "Upstream replies relayed to clients."),
+		C("errors_local_total", s_errors_local,
+		  "Calls answered by the daemon with an error."),
+		C("garbage_total", s_garbage,
+		  "Malformed calls or replies."),
+		C("retransmissions_absorbed_total", s_dups_dropped,
+		  "Client retransmissions of calls still in flight."),
+		C("calls_resent_total", s_resent,
+		  "Calls resent after an upstream reconnect."),
+		C("upstream_connects_total", s_upstream_connects,
+		  "Upstream connections made."),
+		C("upstream_failures_total", s_upstream_failures,
+		  "Upstream connections lost or refused."),
+		C("client_bytes_received_total", s_bytes_in,
+		  "Bytes received from clients."),
+		C("client_bytes_sent_total", s_bytes_out,
+		  "Bytes sent to clients."),
+#undef C
+	};
+
+	px_now(&now);
+	fam(o, "up", "gauge", "1 while the daemon runs.");
+	outf(o, "gridvfs_up{role=\"%s\"} 1\n",
+	     l->lp_opts->o_role == PX_ROLE_CLIENT ? "client" : "server");
+	fam(o, "uptime_seconds", "gauge", "Seconds since start.");
+	outf(o, "gridvfs_uptime_seconds %lld\n",
+	     (long long)(now.tv_sec - l->lp_started.tv_sec));
+	fam(o, "connections", "gauge", "Client connections open.");
+	outf(o, "gridvfs_connections %u\n", l->lp_nclients);
+	fam(o, "outstanding_calls", "gauge", "Calls waiting for upstream.");
+	outf(o, "gridvfs_outstanding_calls %u\n", px_pending_total(l));
+	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
+		fam(o, counters[i].name, "counter", counters[i].help);
+		outf(o, "gridvfs_%s %llu\n", counters[i].name,
+		     (unsigned long long)*(const uint64_t *)((const char *)st +
+							     counters[i].off));
+	}
+	fam(o, "calls_total", "counter", "Calls by program and procedure.");
+	for (int p = 0; p < 2; p++)
+		for (uint32_t i = 0; i < (p ? MNT3_NPROC : NFS3_NPROC); i++)
+			if (st->s_calls[p][i])
+				outf(o, "gridvfs_calls_total{program=\"%s\","
+					"procedure=\"%s\"} %llu\n",
+				     p ? "mount" : "nfs",
+				     p ? rpc_mnt3_proc_name(i)
+				       : rpc_nfs3_proc_name(i),
+				     (unsigned long long)st->s_calls[p][i]);
+	fam(o, "call_latency_seconds", "summary",
+	    "Call latency through the daemon (upper bound of the bucket).");
+	for (int p = 0; p < 2; p++)
+		for (uint32_t i = 0; i < (p ? MNT3_NPROC : NFS3_NPROC); i++) {
+			static const double q[] = {0.5, 0.9, 0.99};
+			const char *name = p ? rpc_mnt3_proc_name(i)
+					     : rpc_nfs3_proc_name(i);
+			uint64_t n = 0;
+
+			for (unsigned b = 0; b < PX_LAT_BUCKETS; b++)
+				n += st->s_lat[p][i][b];
+			if (!n)
+				continue;
+			for (int k = 0; k < 3; k++)
+				outf(o, "gridvfs_call_latency_seconds{program="
+					"\"%s\",procedure=\"%s\",quantile="
+					"\"%g\"} %.6f\n",
+				     p ? "mount" : "nfs", name, q[k],
+				     (double)lat_quantile(st->s_lat[p][i], q[k]) /
+					     1e6);
+			outf(o, "gridvfs_call_latency_seconds_count{program="
+				"\"%s\",procedure=\"%s\"} %llu\n",
+			     p ? "mount" : "nfs", name, (unsigned long long)n);
+		}
+	free(tmp);
+	fam(o, "upstream_link_up", "gauge",
+	    "1 when the upstream link of an export is connected.");
+	for (unsigned i = 0; i < l->lp_neng; i++) {
+		struct px_loop *e = l->lp_eng[i];
+		const char *ex = e->lp_opts->o_export_name;
+
+		for (int k = 0; k < 2; k++) {
+			const struct px_link *ln = k ? &e->lp_mount : &e->lp_nfs;
+
+			outf(o, "gridvfs_upstream_link_up{export=\"%s\","
+				"link=\"%s\"} %d\n", ex ? ex : "",
+			     ln->ln_name, ln->ln_state == LINK_UP);
+		}
+	}
+	/* Per-export families: the figures first, then one family at a time
+	 * (the format wants each family's samples together). */
+	static const struct {
+		const char *name, *type, *help;
+		bool wb;
+	} pe[] = {
+		{"cache_reads_local_total", "counter",
+		 "READs answered from the block cache.", false},
+		{"cache_bytes_local_total", "counter",
+		 "Bytes of READs answered from the block cache.", false},
+		{"cache_fetches_total", "counter",
+		 "Block fetches from upstream for the cache.", false},
+		{"cache_fetches_shared_total", "counter",
+		 "READs that waited for another READ's identical fetch.", false},
+		{"cache_bytes", "gauge", "Bytes the cache holds.", false},
+		{"cache_max_bytes", "gauge", "The cache's cap (--cache-size).",
+		 false},
+		{"cache_blocks", "gauge", "Blocks the cache holds.", false},
+		{"cache_evictions_total", "counter", "Blocks evicted.", false},
+		{"cache_dropped_fills_total", "counter",
+		 "Fills dropped (writer queue full, disk full).", false},
+		{"writeback_dirty_bytes", "gauge",
+		 "Acknowledged writes not yet flushed upstream.", true},
+		{"writeback_dirty_max_bytes", "gauge", "--dirty-max.", true},
+		{"writeback_flushed_bytes_total", "counter",
+		 "Bytes flushed upstream.", true},
+		{"writeback_writes_waited_total", "counter",
+		 "Writes that waited for --dirty-max.", true},
+	};
+	enum { NPE = sizeof(pe) / sizeof(pe[0]) };
+	uint64_t v[PX_EXPORTS_MAX][NPE];
+	bool has[PX_EXPORTS_MAX][2];
+
+	for (unsigned i = 0; i < l->lp_neng && i < PX_EXPORTS_MAX; i++) {
+		struct px_loop *e = l->lp_eng[i];
+		struct cache_stats cs;
+		struct px_wb_stats ws;
+		uint64_t hits = 0, bytes = 0, fetches = 0, coal = 0;
+
+		memset(&cs, 0, sizeof(cs));
+		has[i][0] = px_rcache_cache(e) != NULL;
+		has[i][1] = e->lp_wb != NULL;
+		if (has[i][0]) {
+			cache_stats(px_rcache_cache(e), &cs);
+			px_rcache_stats(e, &hits, &bytes, &fetches, &coal);
+		}
+		px_wb_stats(e, &ws);
+		uint64_t row[NPE] = {hits, bytes, fetches, coal, cs.cs_bytes,
+				     cs.cs_max_bytes, cs.cs_blocks,
+				     cs.cs_evictions, cs.cs_dropped_fills,
+				     ws.ws_dirty_bytes, ws.ws_dirty_max,
+				     ws.ws_flushed_bytes, ws.ws_writes_waited};
+
+		memcpy(v[i], row, sizeof(row));
+	}
+	for (unsigned k = 0; k < NPE; k++) {
+		bool any = false;
+
+		for (unsigned i = 0; i < l->lp_neng && i < PX_EXPORTS_MAX; i++)
+			any |= has[i][pe[k].wb];
+		if (!any)
+			continue;
+		fam(o, pe[k].name, pe[k].type, pe[k].help);
+		for (unsigned i = 0; i < l->lp_neng && i < PX_EXPORTS_MAX; i++) {
+			const char *ex = l->lp_eng[i]->lp_opts->o_export_name;
+
+			if (has[i][pe[k].wb])
+				outf(o, "gridvfs_%s{export=\"%s\"} %llu\n",
+				     pe[k].name, ex ? ex : "",
+				     (unsigned long long)v[i][k]);
+		}
+	}
+}
+
+static void mconn_answer(struct mconn *mc)
+{
+	struct out *o = &mc->mc_out;
+	char *body;
+	size_t blen;
+	bool ok = !strncmp(mc->mc_req, "GET /metrics ", 13) ||
+		  !strncmp(mc->mc_req, "GET /metrics?", 13);
+	bool get = !strncmp(mc->mc_req, "GET ", 4);
+
+	if (!(o->o_buf = malloc(REPLY_MAX))) {
+		mconn_close(mc);
+		return;
+	}
+	o->o_cap = REPLY_MAX;
+	if (ok) {
+		/* Body first, at an offset, so the header knows its length. */
+		struct out b = {o->o_buf + 256, 0, REPLY_MAX - 256};
+
+		metrics_body(mc->mc_m->m_loop, &b);
+		body = b.o_buf;
+		blen = b.o_len;
+		outf(o, "HTTP/1.0 200 OK\r\nContent-Type: text/plain; "
+			"version=0.0.4; charset=utf-8\r\nContent-Length: %zu\r\n"
+			"Connection: close\r\n\r\n", blen);
+		memmove(o->o_buf + o->o_len, body, blen);
+		o->o_len += blen;
+	} else {
+		const char *msg = get ? "404 Not Found" : "405 Method Not Allowed";
+
+		outf(o, "HTTP/1.0 %s\r\nContent-Type: text/plain\r\n"
+			"Connection: close\r\n\r\n%s: only GET /metrics is "
+			"served here\n", msg, msg);
+	}
+	mc->mc_off = 0;
+	px_ev_mod(mc->mc_m->m_loop, &mc->mc_ev, EPOLLOUT);
+}
+
+static void mconn_event(struct px_ev *ev, uint32_t events)
+{
+	struct mconn *mc = (struct mconn *)((char *)ev -
+					    offsetof(struct mconn, mc_ev));
+	ssize_t n;
+
+	if (mc->mc_out.o_buf) { /* answering */
+		n = send(ev->ev_fd, mc->mc_out.o_buf + mc->mc_off,
+			 mc->mc_out.o_len - mc->mc_off,
+			 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n > 0)
+			mc->mc_off += (size_t)n;
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		if (n <= 0 || mc->mc_off == mc->mc_out.o_len)
+			mconn_close(mc);
+		return;
+	}
+	n = recv(ev->ev_fd, mc->mc_req + mc->mc_rlen,
+		 sizeof(mc->mc_req) - 1 - mc->mc_rlen, MSG_DONTWAIT);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		mconn_close(mc);
+		return;
+	}
+	mc->mc_rlen += (size_t)n;
+	mc->mc_req[mc->mc_rlen] = '\0';
+	if (strstr(mc->mc_req, "\r\n\r\n") || strstr(mc->mc_req, "\n\n"))
+		mconn_answer(mc);
+	else if (mc->mc_rlen == sizeof(mc->mc_req) - 1)
+		mconn_close(mc); /* no request fits in 4 KiB */
+	(void)events;
+}
+
+static void metrics_accept(struct px_ev *ev, uint32_t events)
+{
+	struct px_metrics *m = (struct px_metrics *)((char *)ev -
+						     offsetof(struct px_metrics,
+							      m_ev));
+	int fd;
+
+	(void)events;
+	while ((fd = accept4(ev->ev_fd, NULL, NULL,
+			     SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		struct mconn *mc = NULL;
+
+		for (unsigned i = 0; i < METRICS_CONNS && !mc; i++)
+			if (!m->m_conn[i].mc_used)
+				mc = &m->m_conn[i];
+		if (!mc) {
+			m->m_refused++;
+			px_warn_rl("--metrics: %u scrapes at once already: "
+				   "connection refused", METRICS_CONNS);
+			close(fd);
+			continue;
+		}
+		memset(mc, 0, sizeof(*mc));
+		mc->mc_m = m;
+		mc->mc_used = true;
+		mc->mc_ev.ev_fd = fd;
+		mc->mc_ev.ev_fn = mconn_event;
+		mc->mc_since = px_now_ms();
+		if (px_ev_add(m->m_loop, &mc->mc_ev, EPOLLIN) < 0) {
+			close(fd);
+			mc->mc_used = false;
+		}
+	}
+}
+
+void px_metrics_tick(struct px_loop *l)
+{
+	struct px_metrics *m = l->lp_metrics;
+	uint64_t now = px_now_ms();
+
+	for (unsigned i = 0; m && i < METRICS_CONNS; i++)
+		if (m->m_conn[i].mc_used &&
+		    now - m->m_conn[i].mc_since > METRICS_TMO_MS)
+			mconn_close(&m->m_conn[i]);
+}
+
+int px_metrics_open(struct px_loop *l)
+{
+	const char *addr = l->lp_opts->o_metrics;
+	struct sockaddr_storage ss;
+	struct px_metrics *m;
+	socklen_t sl;
+	int fd, one = 1;
+
+	if (!addr)
+		return 0;
+	if (px_addr_parse(addr, 9464, &ss, &sl)) {
+		px_err("--metrics %s: not an address", addr);
+		return -EINVAL;
+	}
+	if (!(m = calloc(1, sizeof(*m))))
+		return -ENOMEM;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, 16) < 0) {
+		px_err("--metrics %s: %s", addr, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		free(m);
+		return -EINVAL;
+	}
+	m->m_loop = l;
+	m->m_ev.ev_fd = fd;
+	m->m_ev.ev_fn = metrics_accept;
+	if (px_ev_add(l, &m->m_ev, EPOLLIN) < 0) {
+		close(fd);
+		free(m);
+		return -EINVAL;
+	}
+	l->lp_metrics = m;
+	px_info("metrics: Prometheus text on http://%s/metrics", addr);
+	return 0;
+}
+
+void px_metrics_close(struct px_loop *l)
+{
+	struct px_metrics *m = l->lp_metrics;
+
+	if (!m)
+		return;
+	for (unsigned i = 0; i < METRICS_CONNS; i++)
+		if (m->m_conn[i].mc_used)
+			mconn_close(&m->m_conn[i]);
+	px_ev_del(l, &m->m_ev);
+	close(m->m_ev.ev_fd);
+	free(m);
+	l->lp_metrics = NULL;
 }

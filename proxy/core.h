@@ -153,8 +153,35 @@ struct px_loop {
 	struct px_rcache *lp_rcache; /* client role with --cache-dir */
 	struct px_wb *lp_wb;         /* --write-policy back */
 	struct px_ev lp_ctl;         /* control socket (gridvfs status) */
+	struct px_metrics *lp_metrics; /* --metrics endpoint, or NULL */
 	struct timespec lp_started;
+	/* Exports (exports.c).  Every export is an engine: a px_loop with
+	 * its own links, calls, cache, write-back and map.  Engine 0 is the
+	 * daemon (listener, clients, signals, timer, control socket). */
+	struct px_loop *lp_main;     /* engine 0 (itself for engine 0) */
+	struct px_loop **lp_eng;     /* engine 0 only: all engines */
+	unsigned lp_neng;
+	bool lp_wrap;                /* several exports: tag client handles */
+	struct px_opts **lp_retired; /* engine 0: options of SIGHUP reloads */
+	unsigned lp_nretired, lp_maxretired;
+	uint8_t lp_fhtag[4];
 };
+
+/* exports.c: several exports, one daemon. */
+void px_export_tag(const char *name, uint8_t tag[4]);
+/* A checked call (header and arguments) on engine 0 of a daemon with
+ * several exports: the engine it is for, with the call rewritten for that
+ * export's upstream (*memp may be replaced, *lenp changes); NULL when it
+ * was answered here (or could not be). */
+struct px_loop *px_export_route(struct px_loop *main, struct px_client *c,
+				uint8_t **memp, size_t *lenp,
+				const struct rpc_call *h);
+/* A successful reply's handles tagged for the client: a new message (or
+ * m with one more reference when it has none); NULL: answer SERVERFAULT. */
+struct px_msg *px_export_wrap_reply(struct px_loop *l, struct px_call *pc,
+				    struct px_msg *m, size_t res_off);
+/* Calls outstanding on every engine. */
+unsigned px_pending_total(const struct px_loop *main);
 
 /* loop.c */
 void px_now(struct timespec *ts);
@@ -170,6 +197,9 @@ void px_client_send(struct px_client *c, struct px_msg *m);
 void px_client_update_read(struct px_loop *l, struct px_client *c);
 void px_client_tick(struct px_loop *l, uint64_t now_ms);
 void px_client_resume_reading(struct px_client *c);
+/* After a grid-mapfile reload: every TLS peer is admitted again (its
+ * accounts refreshed) or disconnected with the reason. */
+void px_client_recheck_peers(struct px_loop *l);
 
 /* link.c */
 void px_link_init(struct px_loop *l, struct px_link *ln, const char *name,
@@ -234,7 +264,19 @@ int px_wb_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
 void px_wb_reply(struct px_loop *l, struct px_call *pc, struct px_msg *m,
 		 size_t res_off);
 
-/* control.c: the control socket and latency figures. */
+/* Write-back figures for status and metrics (zeros without it). */
+struct px_wb_stats {
+	uint64_t ws_dirty_bytes, ws_dirty_max, ws_dirty_hwm;
+	uint64_t ws_flushed_bytes, ws_writes_waited, ws_conflicts, ws_resends;
+	unsigned ws_parked, ws_inflight;
+};
+void px_wb_stats(struct px_loop *l, struct px_wb_stats *st);
+
+/* control.c: the control socket and latency figures; --metrics. */
+struct px_metrics;
+int px_metrics_open(struct px_loop *l);
+void px_metrics_close(struct px_loop *l);
+void px_metrics_tick(struct px_loop *l);
 int px_control_open(struct px_loop *l);
 void px_control_close(struct px_loop *l);
 void px_stats_latency(struct px_loop *l, uint32_t prog, uint32_t proc,

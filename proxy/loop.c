@@ -13,6 +13,7 @@
 #include "proxy/core.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -80,7 +81,7 @@ static void drain_begin(struct px_loop *l, const char *why)
 	if (l->lp_draining)
 		return;
 	px_info("%s: draining %u outstanding call(s) (up to %u s)", why,
-		l->lp_npending, l->lp_opts->o_drain_timeout);
+		px_pending_total(l), l->lp_opts->o_drain_timeout);
 	l->lp_draining = true;
 	px_now(&l->lp_drain_deadline);
 	l->lp_drain_deadline.tv_sec += l->lp_opts->o_drain_timeout;
@@ -92,12 +93,15 @@ static void drain_begin(struct px_loop *l, const char *why)
 
 /* SIGHUP: new calls use the new map; calls in flight keep theirs.  A map
  * with an error is refused and the old one stays in force. */
-static void loop_reload(struct px_loop *l)
+static void engine_reload(struct px_loop *l)
 {
 	struct idmap *m;
+	const char *ex = l->lp_opts->o_export_name;
 
 	if (!l->lp_idmap) {
-		px_info("SIGHUP: identity mapping is off, nothing to reload");
+		px_info("SIGHUP: %s%s%sidentity mapping is off, nothing to "
+			"reload", ex ? "export " : "", ex ? ex : "",
+			ex ? ": " : "");
 		return;
 	}
 	if (px_ident_load(l->lp_opts, &m) < 0) {
@@ -105,8 +109,208 @@ static void loop_reload(struct px_loop *l)
 		return;
 	}
 	idmap_slot_set(l->lp_idmap, m);
-	px_info("SIGHUP: map %s reloaded", l->lp_opts->o_map ? l->lp_opts->o_map
-							      : "(squash rules)");
+	px_info("SIGHUP: %s%s%smap %s reloaded", ex ? "export " : "",
+		ex ? ex : "", ex ? ": " : "",
+		l->lp_opts->o_map ? l->lp_opts->o_map : "(squash rules)");
+}
+
+/* ---------------------------------------------------------------------- */
+/* SIGHUP: the whole configuration                                         */
+
+static int loop_tls_setup(struct px_loop *l, const struct px_opts *o);
+
+/* Settings a running daemon cannot change: opened, bound or sized at
+ * start-up.  A new value is logged and kept for the next start. */
+enum fkind { F_STR, F_BOOL, F_INT, F_UNS, F_U32, F_U64, F_I64, F_SIZE };
+static const struct restart_field {
+	const char *name;
+	size_t off;
+	enum fkind kind;
+} restart_fields[] = {
+#define RF(n, f, k) {n, offsetof(struct px_opts, f), k}
+	RF("role", o_role, F_INT),
+	RF("listen", o_listen, F_STR),
+	RF("upstream", o_upstream, F_STR),
+	RF("mount-upstream", o_mount_upstream, F_STR),
+	RF("upstream-path", o_upstream_path, F_STR),
+	RF("register", o_register, F_BOOL),
+	RF("foreground", o_foreground, F_BOOL),
+	RF("pidfile", o_pidfile, F_STR),
+	RF("syslog", o_syslog, F_BOOL),
+	RF("max-record", o_max_record, F_SIZE),
+	RF("tls", o_tls, F_INT),
+	RF("cache-dir", o_cache_dir, F_STR),
+	RF("cache-size", o_cache_size, F_U64),
+	RF("cache-block", o_cache_block, F_U32),
+	RF("consistency", o_consistency, F_INT),
+	RF("immutable-ttl", o_immutable_ttl, F_UNS),
+	RF("access-ttl", o_access_ttl, F_UNS),
+	RF("write-policy", o_write_policy, F_INT),
+	RF("dirty-max", o_dirty_max, F_U64),
+	RF("control", o_control, F_STR),
+	RF("busy-poll", o_busy_poll_us, F_UNS),
+	RF("user", o_user, F_STR),
+	RF("metrics", o_metrics, F_STR),
+	RF("upstream-privport", o_upstream_privport, F_BOOL),
+#undef RF
+};
+
+static size_t fsize(enum fkind k)
+{
+	switch (k) {
+	case F_STR: return sizeof(char *);
+	case F_BOOL: return sizeof(bool);
+	case F_INT: return sizeof(int);
+	case F_UNS: return sizeof(unsigned);
+	case F_U32: return sizeof(uint32_t);
+	case F_U64: return sizeof(uint64_t);
+	case F_I64: return sizeof(int64_t);
+	case F_SIZE: return sizeof(size_t);
+	}
+	return 0;
+}
+
+/* Keep old's value of every restart-only setting in nw, saying which ones
+ * the file changed.  Returns how many. */
+static unsigned keep_restart_fields(const struct px_opts *old,
+				    struct px_opts *nw, const char *ex)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < sizeof(restart_fields) / sizeof(restart_fields[0]);
+	     i++) {
+		const struct restart_field *f = &restart_fields[i];
+		const char *po = (const char *)old + f->off;
+		char *pn = (char *)nw + f->off;
+		bool same;
+
+		if (f->kind == F_STR) {
+			const char *a = *(char *const *)po, *b = *(char **)pn;
+
+			same = (!a && !b) || (a && b && !strcmp(a, b));
+			if (!same) {
+				free(*(char **)pn);
+				*(char **)pn = a ? strdup(a) : NULL;
+			}
+		} else {
+			same = !memcmp(po, pn, fsize(f->kind));
+			memcpy(pn, po, fsize(f->kind));
+		}
+		if (!same) {
+			px_warn("SIGHUP: %s%s%s%s changed: takes effect at the "
+				"next start (kept as it was)",
+				ex ? "export " : "", ex ? ex : "", ex ? ": " : "",
+				f->name);
+			n++;
+		}
+	}
+	/* Mapping switched on or off needs a restart too (the pipeline
+	 * decides at start-up whether calls are mapped). */
+	if (px_opts_idmap_active(old) != px_opts_idmap_active(nw)) {
+		px_warn("SIGHUP: %s%s%sidentity mapping switched %s: takes "
+			"effect at the next start", ex ? "export " : "",
+			ex ? ex : "", ex ? ": " : "",
+			px_opts_idmap_active(nw) ? "on" : "off");
+		n++;
+	}
+	return n;
+}
+
+/* New TLS contexts from the (maybe rotated) files; connections made
+ * before keep theirs.  A failure keeps the old context. */
+static void engine_reload_tls(struct px_loop *e)
+{
+	struct tls_ctx *osrv = e->lp_tls_srv, *ocli = e->lp_tls_cli;
+	struct idmap_gridmap *ogm = e->lp_gridmap;
+
+	if (e->lp_opts->o_tls == PX_TLS_OFF ||
+	    (e->lp_opts->o_role == PX_ROLE_SERVER && e != e->lp_main))
+		return;
+	e->lp_tls_srv = e->lp_tls_cli = NULL;
+	e->lp_gridmap = NULL;
+	if (loop_tls_setup(e, e->lp_opts) < 0) {
+		tls_ctx_free(e->lp_tls_srv);
+		tls_ctx_free(e->lp_tls_cli);
+		if (e->lp_gridmap)
+			idmap_gridmap_unref(e->lp_gridmap);
+		e->lp_tls_srv = osrv;
+		e->lp_tls_cli = ocli;
+		e->lp_gridmap = ogm;
+		px_err("SIGHUP: keeping the previous TLS settings%s",
+		       ogm ? " and grid-mapfile" : "");
+		return;
+	}
+	tls_ctx_free(osrv);
+	tls_ctx_free(ocli);
+	if (ogm)
+		idmap_gridmap_unref(ogm);
+	px_info("SIGHUP: TLS certificate, key, CA and CRL reloaded%s",
+		e->lp_gridmap ? ", grid-mapfile too" : "");
+	/* Peers already in: the new grid-mapfile decides again. */
+	if (e->lp_gridmap)
+		px_client_recheck_peers(e->lp_main);
+}
+
+static void loop_reload(struct px_loop *l)
+{
+	struct px_opts *nw[PX_EXPORTS_MAX];
+	unsigned n, kept = 0;
+
+	if (px_reload_opts(nw, &n) < 0) {
+		px_err("SIGHUP: configuration refused: nothing changed; maps "
+		       "reloaded as before");
+		for (unsigned i = 0; i < l->lp_neng; i++)
+			engine_reload(l->lp_eng[i]);
+		return;
+	}
+	bool same_exports = n == l->lp_neng;
+
+	for (unsigned i = 0; same_exports && i < n; i++) {
+		const char *a = l->lp_eng[i]->lp_opts->o_export_name;
+		const char *b = nw[i]->o_export_name;
+
+		same_exports = (!a && !b) || (a && b && !strcmp(a, b) &&
+					      !strcmp(l->lp_eng[i]->lp_opts
+							      ->o_export_path,
+						      nw[i]->o_export_path));
+	}
+	if (!same_exports) {
+		px_warn("SIGHUP: the set of exports changed: takes effect at "
+			"the next start; this daemon keeps its exports and "
+			"reloads their maps only");
+		px_opts_array_free(nw, n);
+		for (unsigned i = 0; i < l->lp_neng; i++)
+			engine_reload(l->lp_eng[i]);
+		return;
+	}
+	if (l->lp_nretired + n > l->lp_maxretired) {
+		unsigned cap = (l->lp_nretired + n) * 2;
+		struct px_opts **r = realloc(l->lp_retired, cap * sizeof(*r));
+
+		if (!r) {
+			px_err("SIGHUP: out of memory: nothing changed");
+			px_opts_array_free(nw, n);
+			return;
+		}
+		l->lp_retired = r;
+		l->lp_maxretired = cap;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct px_loop *e = l->lp_eng[i];
+
+		kept += keep_restart_fields(e->lp_opts, nw[i],
+					    nw[i]->o_export_name);
+		/* The old options stay alive (modules may hold pointers into
+		 * them) until the daemon exits. */
+		l->lp_retired[l->lp_nretired++] = nw[i];
+		e->lp_opts = nw[i];
+		engine_reload(e);
+		engine_reload_tls(e);
+	}
+	px_log_level = nw[0]->o_log_level;
+	px_client_update_read(l, NULL); /* limits may have changed */
+	px_info("SIGHUP: configuration reloaded%s", kept ? " (some settings "
+		"wait for the next start, see above)" : "");
 }
 
 static void signal_event(struct px_ev *ev, uint32_t events)
@@ -128,7 +332,7 @@ static void signal_event(struct px_ev *ev, uint32_t events)
 			px_info("status: %u client(s), %u call(s) outstanding "
 				"(nfs %u, mount %u), %llu replies, %llu local "
 				"errors", the_loop->lp_nclients,
-				the_loop->lp_npending,
+				px_pending_total(the_loop),
 				the_loop->lp_nfs.ln_npending,
 				the_loop->lp_mount.ln_npending,
 				(unsigned long long)the_loop->lp_stats.s_replies,
@@ -141,7 +345,7 @@ static void signal_event(struct px_ev *ev, uint32_t events)
 /* Nothing pending and every reply written: safe to exit. */
 static bool loop_quiet(struct px_loop *l)
 {
-	if (l->lp_npending)
+	if (px_pending_total(l))
 		return false;
 	for (struct px_client *c = l->lp_clients; c; c = c->cl_next)
 		if (c->cl_out.q_head)
@@ -155,13 +359,19 @@ static void drain_tick(struct px_loop *l, const struct timespec *now)
 		    (now->tv_sec == l->lp_drain_deadline.tv_sec &&
 		     now->tv_nsec >= l->lp_drain_deadline.tv_nsec);
 
-	if (late && l->lp_npending) {
+	if (late && px_pending_total(l)) {
 		px_warn("drain timeout: failing %u call(s) with SYSTEM_ERR",
-			l->lp_npending);
-		while (l->lp_nfs.ln_head)
-			px_pipe_fail_call(l->lp_nfs.ln_head, RPC_ACC_SYSTEM_ERR);
-		while (l->lp_mount.ln_head)
-			px_pipe_fail_call(l->lp_mount.ln_head, RPC_ACC_SYSTEM_ERR);
+			px_pending_total(l));
+		for (unsigned i = 0; i < l->lp_neng; i++) {
+			struct px_loop *e = l->lp_eng[i];
+
+			while (e->lp_nfs.ln_head)
+				px_pipe_fail_call(e->lp_nfs.ln_head,
+						  RPC_ACC_SYSTEM_ERR);
+			while (e->lp_mount.ln_head)
+				px_pipe_fail_call(e->lp_mount.ln_head,
+						  RPC_ACC_SYSTEM_ERR);
+		}
 	}
 	/* Give clients one more second after the deadline to take their
 	 * replies, then stop regardless. */
@@ -178,12 +388,17 @@ static void timer_event(struct px_ev *ev, uint64_t unused)
 	if (read(ev->ev_fd, &ticks, sizeof(ticks)) < 0)
 		return;
 	px_now(&now);
-	px_link_tick(&l->lp_nfs, &now);
-	px_link_tick(&l->lp_mount, &now);
+	for (unsigned i = 0; i < l->lp_neng; i++) {
+		struct px_loop *e = l->lp_eng[i];
+
+		px_link_tick(&e->lp_nfs, &now);
+		px_link_tick(&e->lp_mount, &now);
+		px_pipe_tick(e, time(NULL));
+		if (e->lp_wb)
+			px_wb_tick(e);
+	}
 	px_client_tick(l, px_now_ms());
-	px_pipe_tick(l, time(NULL));
-	if (l->lp_wb)
-		px_wb_tick(l);
+	px_metrics_tick(l);
 	if (l->lp_draining)
 		drain_tick(l, &now);
 }
@@ -283,6 +498,65 @@ static int loop_tls_setup(struct px_loop *l, const struct px_opts *o)
 	return 0;
 }
 
+/* One export's engine: its links, calls, map, TLS toward upstream, read
+ * cache and write-back (on the daemon's epoll set). */
+static int engine_setup(struct px_loop *e)
+{
+	const struct px_opts *o = e->lp_opts;
+	struct idmap *m;
+	int rc;
+
+	e->lp_epfd = e->lp_main->lp_epfd;
+	e->lp_ctl.ev_fd = e->lp_listen.ev_fd = -1;
+	e->lp_sig.ev_fd = e->lp_timer.ev_fd = -1;
+	px_link_init(e, &e->lp_nfs, "nfs", RPC_PROG_NFS, o->o_upstream);
+	px_link_init(e, &e->lp_mount, "mount", RPC_PROG_MOUNT,
+		     o->o_mount_upstream);
+	if (px_pipe_init(e))
+		return -ENOMEM;
+	if ((rc = px_ident_load(o, &m)) < 0)
+		return -EINVAL;
+	if (m && idmap_slot_new(m, &e->lp_idmap) < 0) {
+		idmap_unref(m);
+		return -ENOMEM;
+	}
+	/* The server role's accept side belongs to the daemon. */
+	if ((o->o_role == PX_ROLE_CLIENT || e == e->lp_main) &&
+	    loop_tls_setup(e, o) < 0)
+		return -EINVAL;
+	if (px_rcache_open(e) < 0 || px_wb_open(e) < 0)
+		return -EINVAL;
+	if (o->o_export_name)
+		px_info("export %s: clients mount %s, upstream %s%s%s", 
+			o->o_export_name, o->o_export_path, o->o_upstream,
+			o->o_upstream_path ? " path " : "",
+			o->o_upstream_path ? o->o_upstream_path : "");
+	return 0;
+}
+
+static void engine_teardown(struct px_loop *e)
+{
+	/* Calls left after the drain have no one to answer. */
+	while (e->lp_nfs.ln_head)
+		px_pipe_fail_call(e->lp_nfs.ln_head, RPC_ACC_SYSTEM_ERR);
+	while (e->lp_mount.ln_head)
+		px_pipe_fail_call(e->lp_mount.ln_head, RPC_ACC_SYSTEM_ERR);
+	px_link_shutdown(&e->lp_nfs);
+	px_link_shutdown(&e->lp_mount);
+	px_pipe_free(e);
+	px_wb_close(e);
+	px_rcache_close(e); /* drains the cache writer */
+	if (e->lp_idmap)
+		idmap_slot_free(e->lp_idmap);
+	e->lp_idmap = NULL;
+	if (e->lp_gridmap)
+		idmap_gridmap_unref(e->lp_gridmap);
+	e->lp_gridmap = NULL;
+	tls_ctx_free(e->lp_tls_srv);
+	tls_ctx_free(e->lp_tls_cli);
+	e->lp_tls_srv = e->lp_tls_cli = NULL;
+}
+
 static int loop_setup(struct px_loop *l, const struct px_opts *o)
 {
 	sigset_t mask;
@@ -302,31 +576,16 @@ static int loop_setup(struct px_loop *l, const struct px_opts *o)
 	sigaddset(&mask, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &mask, NULL);
 	signal(SIGUSR2, SIG_IGN); /* a stray signal must not kill a daemon */
-	memset(l, 0, sizeof(*l));
-	l->lp_opts = o;
 	l->lp_listen.ev_fd = l->lp_sig.ev_fd = l->lp_timer.ev_fd = -1;
-	px_link_init(l, &l->lp_nfs, "nfs", RPC_PROG_NFS, o->o_upstream);
-	px_link_init(l, &l->lp_mount, "mount", RPC_PROG_MOUNT,
-		     o->o_mount_upstream);
+	l->lp_ctl.ev_fd = -1;
 	if ((l->lp_epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return -errno;
-	if (px_pipe_init(l))
-		return -ENOMEM;
-	{
-		struct idmap *m;
-		int rc = px_ident_load(o, &m);
+	for (unsigned i = 0; i < l->lp_neng; i++) {
+		int rc = engine_setup(l->lp_eng[i]);
 
 		if (rc < 0)
-			return -EINVAL;
-		if (m && idmap_slot_new(m, &l->lp_idmap) < 0) {
-			idmap_unref(m);
-			return -ENOMEM;
-		}
+			return rc;
 	}
-	l->lp_ctl.ev_fd = -1;
-	if (loop_tls_setup(l, o) < 0 || px_rcache_open(l) < 0 ||
-	    px_wb_open(l) < 0)
-		return -EINVAL;
 	if ((fd = listen_open(o)) < 0)
 		return fd;
 	l->lp_listen.ev_fd = fd;
@@ -344,7 +603,7 @@ static int loop_setup(struct px_loop *l, const struct px_opts *o)
 	if (l->lp_sig.ev_fd < 0 || l->lp_timer.ev_fd < 0 ||
 	    timerfd_settime(l->lp_timer.ev_fd, 0, &its, NULL) < 0)
 		return -errno;
-	if (px_control_open(l) < 0)
+	if (px_control_open(l) < 0 || px_metrics_open(l) < 0)
 		return -EINVAL;
 	if (px_ev_add(l, &l->lp_listen, EPOLLIN) ||
 	    px_ev_add(l, &l->lp_sig, EPOLLIN) ||
@@ -357,24 +616,11 @@ static void loop_teardown(struct px_loop *l)
 {
 	while (l->lp_clients)
 		px_client_close(l->lp_clients, NULL);
-	/* Calls left after the drain have no one to answer. */
-	while (l->lp_nfs.ln_head)
-		px_pipe_fail_call(l->lp_nfs.ln_head, RPC_ACC_SYSTEM_ERR);
-	while (l->lp_mount.ln_head)
-		px_pipe_fail_call(l->lp_mount.ln_head, RPC_ACC_SYSTEM_ERR);
-	px_link_shutdown(&l->lp_nfs);
-	px_link_shutdown(&l->lp_mount);
-	px_pipe_free(l);
+	for (unsigned i = l->lp_neng; i-- > 0;)
+		engine_teardown(l->lp_eng[i]);
 	px_client_reap(l);
 	px_control_close(l);
-	px_wb_close(l);
-	px_rcache_close(l); /* drains the cache writer */
-	if (l->lp_idmap)
-		idmap_slot_free(l->lp_idmap);
-	if (l->lp_gridmap)
-		idmap_gridmap_unref(l->lp_gridmap);
-	tls_ctx_free(l->lp_tls_srv);
-	tls_ctx_free(l->lp_tls_cli);
+	px_metrics_close(l);
 	if (l->lp_listen.ev_fd >= 0)
 		close(l->lp_listen.ev_fd);
 	if (l->lp_sig.ev_fd >= 0)
@@ -395,9 +641,52 @@ static void notify(int *fd, char verdict)
 	*fd = -1;
 }
 
-int px_run(const struct px_opts *o, int notify_fd)
+static void loop_free(struct px_loop *l)
+{
+	px_opts_array_free(l->lp_retired, l->lp_nretired);
+	free(l->lp_retired);
+	for (unsigned i = 1; i < l->lp_neng; i++)
+		free(l->lp_eng[i]);
+	free(l->lp_eng);
+	free(l);
+}
+
+/* Engine 0 is the daemon; one engine per export. */
+static struct px_loop *loop_alloc(struct px_opts *const *eo, unsigned n)
 {
 	struct px_loop *l = calloc(1, sizeof(*l));
+
+	if (!l || !(l->lp_eng = calloc(n, sizeof(*l->lp_eng)))) {
+		free(l);
+		return NULL;
+	}
+	l->lp_eng[0] = l;
+	l->lp_neng = 1;
+	for (unsigned i = 1; i < n; i++) {
+		if (!(l->lp_eng[i] = calloc(1, sizeof(*l))))
+			break;
+		l->lp_neng++;
+	}
+	if (l->lp_neng != n) {
+		loop_free(l);
+		return NULL;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		struct px_loop *e = l->lp_eng[i];
+
+		e->lp_opts = eo[i];
+		e->lp_main = l;
+		e->lp_wrap = n > 1;
+		if (eo[i]->o_export_name)
+			px_export_tag(eo[i]->o_export_name, e->lp_fhtag);
+	}
+	return l;
+}
+
+int px_run(struct px_opts *const *eo, unsigned neo, int notify_fd)
+{
+	const struct px_opts *o = eo[0];
+	struct px_loop *l = loop_alloc(eo, neo);
 	struct epoll_event evs[128];
 	uint16_t port;
 	int rc;
@@ -411,13 +700,13 @@ int px_run(const struct px_opts *o, int notify_fd)
 		    rc != -EADDRNOTAVAIL && rc != -EINVAL)
 			px_err("start-up failed: %s", strerror(-rc));
 		loop_teardown(l);
-		free(l);
+		loop_free(l);
 		notify(&notify_fd, 1);
 		return rc;
 	}
 	if (px_privs_drop(o) < 0) {
 		loop_teardown(l);
-		free(l);
+		loop_free(l);
 		notify(&notify_fd, 1);
 		return -EPERM;
 	}
@@ -425,10 +714,17 @@ int px_run(const struct px_opts *o, int notify_fd)
 	port = listen_port(l->lp_listen.ev_fd);
 	if (o->o_register)
 		px_rpcbind_register(true, port);
-	px_info("%s role listening on %s (port %u), upstream nfs %s, mount %s",
-		o->o_role == PX_ROLE_CLIENT ? "client" : "server", o->o_listen,
-		port, o->o_upstream,
-		o->o_mount_upstream ? o->o_mount_upstream : "via rpcbind");
+	if (neo > 1)
+		px_info("%s role listening on %s (port %u), %u exports",
+			o->o_role == PX_ROLE_CLIENT ? "client" : "server",
+			o->o_listen, port, neo);
+	else
+		px_info("%s role listening on %s (port %u), upstream nfs %s, "
+			"mount %s",
+			o->o_role == PX_ROLE_CLIENT ? "client" : "server",
+			o->o_listen, port, o->o_upstream,
+			o->o_mount_upstream ? o->o_mount_upstream
+					    : "via rpcbind");
 	uint64_t spin_until = 0;
 
 	while (!l->lp_stop) {
@@ -437,7 +733,7 @@ int px_run(const struct px_opts *o, int notify_fd)
 		/* --busy-poll: while calls are out, poll without sleeping
 		 * for a while; a reply then costs no wake-up (one core's
 		 * worth of CPU traded for latency). */
-		if (o->o_busy_poll_us && l->lp_npending) {
+		if (o->o_busy_poll_us && px_pending_total(l)) {
 			struct timespec ts;
 			uint64_t us;
 
@@ -471,6 +767,6 @@ int px_run(const struct px_opts *o, int notify_fd)
 		(unsigned long long)l->lp_stats.s_errors_local,
 		(unsigned long long)l->lp_stats.s_conns_accepted);
 	loop_teardown(l);
-	free(l);
+	loop_free(l);
 	return 0;
 }

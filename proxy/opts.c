@@ -144,6 +144,9 @@ static const char usage[] =
 "  --control PATH       control socket for 'gridvfs status' (mode 0600);\n"
 "                       default /run/gridvfs/gridvfsd-PORT.sock with PORT the\n"
 "                       listening port; 'none' turns it off\n"
+"  --metrics ADDR:PORT  serve Prometheus text metrics at\n"
+"                       http://ADDR:PORT/metrics (off by default; there is\n"
+"                       no authentication: keep it on a loopback address)\n"
 "\n"
 "Running:\n"
 "  -F, --foreground     stay in the foreground and log to stderr\n"
@@ -151,7 +154,10 @@ static const char usage[] =
 "  -c, --config FILE    read options from FILE, one 'key = value' a line\n"
 "                       (keys are these long options; default\n"
 "                       " PX_CONFIG_PATH ", skipped if\n"
-"                       absent); the command line wins\n"
+"                       absent); the command line wins.  [export NAME]\n"
+"                       sections put several stores, each with its own\n"
+"                       upstream and policies, behind one port, chosen by\n"
+"                       the path a client mounts (gridvfs.conf(5))\n"
 "  --check-config       check the options and the file, print the\n"
 "                       effective configuration, and exit\n"
 "  --pidfile FILE       write the daemon's pid to FILE\n"
@@ -166,8 +172,11 @@ static const char usage[] =
 "  -V, --version        show the version\n"
 "\n"
 "Signals: SIGTERM and SIGINT drain (stop accepting, let outstanding calls\n"
-"finish for --drain-timeout, fail the rest) and exit 0.  SIGHUP reloads\n"
-"the identity map.  SIGUSR1 logs a one-line status.\n"
+"finish for --drain-timeout, fail the rest) and exit 0.  SIGHUP reads the\n"
+"configuration again without dropping connections: maps, TLS files, the\n"
+"grid-mapfile, log level, limits and timeouts apply at once; settings\n"
+"fixed at start-up are logged as waiting for the next start; a bad file\n"
+"changes nothing.  SIGUSR1 logs a one-line status.\n"
 "\n"
 "Exit status: 0 after a clean shutdown, 1 on a start-up failure (bad\n"
 "option, address in use), 2 on a usage error or a configuration file\n"
@@ -185,6 +194,7 @@ enum {
 	OPT_IMMUTABLE_TTL, OPT_ACCESS_TTL, OPT_WRITE_POLICY, OPT_DIRTY_MAX,
 	OPT_CHECK_CONFIG,
 	OPT_CONTROL, OPT_BUSY_POLL, OPT_USER, OPT_UPSTREAM_PRIVPORT,
+	OPT_METRICS,
 };
 
 static const struct option longopts[] = {
@@ -229,6 +239,7 @@ static const struct option longopts[] = {
 	{"control", required_argument, NULL, OPT_CONTROL},
 	{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
 	{"user", required_argument, NULL, OPT_USER},
+	{"metrics", required_argument, NULL, OPT_METRICS},
 	{"upstream-privport", no_argument, NULL, OPT_UPSTREAM_PRIVPORT},
 	{"config", required_argument, NULL, 'c'},
 	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
@@ -535,6 +546,7 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 	}
 	case OPT_CONTROL: return set_str(&o->o_control, arg);
 	case OPT_USER: return set_str(&o->o_user, arg);
+	case OPT_METRICS: return set_str(&o->o_metrics, arg);
 	case OPT_UPSTREAM_PRIVPORT: o->o_upstream_privport = true; return 0;
 	case OPT_BUSY_POLL:
 		rc = parse_num("busy-poll", arg, 0, 100000, false, &v);
@@ -663,10 +675,12 @@ int px_opts_parse(struct px_opts *o, int argc, char **argv,
 		fprintf(stderr, "Try 'gridvfsd --help'.\n");
 		return -EINVAL;
 	}
-	const char *which[] = {"listen", "upstream", "mount-upstream"};
-	const char *vals[] = {o->o_listen, o->o_upstream, o->o_mount_upstream};
+	const char *which[] = {"listen", "upstream", "mount-upstream",
+			       "metrics"};
+	const char *vals[] = {o->o_listen, o->o_upstream, o->o_mount_upstream,
+			      o->o_metrics};
 
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 4; i++)
 		if (vals[i] && px_addr_parse(vals[i], 2049, &ss, &sl)) {
 			fprintf(stderr, "gridvfsd: --%s: cannot resolve '%s' "
 					"(want HOST:PORT or [V6ADDR]:PORT)\n",
@@ -692,4 +706,8 @@ void px_opts_free(struct px_opts *o)
 	free(o->o_cache_dir);
 	free(o->o_control);
 	free(o->o_user);
+	free(o->o_metrics);
+	free(o->o_export_name);
+	free(o->o_export_path);
+	free(o->o_upstream_path);
 }

@@ -151,7 +151,7 @@ static struct px_dup *dup_find(struct px_loop *l, const uint8_t key[16],
  * hit, which is rare, so a walk of the client list is fine. */
 static bool client_open(struct px_loop *l, uint64_t id)
 {
-	for (struct px_client *c = l->lp_clients; c; c = c->cl_next)
+	for (struct px_client *c = l->lp_main->lp_clients; c; c = c->cl_next)
 		if (c->cl_id == id && !c->cl_closed)
 			return true;
 	return false;
@@ -246,10 +246,21 @@ static void call_finish(struct px_loop *l, struct px_call *pc)
 	px_rcache_call_free(pc->pc_cread);
 	free(pc);
 	l->lp_npending--;
-	if (l->lp_paused && l->lp_npending <= l->lp_opts->o_max_pending * 3 / 4) {
+	l = l->lp_main; /* --max-pending counts every export's calls */
+	if (l->lp_paused &&
+	    px_pending_total(l) <= l->lp_opts->o_max_pending * 3 / 4) {
 		l->lp_paused = false;
 		px_client_update_read(l, NULL);
 	}
+}
+
+unsigned px_pending_total(const struct px_loop *main)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < main->lp_neng; i++)
+		n += main->lp_eng[i]->lp_npending;
+	return n;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -298,9 +309,9 @@ void px_pipe_fail_call(struct px_call *pc, uint32_t accept_stat)
 
 /* Check program, version, procedure and flavor.  Returns the link to use,
  * or NULL after answering the call locally. */
-static struct px_link *call_route(struct px_client *c, const struct rpc_call *h)
+static struct px_link *call_route(struct px_client *c, struct px_loop *l,
+				   const struct rpc_call *h)
 {
-	struct px_loop *l = c->cl_loop;
 	struct px_link *ln;
 	uint32_t nproc;
 
@@ -357,10 +368,10 @@ static bool call_args_ok(const struct rpc_call *h, uint8_t *msg, size_t len)
 }
 
 /* A call we already know: returns true when it was absorbed. */
-static bool call_retransmission(struct px_client *c, const struct rpc_call *h,
-				const uint8_t key[16], uint32_t csum)
+static bool call_retransmission(struct px_loop *l, struct px_client *c,
+				const struct rpc_call *h, const uint8_t key[16],
+				uint32_t csum)
 {
-	struct px_loop *l = c->cl_loop;
 	struct px_call *pc = call_by_cl(l, key, h->c_xid, csum);
 
 	if (!pc)
@@ -461,9 +472,8 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 		reply_local(c, h.c_xid, LOCAL_ACCEPTED, RPC_ACC_GARBAGE_ARGS, 0, 0);
 		goto done;
 	}
-	if (!(ln = call_route(c, &h)))
+	if (!(ln = call_route(c, l, &h)))
 		goto done;
-	l->lp_stats.s_calls[h.c_prog == RPC_PROG_NFS ? 0 : 1][h.c_proc]++;
 	if (!call_args_ok(&h, msg, len)) {
 		px_warn_rl("client %s: garbage arguments for %s (xid %08x)",
 			   c->cl_name,
@@ -474,11 +484,20 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 		reply_local(c, h.c_xid, LOCAL_ACCEPTED, RPC_ACC_GARBAGE_ARGS, 0, 0);
 		goto done;
 	}
+	if (l->lp_neng > 1) {
+		/* Several exports: the call's handles (or MNT's path) pick
+		 * the engine, and lose their tag on the way. */
+		if (!(l = px_export_route(l, c, &mem, &len, &h)))
+			goto done;
+		msg = mem + RPC_REC_HEADROOM;
+		ln = h.c_prog == RPC_PROG_NFS ? &l->lp_nfs : &l->lp_mount;
+	}
+	l->lp_stats.s_calls[h.c_prog == RPC_PROG_NFS ? 0 : 1][h.c_proc]++;
 
 	client_key(c, key);
 	csum = fnv1a(msg + 8, (len - 8 < CSUM_SPAN ? len - 8 : CSUM_SPAN),
 		     2166136261u);
-	if (call_retransmission(c, &h, key, csum))
+	if (call_retransmission(l, c, &h, key, csum))
 		goto done;
 	if (l->lp_idmap) {
 		map = idmap_slot_get(l->lp_idmap);
@@ -539,10 +558,12 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 	c->cl_pending++;
 	px_now(&pc->pc_start);
 	call_index(l, pc, key);
-	if (++l->lp_npending >= l->lp_opts->o_max_pending && !l->lp_paused) {
-		l->lp_paused = true;
+	l->lp_npending++;
+	if (px_pending_total(l->lp_main) >= l->lp_opts->o_max_pending &&
+	    !l->lp_main->lp_paused) {
+		l->lp_main->lp_paused = true;
 		px_warn_rl("%u calls outstanding (--max-pending): pausing "
-			   "clients", l->lp_npending);
+			   "clients", px_pending_total(l->lp_main));
 	}
 	px_link_submit(ln, pc);
 	return true;
@@ -660,8 +681,35 @@ bool px_pipe_reply(struct px_link *ln, uint8_t *mem, size_t len)
 	if (!(l->lp_rcache && pc->pc_prog == RPC_PROG_NFS &&
 	      r.r_stat == RPC_MSG_ACCEPTED && r.r_accept_stat == RPC_ACC_SUCCESS &&
 	      px_rcache_reply(l, pc, m, r.r_res_off)) &&
-	    pc->pc_client && !pc->pc_client->cl_closed)
-		px_client_send(pc->pc_client, m);
+	    pc->pc_client && !pc->pc_client->cl_closed) {
+		if (l->lp_wrap && r.r_stat == RPC_MSG_ACCEPTED &&
+		    r.r_accept_stat == RPC_ACC_SUCCESS) {
+			/* Several exports: handles carry the export's tag. */
+			struct px_msg *t = px_export_wrap_reply(l, pc, m,
+								r.r_res_off);
+
+			if (t) {
+				px_client_send(pc->pc_client, t);
+				px_msg_unref(t);
+			} else {
+				struct rpc_xdr x;
+				struct px_msg *e = px_msg_new(256);
+
+				if (e) {
+					rpc_xdr_init(&x, px_msg_data(e), 256);
+					px_nfs3_error_reply(&x, pc->pc_cl_xid,
+							    pc->pc_prog,
+							    pc->pc_proc,
+							    10006 /* SERVERFAULT */);
+					e->m_len = x.x_pos;
+					px_client_send(pc->pc_client, e);
+					px_msg_unref(e);
+				}
+			}
+		} else {
+			px_client_send(pc->pc_client, m);
+		}
+	}
 	px_msg_unref(m);
 	call_finish(l, pc);
 	return true;

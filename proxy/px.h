@@ -108,7 +108,13 @@ struct px_opts {
 	bool o_control_default;      /* not asked for: failure only warns */
 	unsigned o_busy_poll_us;     /* spin this long for replies, 0: never */
 	char *o_user;                /* drop to this user after start-up */
+	char *o_metrics;             /* Prometheus endpoint ADDR:PORT, NULL */
 	bool o_upstream_privport;    /* connect upstream from ports < 1024 */
+	/* [export NAME] (NULL name: the daemon serves one export, the
+	 * upstream's own paths, and handles pass unchanged) */
+	char *o_export_name;
+	char *o_export_path;         /* the path clients mount */
+	char *o_upstream_path;       /* what it is upstream, NULL: the same */
 };
 
 enum px_write_policy { PX_WRITE_THROUGH = 0, PX_WRITE_BACK = 1 };
@@ -245,9 +251,15 @@ int px_rpcbind_register(bool on, uint16_t port);
 /* ---------------------------------------------------------------------- */
 /* Daemon entry                                                            */
 
-/* Run until SIGTERM/SIGINT.  notify_fd (or -1) gets one byte once the
+/* Run until SIGTERM/SIGINT with one engine per export (eo[0] also holds
+ * the daemon-wide settings).  notify_fd (or -1) gets one byte once the
  * daemon listens: 0 ready, 1 failed; then it is closed. */
-int px_run(const struct px_opts *o, int notify_fd);
+int px_run(struct px_opts *const *eo, unsigned neo, int notify_fd);
+/* main.c: SIGHUP reads the same file and command line again into eo[]
+ * (up to PX_EXPORTS_MAX, *neo set); the reasons for a refusal go to the
+ * log.  0 or -errno (then nothing is left to free). */
+int px_reload_opts(struct px_opts **eo, unsigned *neo);
+void px_opts_array_free(struct px_opts **eo, unsigned n);
 
 /* ====================================================================== */
 /* Configuration file (proxy/config.c) — owned by the operations work;     */
@@ -288,17 +300,37 @@ void px_config_argv_free(int argc, char **argv);
  * "-c /dev/null" reads none.  pc_where[i] is "FILE:LINE" for items from the
  * file, NULL for the command line's.  Everything is owned by pc.
  */
+#define PX_EXPORTS_MAX 32
+#define PX_EXPORT_NAME_MAX 64
+
+/* One [export NAME] section: the path clients mount, what it becomes
+ * upstream, and the section's own option items ("--key", "value"). */
+struct px_config_export {
+	char ce_name[PX_EXPORT_NAME_MAX];
+	char *ce_where;         /* "FILE:LINE" of the section header */
+	char *ce_path;          /* path = ... (required) */
+	char *ce_upstream_path; /* upstream-path = ..., NULL: the same */
+	int ce_argc;
+	char **ce_argv, **ce_witems;
+};
+
 struct px_config {
 	int pc_argc;
 	char **pc_argv;
 	char **pc_where;
 	int pc_file_items; /* pc_argv[1 .. pc_file_items] came from the file */
 	char *pc_path;     /* the file looked at */
+	unsigned pc_nexports;
+	struct px_config_export *pc_exports;
 };
 /* 0 or -errno with the reason (file:line) in err; pc is then empty. */
 int px_config_load(struct px_config *pc, int argc, char **argv,
 		   const struct option *known, char *err, size_t errlen);
 void px_config_free(struct px_config *pc);
+/* The argv export i runs with: pc's (file, then command line), then its
+ * section's items, which win.  Free out with px_config_free(). */
+int px_config_for_export(const struct px_config *pc, unsigned i,
+			 struct px_config *out);
 /* "FILE:LINE" of pc_argv[idx], NULL if it came from the command line. */
 const char *px_config_where(const struct px_config *pc, int idx);
 /*

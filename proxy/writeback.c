@@ -1761,3 +1761,21 @@ void px_wb_close(struct px_loop *l)
 	free(w);
 	l->lp_wb = NULL;
 }
+
+void px_wb_stats(struct px_loop *l, struct px_wb_stats *st)
+{
+	struct px_wb *w = l->lp_wb;
+
+	memset(st, 0, sizeof(*st));
+	if (!w)
+		return;
+	st->ws_dirty_bytes = cache_dirty_bytes(w->w_dirty);
+	st->ws_dirty_max = w->w_max;
+	st->ws_dirty_hwm = w->w_hwm;
+	st->ws_flushed_bytes = w->w_flushed_bytes;
+	st->ws_writes_waited = w->w_waited;
+	st->ws_parked = w->w_parked_writes;
+	st->ws_inflight = w->w_inflight;
+	st->ws_conflicts = w->w_conflicts;
+	st->ws_resends = w->w_resends;
+}

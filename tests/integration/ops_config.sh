@@ -90,7 +90,7 @@ bad() { # bad LINE EXPECTED-MESSAGE (the config file is on stdin)
 printf 'role = client\n\nupstrem = 127.0.0.1:1\n' | bad 3 "upstrem: unknown key"
 printf 'upstream = 127.0.0.1:1\nforeground = sometimes\n' | bad 2 "a flag takes yes or no"
 printf 'upstream = 127.0.0.1:1\ncache-size = 12Q\n' | bad 2 "cache-size"
-printf 'upstream = 127.0.0.1:1\n[export images]\n' | bad 2 "not supported yet"
+printf 'upstream = 127.0.0.1:1\n[export images]\n' | bad 2 "no 'path = /DIR'"
 printf 'upstream =\n' | bad 1 "missing value"
 { printf 'role = client\n'; head -c 300 /dev/urandom | tr '\n' x; echo; } | bad 2 ""
 "$D" -c "$H_DIR/absent.conf" --check-config >/dev/null 2>"$H_DIR/absent.err"

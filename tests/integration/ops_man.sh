@@ -52,6 +52,12 @@ grep -oE '^       [a-z][a-z0-9-]+ = ' "$H_DIR/gridvfs.conf.5.txt" |
 	awk '{ print $1 }' | sort -u >"$H_DIR/conf.keys"
 [ -s "$H_DIR/conf.keys" ] || h_fail "no keys found in gridvfs.conf.5"
 while read -r k; do
+	case $k in
+	path | upstream-path) # keys of [export NAME] sections only
+		grep -q "^       $k = /DIR" "$H_DIR/gridvfs.conf.5.txt" ||
+			h_fail "gridvfs.conf.5 does not describe the section key $k"
+		continue ;;
+	esac
 	grep -q -- "--$k" "$H_DIR/gridvfsd.help" || h_fail "gridvfs.conf.5 lists $k, which gridvfsd --help does not know"
 done <"$H_DIR/conf.keys"
 

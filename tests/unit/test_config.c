@@ -165,9 +165,10 @@ static void test_errors(void)
 		   "tls-cert: unterminated quoted value");
 	expect_err("tls-cert = \"/a/b\" c\n", -1, -EINVAL, 1,
 		   "tls-cert: text after the closing quote");
+	/* Sections are for gridvfsd's own file (px_config_load). */
 	expect_err("role = client\n[export images]\nupstream = h\n", -1,
-		   -EINVAL, 2, "[export NAME] sections (several exports in "
-			       "one daemon) are not supported yet");
+		   -EINVAL, 2, "[export NAME] sections belong in gridvfsd's "
+			       "own configuration file");
 	expect_err("[global]\n", -1, -EINVAL, 1, "unknown section");
 
 	/* Overlong: PX_CONFIG_MAX_LINE - 1 bytes pass, one more fails. */
@@ -352,6 +353,96 @@ static void test_dump(void)
 	free(text2);
 }
 
+/* [export NAME] sections: items per section, path keys, what is refused,
+ * and the argv an export runs with (its section after everything else). */
+static void test_sections(void)
+{
+	struct px_config pc, epc;
+	char *cl[] = {"gridvfsd", "-c", path, "--cache-size", "1G", NULL};
+	char want[300];
+
+	put("role = client\nupstream = global:1\n"
+	    "[export alpha]  # first\npath = /stores/alpha/\n"
+	    "upstream-path = /srv/a\nupstream = a:2049\ncache-size = 5G\n"
+	    "\n[export beta]\npath = /\nregister = yes\n",
+	    -1);
+	/* register is daemon-wide: refused inside a section */
+	CU_ASSERT_EQUAL(px_config_load(&pc, 5, cl, known, err, sizeof(err)),
+			-EINVAL);
+	snprintf(want, sizeof(want), "%s:11: register: daemon-wide", path);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err, want));
+
+	put("role = client\nupstream = global:1\n"
+	    "[export alpha]  # first\npath = /stores/alpha/\n"
+	    "upstream-path = /srv/a\nupstream = a:2049\ncache-size = 5G\n"
+	    "\n[export beta]\npath = /\n",
+	    -1);
+	CU_ASSERT_EQUAL_FATAL(px_config_load(&pc, 5, cl, known, err,
+					     sizeof(err)),
+			      0);
+	CU_ASSERT_EQUAL(pc.pc_file_items, 4); /* the part before [export] */
+	CU_ASSERT_EQUAL_FATAL(pc.pc_nexports, 2);
+	CU_ASSERT_STRING_EQUAL(pc.pc_exports[0].ce_name, "alpha");
+	CU_ASSERT_STRING_EQUAL(pc.pc_exports[0].ce_path, "/stores/alpha");
+	CU_ASSERT_STRING_EQUAL(pc.pc_exports[0].ce_upstream_path, "/srv/a");
+	CU_ASSERT_EQUAL(pc.pc_exports[0].ce_argc, 4);
+	snprintf(want, sizeof(want), "%s:3", path);
+	CU_ASSERT_STRING_EQUAL(pc.pc_exports[0].ce_where, want);
+	CU_ASSERT_STRING_EQUAL(pc.pc_exports[1].ce_path, "/");
+	CU_ASSERT_PTR_NULL(pc.pc_exports[1].ce_upstream_path);
+	CU_ASSERT_EQUAL(pc.pc_exports[1].ce_argc, 0);
+	/* Export alpha: its section beats the file and the command line. */
+	CU_ASSERT_EQUAL_FATAL(px_config_for_export(&pc, 0, &epc), 0);
+	CU_ASSERT_STRING_EQUAL(effective(epc.pc_argc, epc.pc_argv, "upstream"),
+			       "a:2049");
+	CU_ASSERT_STRING_EQUAL(
+		effective(epc.pc_argc, epc.pc_argv, "cache-size"), "5G");
+	snprintf(want, sizeof(want), "%s:7", path);
+	CU_ASSERT_STRING_EQUAL(px_config_where(&epc, epc.pc_argc - 1), want);
+	px_config_free(&epc);
+	/* Export beta inherits. */
+	CU_ASSERT_EQUAL_FATAL(px_config_for_export(&pc, 1, &epc), 0);
+	CU_ASSERT_STRING_EQUAL(effective(epc.pc_argc, epc.pc_argv, "upstream"),
+			       "global:1");
+	CU_ASSERT_STRING_EQUAL(
+		effective(epc.pc_argc, epc.pc_argv, "cache-size"), "1G");
+	px_config_free(&epc);
+	px_config_free(&pc);
+
+	/* Each refusal names its line. */
+	struct {
+		const char *text;
+		int line;
+		const char *why;
+	} bad[] = {
+		{"[export a]\nupstream = h\n", 1, "no 'path = /DIR'"},
+		{"[export a]\npath = /x\npath = /y\n", 3, "set twice"},
+		{"[export a]\npath = /x\nupstream = h\nupstream = i\n", 4,
+		 "set twice"},
+		{"[export a]\npath = rel\n", 2, "absolute path"},
+		{"[export]\n", 1, "NAME is 1-63"},
+		{"[export a/b]\n", 1, "expected ']'"},
+		{"[export a] x\n", 1, "text after the section header"},
+		{"[export a]\npath = /x\n[export a]\n", 3, "second [export]"},
+		{"path = /x\n", 1, "unknown key"},
+		{"[export a]\npath = /x\nconfig = /y\n", 3,
+		 "not allowed in a configuration file"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		put(bad[i].text, -1);
+		err[0] = '\0';
+		CU_ASSERT_EQUAL(px_config_load(&pc, 3, cl, known, err,
+					       sizeof(err)),
+				-EINVAL);
+		snprintf(want, sizeof(want), "%s:%d", path, bad[i].line);
+		if (!strstr(err, want) || !strstr(err, bad[i].why))
+			fprintf(stderr, "case %zu: got '%s'\n", i, err);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, want));
+		CU_ASSERT_PTR_NOT_NULL(strstr(err, bad[i].why));
+		CU_ASSERT_EQUAL(pc.pc_nexports, 0);
+	}
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -371,6 +462,7 @@ int main(void)
 	CU_add_test(s, "command line wins, -c forms, origins",
 		    test_precedence);
 	CU_add_test(s, "--check-config dump round-trips", test_dump);
+	CU_add_test(s, "[export NAME] sections", test_sections);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	fails = CU_get_number_of_failures() + CU_get_number_of_tests_failed();

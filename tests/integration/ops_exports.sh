@@ -1,0 +1,202 @@
+#!/bin/bash
+# ops_exports.sh — several exports in one gridvfsd ([export NAME] sections),
+# each with its own upstream server and policies, selected by the path a
+# client mounts. Two nfs-ganesha instances are the two stores; libnfs and a
+# raw RPC client are the clients.
+#  A. Each mount path reaches its own store (same file names, different
+#     bytes); a write through export alpha (write-back) lands in store A
+#     only; each export caches in its own LMDB under the daemon's cache-dir.
+#  B. Handles carry the export's tag: 4 bytes longer than the store's, the
+#     store's handle after them; RENAME across exports is NFS3ERR_XDEV; a
+#     handle of no export is NFS3ERR_STALE; an unknown path is MNT3ERR_NOENT;
+#     MOUNT EXPORT lists the configured paths.
+#  C. Handles survive a restart with the sections in another order.
+#  D. gridvfs status shows each export; --check-config prints the sections;
+#     bad sections are refused with FILE:LINE.
+. "$(dirname "$0")/../lib/harness.sh"
+h_init ops_exports
+export H_DIR
+GV="$top_builddir/gridvfs"
+RPC="$top_srcdir/tests/tools/nfsrpc.py"
+
+# Two stores.
+H_GANESHA_NAME=storeA h_ganesha "$H_DIR/storeA"
+A_NFS=$H_NFS_PORT A_MNT=$H_MNT_PORT A_EXP=$H_EXPORT
+H_GANESHA_NAME=storeB h_ganesha "$H_DIR/storeB"
+B_NFS=$H_NFS_PORT B_MNT=$H_MNT_PORT B_EXP=$H_EXPORT
+head -c 300000 /dev/urandom >"$A_EXP/image.raw"
+head -c 200000 /dev/urandom >"$B_EXP/image.raw"
+mkdir -p "$B_EXP/sub" && echo beta-sub >"$B_EXP/sub/note"
+
+conf() { # ORDER: "ab" or "ba"
+	cat <<-EOF
+		# daemon-wide
+		role = client
+		cache-dir = $H_DIR/cache
+		cache-size = 64M
+	EOF
+	local alpha beta
+	alpha=$(cat <<-EOF
+		[export alpha]   # store A, write-back
+		path = /stores/alpha
+		upstream-path = $A_EXP
+		upstream = 127.0.0.1:$A_NFS
+		mount-upstream = 127.0.0.1:$A_MNT
+		write-policy = back
+	EOF
+	)
+	beta=$(cat <<-EOF
+		[export beta]
+		path = /stores/beta/
+		upstream-path = $B_EXP
+		upstream = 127.0.0.1:$B_NFS
+		mount-upstream = 127.0.0.1:$B_MNT
+		consistency = immutable
+	EOF
+	)
+	if [ "$1" = ab ]; then printf '%s\n%s\n' "$alpha" "$beta"; else printf '%s\n%s\n' "$beta" "$alpha"; fi
+}
+conf ab >"$H_DIR/gridvfsd.conf"
+
+start() {
+	h_gridvfsd_at multi 1 1 -c "$H_DIR/gridvfsd.conf" --control "$H_DIR/ctl.sock" "$@"
+	P=$H_AT_PORT PID=$H_AT_PID
+}
+url() { printf 'nfs://127.0.0.1%s?version=3&nfsport=%s&mountport=%s' "$1" "$P" "$P"; }
+
+# --- A ------------------------------------------------------------------
+start
+grep -q "export alpha: clients mount /stores/alpha, upstream 127.0.0.1:$A_NFS" "$H_DIR/multi.log" ||
+	h_fail "no start-up line for export alpha"
+nfs-cat "$(url /stores/alpha/image.raw)" >"$H_DIR/a.out" 2>"$H_DIR/a.err" ||
+	h_fail "read through /stores/alpha failed: $(cat "$H_DIR/a.err")"
+nfs-cat "$(url /stores/beta/image.raw)" >"$H_DIR/b.out" 2>"$H_DIR/b.err" ||
+	h_fail "read through /stores/beta failed: $(cat "$H_DIR/b.err")"
+cmp -s "$H_DIR/a.out" "$A_EXP/image.raw" || h_fail "/stores/alpha/image.raw is not store A's file"
+cmp -s "$H_DIR/b.out" "$B_EXP/image.raw" || h_fail "/stores/beta/image.raw is not store B's file"
+h_log "A: each path reads its own store"
+nfs-ls "$(url /stores/beta)" >"$H_DIR/b.ls" 2>&1 || h_fail "nfs-ls /stores/beta: $(cat "$H_DIR/b.ls")"
+grep -q " sub$" "$H_DIR/b.ls" || h_fail "listing of /stores/beta lacks sub: $(cat "$H_DIR/b.ls")"
+head -c 150000 /dev/urandom >"$H_DIR/new.bin"
+nfs-cp "$H_DIR/new.bin" "$(url /stores/alpha/new.bin)" >"$H_DIR/cp.err" 2>&1 ||
+	h_fail "write through /stores/alpha failed: $(cat "$H_DIR/cp.err")"
+for _ in $(seq 100); do cmp -s "$H_DIR/new.bin" "$A_EXP/new.bin" && break; sleep 0.1; done
+cmp -s "$H_DIR/new.bin" "$A_EXP/new.bin" || h_fail "the write through alpha did not reach store A"
+[ ! -e "$B_EXP/new.bin" ] || h_fail "the write through alpha reached store B"
+[ -f "$H_DIR/cache/alpha/data.mdb" ] && [ -f "$H_DIR/cache/beta/data.mdb" ] ||
+	h_fail "no per-export caches under cache-dir: $(ls -R "$H_DIR/cache" | head)"
+[ -d "$H_DIR/cache/alpha/dirty" ] || h_fail "export alpha (write-back) has no dirty store"
+[ ! -d "$H_DIR/cache/beta/dirty" ] || h_fail "export beta (write-through) has a dirty store"
+h_log "A: write-back on alpha reached store A only; caches per export"
+
+# --- B ------------------------------------------------------------------
+python3 - "$P" "$A_MNT" "$A_EXP" "$RPC" "$A_NFS" <<'PY' >"$H_DIR/b.py.log" 2>&1 || h_fail "B: $(tail -n 5 "$H_DIR/b.py.log")"
+import os, sys
+sys.path.insert(0, os.path.dirname(sys.argv[4]))
+from nfsrpc import Nfs, NfsError, opaque, u32, u64
+port, a_mnt, a_exp = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+al = Nfs("127.0.0.1", port, "/stores/alpha")
+be = Nfs("127.0.0.1", port, "/stores/beta")
+direct = Nfs("127.0.0.1", int(sys.argv[5]), a_exp, mountport=a_mnt)
+assert al.root[4:] == direct.root, "alpha's root handle is not tag + store A's"
+assert len(al.root) == len(direct.root) + 4
+assert al.root[:4] != be.root[:4], "both exports have the same tag"
+fa = al.lookup_path("image.raw")
+fb = be.lookup_path("image.raw")
+# GETATTR of each through the proxy gives that store's size.
+for fh, size in ((fa, os.path.getsize(a_exp + "/image.raw")), (fb, 200000)):
+    st, r = al.call(1, opaque(fh))
+    assert st == 0, st
+    a = r.fattr()
+    assert a["size"] == size, (a, size)
+# RENAME from alpha into beta: XDEV (18).
+st, r = al.call(14, opaque(al.root) + opaque(b"image.raw") + opaque(be.root) + opaque(b"x"))
+assert st == 18, f"cross-export RENAME gave {st}, want NFS3ERR_XDEV"
+# A handle with a tag no export has: STALE (70).
+bad = bytes(b ^ 0xFF for b in fa[:4]) + fa[4:]
+st, r = al.call(1, opaque(bad))
+assert st == 70, f"unknown tag gave {st}, want NFS3ERR_STALE"
+# A handle shorter than a tag: BADHANDLE (10001).
+st, r = al.call(1, opaque(b"ab"))
+assert st == 10001, f"short handle gave {st}, want NFS3ERR_BADHANDLE"
+# MNT of a path no export has: MNT3ERR_NOENT (2).
+try:
+    Nfs("127.0.0.1", port, "/stores/gamma")
+    raise AssertionError("MNT /stores/gamma succeeded")
+except NfsError as e:
+    assert e.status == 2, e.status
+# A subdirectory of an export mounts through it.
+sub = Nfs("127.0.0.1", port, "/stores/beta/sub")
+assert sub.root[:4] == be.root[:4]
+# MOUNT EXPORT (proc 5) lists both paths, answered by the proxy.
+r = al._call(al.s, 100005, 5, b"")
+paths = []
+while r.u32():
+    paths.append(r.opaque().decode())
+    while r.u32():
+        r.opaque()
+assert sorted(paths) == ["/stores/alpha", "/stores/beta"], paths
+open(os.environ["H_DIR"] + "/handles", "w").write(fa.hex() + " " + fb.hex())
+print("ok")
+PY
+grep -q "MNT /stores/gamma: no export has that path" "$H_DIR/multi.log" ||
+	h_fail "no log line for the unknown mount path"
+h_log "B: tags, XDEV, STALE, BADHANDLE, NOENT, EXPORT list"
+
+# --- D (while running) ---------------------------------------------------
+"$GV" status --socket "$H_DIR/ctl.sock" --json >"$H_DIR/status.json" ||
+	h_fail "gridvfs status failed"
+python3 - "$H_DIR/status.json" <<'PY' || h_fail "status: $(cat "$H_DIR/status.json")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+ex = {e["name"]: e for e in s["exports"]}
+assert set(ex) == {"alpha", "beta"}, ex
+assert ex["alpha"]["path"] == "/stores/alpha" and ex["beta"]["path"] == "/stores/beta"
+assert ex["alpha"]["calls"] > 0 and ex["beta"]["calls"] > 0
+assert ex["alpha"]["nfs_link"] == "up" and ex["beta"]["nfs_link"] == "up"
+PY
+
+# --- C ------------------------------------------------------------------
+h_stop_pid "$PID"
+conf ba >"$H_DIR/gridvfsd.conf"
+start
+python3 - "$P" "$RPC" <<'PY' >"$H_DIR/c.py.log" 2>&1 || h_fail "C: $(tail -n 5 "$H_DIR/c.py.log")"
+import os, sys
+sys.path.insert(0, os.path.dirname(sys.argv[2]))
+from nfsrpc import Nfs, opaque
+fa, fb = (bytes.fromhex(h) for h in open(os.environ["H_DIR"] + "/handles").read().split())
+c = Nfs("127.0.0.1", int(sys.argv[1]), "/stores/beta")
+for fh, size in ((fa, 300000), (fb, 200000)):
+    st, r = c.call(1, opaque(fh))
+    assert st == 0, f"old handle after restart: status {st}"
+    assert r.fattr()["size"] == size
+print("ok")
+PY
+h_log "C: handles survive a restart with reordered sections"
+
+# --- D (configuration) ---------------------------------------------------
+"$top_builddir/gridvfsd" -c "$H_DIR/gridvfsd.conf" --check-config >"$H_DIR/check.out" 2>&1 ||
+	h_fail "--check-config failed: $(cat "$H_DIR/check.out")"
+grep -q "^\[export beta\].*gridvfsd.conf:5" "$H_DIR/check.out" &&
+	grep -q "^path = /stores/alpha$" "$H_DIR/check.out" &&
+	grep -q "^write-policy = back.*gridvfsd.conf:" "$H_DIR/check.out" ||
+	h_fail "--check-config does not show the sections: $(cat "$H_DIR/check.out")"
+
+bad() { # WANT_LINE TEXT-IN-ERROR: the config on stdin is refused
+	cat >"$H_DIR/bad.conf"
+	if "$top_builddir/gridvfsd" -c "$H_DIR/bad.conf" --check-config >"$H_DIR/bad.out" 2>&1; then
+		h_fail "accepted a bad config: $(cat "$H_DIR/bad.conf")"
+	fi
+	grep -q "bad.conf:$1" "$H_DIR/bad.out" && grep -q "$2" "$H_DIR/bad.out" ||
+		h_fail "want bad.conf:$1 and '$2', got: $(cat "$H_DIR/bad.out")"
+}
+printf 'role = client\n[export a]\nupstream = h:1\n' | bad 2 "no 'path = /DIR'"
+printf 'role = client\n[export a]\npath = /x\nlisten = 127.0.0.1:9\n' | bad 4 "daemon-wide"
+printf 'role = client\n[export a]\npath = /x\n[export a]\npath = /y\n' | bad 4 "second \[export\] section"
+printf 'role = client\n[export a]\npath = x\n' | bad 3 "absolute path"
+printf 'role = client\n[export a b]\npath = /x\n' | bad 2 "expected ']'"
+printf 'role = client\n[exports a]\n' | bad 2 "unknown section"
+printf 'role = client\nupstream = 127.0.0.1:1\n[export a]\npath = /x\n[export b]\npath = /x\n' | bad 5 "is export a's already"
+printf 'role = server\nupstream = 127.0.0.1:1\n[export a]\npath = /x\ntls-cert = /c\n' | bad 3 "server role's TLS is the daemon's"
+h_log "D: status, --check-config and refusals"
+h_pass
