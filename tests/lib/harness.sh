@@ -313,6 +313,24 @@ h__ganesha_conf() {
 }
 
 h__ganesha_start() {
+	local try
+	# ganesha exits at once when it cannot register with rpcbind; a
+	# shared rpcbind may be restarting under another test: start it
+	# again (if need be) and retry, up to three times.
+	for try in 1 2 3; do
+		h__ganesha_start_once && return 0
+		grep -q "Cannot register" "$H_DIR/${H_GANESHA_NAME:-ganesha}.log" ||
+			break
+		h_log "ganesha could not register with rpcbind (try $try)"
+		h__forget_pid "$H_GANESHA_PID"
+		h_rpcbind
+		sleep 1
+	done
+	h_fail "ganesha exited at start-up: $(tail -n 3 "$H_DIR/${H_GANESHA_NAME:-ganesha}.log" | tr '\n' ' ')"
+}
+
+# One start; 1 when ganesha exited at start-up (the caller decides).
+h__ganesha_start_once() {
 	local bin=${GANESHA_BIN:-/usr/bin/ganesha.nfsd} n
 	[ -x "$bin" ] || h_fail "ganesha not installed ($bin)"
 	local log="$H_DIR/${H_GANESHA_NAME:-ganesha}.log"
@@ -327,8 +345,7 @@ h__ganesha_start() {
 	H_PIDS+=("$H_GANESHA_PID")
 	h_log "ganesha pid $H_GANESHA_PID nfs $H_NFS_PORT mnt $H_MNT_PORT export $H_EXPORT"
 	for ((n = 0; n < 300; n++)); do
-		kill -0 "$H_GANESHA_PID" 2>/dev/null ||
-			h_fail "ganesha exited at start-up: $(tail -n 3 "$log" | tr '\n' ' ')"
+		kill -0 "$H_GANESHA_PID" 2>/dev/null || return 1
 		if nfs-ls "$(h_url_direct)" >/dev/null 2>&1; then
 			h_log "ganesha answers after $n polls"
 			return 0
