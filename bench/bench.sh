@@ -271,12 +271,66 @@ rows_tls() {
 	skip "TLS handshake and resumed-handshake times" "no tool measures them yet"
 }
 
+# rows_writeback: writes through a write-back proxy (acknowledged once
+# durable in its LMDB dirty store, flushed upstream in the background)
+# against the same writes straight over the link. The timing ends when
+# the client has its answers: nfsbig's COMMIT waits for upstream's stable
+# COMMIT, so the sequential row includes the whole flush; the random-write
+# row (UNSTABLE writes, no COMMIT) measures what a VM's writes wait.
+m_wb() { # m_wb PATH FN ARGS...: PATH base or wb-LINK
+	local p=$1 fn=$2 link up_nfs=$H_NFS_PORT up_mnt=$H_MNT_PORT r
+	shift 2
+	case $p in
+	wb-*)
+		link=${p#wb-}
+		[ "$link" = wan ] && up_nfs=$WAN_NFS up_mnt=$WAN_MNT
+		rm -rf "$H_DIR/wbcache" && mkdir -p "$H_DIR/wbcache"
+		b_proxy PX_WB "$up_nfs" "$up_mnt" --cache-dir "$H_DIR/wbcache" \
+			--write-policy back
+		r=$("$fn" "$PX_WB/$PX_WB" "$@")
+		b_proxy_stop "$PX_WB_PID"
+		echo "$r"
+		;;
+	*) "$fn" "$p" "$@" ;;
+	esac
+}
 rows_writeback() {
+	local link mb rnd
 	if ! b_has_opt write-back; then
 		skip "write-back: 4 KiB random and sequential writes" "write-back not built yet (the write rows above are write-through)"
-	else
-		skip "write-back" "gridvfsd has write-back but bench/bench.sh has no write-back rows yet (add them in rows_writeback)"
+		return
 	fi
+	for link in lo ${WAN_LINKS:-}; do
+		if [ "$link" = lo ]; then mb=$LO_MB rnd=$((LO_RAND / 2)); else mb=$WAN_MB rnd=$((WAN_RAND / 2)); fi
+		row thr "$link" MiB/s "seq write, write-back" "seq write $mb MiB, write-back (COMMIT waits for the flush)" \
+			"direct-$link" "wb-$link" m_wb m_put "$mb"
+		row thr "$link" IOPS "4K rand write, write-back" "4 KiB random write, write-back (32 in flight)" \
+			"direct-$link" "wb-$link" m_wb m_rand "$rnd" -w
+	done
+}
+
+# rows_exports: the cost of several exports in one daemon (a 4-byte tag on
+# every handle, routed per call) against the same daemon with one export.
+# Export "bench" has the bench's own path, so the URLs do not change.
+rows_exports() {
+	if ! b_has_opt "export NAME"; then
+		skip "two exports in one daemon" "[export NAME] sections not built yet"
+		return
+	fi
+	mkdir -p "$H_DIR/other"
+	cat >"$H_DIR/exports.conf" <<-EOF
+		[export bench]
+		path = $H_EXPORT
+		[export other]
+		path = /other
+		upstream-path = $H_DIR/other
+	EOF
+	b_proxy PX_EX "$H_NFS_PORT" "$H_MNT_PORT" -c "$H_DIR/exports.conf"
+	row thr lo MiB/s "seq read, 2 exports" "seq read $LO_MB MiB, daemon with 2 exports (base: 1 export)" \
+		proxy-lo "$PX_EX/$PX_EX" m_get "/f$LO_MB"
+	row lat lo µs "GETATTR, 2 exports" "GETATTR, daemon with 2 exports (base: 1 export)" \
+		proxy-lo "$PX_EX/$PX_EX" m_getattr "$LO_PING"
+	b_proxy_stop "$PX_EX_PID"
 }
 
 # --- set up ---------------------------------------------------------------
@@ -308,6 +362,7 @@ rows_idmap
 rows_cache
 rows_tls
 rows_writeback
+rows_exports
 say "done"
 
 # --- report ---------------------------------------------------------------
