@@ -12,7 +12,7 @@
 #    wrote into the source tree (compared file by file: as root the a-w
 #    permissions alone would not stop it).
 # `make distcheck` is the full version of this (the integration suite
-# out of tree too, about 6 minutes); this costs about a minute.
+# out of tree too, about 4 minutes); this takes 35-50 s.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 h_init ops_dist
 
