@@ -178,8 +178,9 @@ struct px_loop *px_export_route(struct px_loop *main, struct px_client *c,
 				const struct rpc_call *h);
 /* A successful reply's handles tagged for the client: a new message (or
  * m with one more reference when it has none); NULL: answer SERVERFAULT. */
-struct px_msg *px_export_wrap_reply(struct px_loop *l, struct px_call *pc,
-				    struct px_msg *m, size_t res_off);
+struct px_msg *px_export_wrap_reply(struct px_loop *l, uint32_t prog,
+				    uint32_t proc, struct px_msg *m,
+				    size_t res_off);
 /* Calls outstanding on every engine. */
 unsigned px_pending_total(const struct px_loop *main);
 

@@ -352,16 +352,16 @@ out:
 /* ---------------------------------------------------------------------- */
 /* Replies                                                                 */
 
-struct px_msg *px_export_wrap_reply(struct px_loop *l, struct px_call *pc,
-				    struct px_msg *m, size_t res_off)
+struct px_msg *px_export_wrap_reply(struct px_loop *l, uint32_t prog,
+				    uint32_t proc, struct px_msg *m,
+				    size_t res_off)
 {
 	uint8_t *msg = px_msg_data(m);
 	struct px_msg *out;
 	struct fhlist f;
 	size_t r, w;
 
-	if (fh_find(pc->pc_prog, pc->pc_proc, false, msg, res_off, m->m_len,
-		    &f))
+	if (fh_find(prog, proc, false, msg, res_off, m->m_len, &f))
 		return NULL;
 	if (!f.n) {
 		fh_free(&f);

@@ -685,8 +685,8 @@ bool px_pipe_reply(struct px_link *ln, uint8_t *mem, size_t len)
 		if (l->lp_wrap && r.r_stat == RPC_MSG_ACCEPTED &&
 		    r.r_accept_stat == RPC_ACC_SUCCESS) {
 			/* Several exports: handles carry the export's tag. */
-			struct px_msg *t = px_export_wrap_reply(l, pc, m,
-								r.r_res_off);
+			struct px_msg *t = px_export_wrap_reply(
+				l, pc->pc_prog, pc->pc_proc, m, r.r_res_off);
 
 			if (t) {
 				px_client_send(pc->pc_client, t);

@@ -1274,7 +1274,25 @@ static void fwd_done(void *ctx, int err, uint8_t *res, size_t len)
 			rpc_xdr_put_fixed(&x, res, len);
 			reply_map_ids(w->w_loop, io->io_proc,
 				      px_msg_data(m) + rs, len);
-			reply_send(c, m, &x);
+			if (w->w_loop->lp_wrap && !x.x_err) {
+				/* Several exports: a CREATE's new handle
+				 * carries the export's tag like any other. */
+				struct px_msg *t;
+
+				m->m_len = x.x_pos;
+				t = px_export_wrap_reply(w->w_loop, RPC_PROG_NFS,
+							 io->io_proc, m, rs);
+				px_msg_unref(m);
+				if (t) {
+					px_client_send(c, t);
+					px_msg_unref(t);
+				} else {
+					reply_rpc_error(c, io->io_xid,
+							RPC_ACC_SYSTEM_ERR);
+				}
+			} else {
+				reply_send(c, m, &x);
+			}
 		}
 	}
 	if (f && io->io_proc == NFS3_SETATTR && !err)

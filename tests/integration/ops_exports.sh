@@ -9,7 +9,8 @@
 #  B. Handles carry the export's tag: 4 bytes longer than the store's, the
 #     store's handle after them; RENAME across exports is NFS3ERR_XDEV; a
 #     handle of no export is NFS3ERR_STALE; an unknown path is MNT3ERR_NOENT;
-#     MOUNT EXPORT lists the configured paths.
+#     MOUNT EXPORT lists the configured paths; a CREATE forwarded by the
+#     write-back engine (dirty data waiting) carries the tag too.
 #  C. Handles survive a restart with the sections in another order.
 #  D. gridvfs status shows each export; --check-config prints the sections;
 #     bad sections are refused with FILE:LINE.
@@ -24,6 +25,9 @@ H_GANESHA_NAME=storeA h_ganesha "$H_DIR/storeA"
 A_NFS=$H_NFS_PORT A_MNT=$H_MNT_PORT A_EXP=$H_EXPORT
 H_GANESHA_NAME=storeB h_ganesha "$H_DIR/storeB"
 B_NFS=$H_NFS_PORT B_MNT=$H_MNT_PORT B_EXP=$H_EXPORT
+# Store A's NFS port behind a relay the test can pause (write-back case).
+export WAN="$top_builddir/tests/tools/wanrelay"
+h_relay A_RELAY "$A_NFS" --control "$H_DIR/relay.ctl"
 head -c 300000 /dev/urandom >"$A_EXP/image.raw"
 head -c 200000 /dev/urandom >"$B_EXP/image.raw"
 mkdir -p "$B_EXP/sub" && echo beta-sub >"$B_EXP/sub/note"
@@ -40,7 +44,7 @@ conf() { # ORDER: "ab" or "ba"
 		[export alpha]   # store A, write-back
 		path = /stores/alpha
 		upstream-path = $A_EXP
-		upstream = 127.0.0.1:$A_NFS
+		upstream = 127.0.0.1:$A_RELAY
 		mount-upstream = 127.0.0.1:$A_MNT
 		write-policy = back
 	EOF
@@ -66,7 +70,7 @@ url() { printf 'nfs://127.0.0.1%s?version=3&nfsport=%s&mountport=%s' "$1" "$P" "
 
 # --- A ------------------------------------------------------------------
 start
-grep -q "export alpha: clients mount /stores/alpha, upstream 127.0.0.1:$A_NFS" "$H_DIR/multi.log" ||
+grep -q "export alpha: clients mount /stores/alpha, upstream 127.0.0.1:$A_RELAY" "$H_DIR/multi.log" ||
 	h_fail "no start-up line for export alpha"
 nfs-cat "$(url /stores/alpha/image.raw)" >"$H_DIR/a.out" 2>"$H_DIR/a.err" ||
 	h_fail "read through /stores/alpha failed: $(cat "$H_DIR/a.err")"
@@ -136,9 +140,37 @@ while r.u32():
     while r.u32():
         r.opaque()
 assert sorted(paths) == ["/stores/alpha", "/stores/beta"], paths
+# Write-back (alpha): a truncating CREATE while dirty data waits is
+# forwarded by the write-back engine itself; its new handle must carry the
+# tag too. Store A's link is paused so the data stays dirty, the CREATE
+# waits behind it, and goes up (through the write-back engine) on resume.
+import subprocess, threading, time
+wfh = al.lookup_path("new.bin")
+ctl = [os.environ["WAN"], "--ctl", os.environ["H_DIR"] + "/relay.ctl"]
+subprocess.run(ctl + ["pause"], check=True, stdout=subprocess.DEVNULL)
+threading.Timer(1.0, lambda: subprocess.run(ctl + ["resume"], stdout=subprocess.DEVNULL)).start()
+for i in range(128):
+    st, r = al.call(7, opaque(wfh) + u64(i * 65536) + u32(65536) + u32(0) + opaque(bytes([i]) * 65536))
+    assert st == 0, f"WRITE {st}"
+sattr_trunc = u32(0) + u32(0) + u32(0) + u32(1) + u64(0) + u32(0) + u32(0)
+st, r = al.call(8, opaque(al.root) + opaque(b"made-while-dirty") + u32(0) + sattr_trunc)
+assert st == 0, f"CREATE {st}"
+assert r.u32() == 1, "CREATE gave no handle"
+nfh = r.opaque()
+assert nfh[:4] == al.root[:4], "CREATE's handle lacks alpha's tag"
+st, r = al.call(1, opaque(nfh))
+assert st == 0, f"GETATTR of the new file: {st}"
+st, r = al.call(21, opaque(wfh) + u64(0) + u32(0))  # COMMIT
+assert st == 0, f"COMMIT {st}"
 open(os.environ["H_DIR"] + "/handles", "w").write(fa.hex() + " " + fb.hex())
 print("ok")
 PY
+[ -e "$A_EXP/made-while-dirty" ] || h_fail "CREATE through alpha did not reach store A"
+python3 -c '
+import sys
+d = open(sys.argv[1], "rb").read()
+assert len(d) == 128 * 65536 and all(d[i * 65536] == i for i in range(128)), "new.bin content"
+' "$A_EXP/new.bin" || h_fail "write-back data of new.bin did not reach store A intact"
 grep -q "MNT /stores/gamma: no export has that path" "$H_DIR/multi.log" ||
 	h_fail "no log line for the unknown mount path"
 h_log "B: tags, XDEV, STALE, BADHANDLE, NOENT, EXPORT list"
