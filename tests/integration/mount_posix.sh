@@ -6,11 +6,32 @@
 # truncation, sparse files, timestamps, special files, a 10 000-entry
 # readdir, and concurrent readers and writers.
 . "$(dirname "${BASH_SOURCE[0]}")/mount_lib.sh"
-mh_init mount_posix
+mh_init "${MP_NAME:-mount_posix}"
 h_ganesha
 M="$H_DIR/mnt"
 E="$H_EXPORT"
-mh_mount "$M" || h_fail "mount failed: $(cat "$H_DIR/mount.out")"
+if [ "${MP_EXPORTS:-0}" = 1 ]; then
+	# The same scenario through a daemon with two [export] sections: every
+	# handle the mount sees carries an export tag (mount_posix_exports.sh).
+	mkdir -p "$H_DIR/other"
+	cat >"$H_DIR/exports.conf" <<-EOF
+		role = client
+		[export posix]
+		path = $H_EXPORT
+		upstream = 127.0.0.1:$H_NFS_PORT
+		mount-upstream = 127.0.0.1:$H_MNT_PORT
+		[export other]
+		path = /other
+		upstream-path = $H_DIR/other
+		upstream = 127.0.0.1:$H_NFS_PORT
+		mount-upstream = 127.0.0.1:$H_MNT_PORT
+	EOF
+	h_gridvfsd_at multi "$H_NFS_PORT" "$H_MNT_PORT" -c "$H_DIR/exports.conf" --control none
+	mh_mount "$M" "proxy=127.0.0.1:$H_AT_PORT" || h_fail "mount failed: $(cat "$H_DIR/mount.out")"
+	grep -q "2 exports" "$H_DIR/multi.log" || h_fail "the daemon does not serve 2 exports"
+else
+	mh_mount "$M" || h_fail "mount failed: $(cat "$H_DIR/mount.out")"
+fi
 U=(setpriv --reuid=1234 --regid=1234 --clear-groups)
 # ganesha runs as root and checks AUTH_SYS: uid 1234 must be able to walk
 # to the export.
