@@ -188,6 +188,28 @@ assert ex["alpha"]["calls"] > 0 and ex["beta"]["calls"] > 0
 assert ex["alpha"]["nfs_link"] == "up" and ex["beta"]["nfs_link"] == "up"
 PY
 
+# --- SIGHUP with sections ---------------------------------------------------
+hup_wait() { # N: wait for the N-th "SIGHUP: ..." outcome line
+	for _ in $(seq 50); do
+		[ "$(grep -c "SIGHUP: configuration reloaded\|SIGHUP: the set of exports changed" "$H_DIR/multi.log")" -ge "$1" ] && return 0
+		sleep 0.1
+	done
+	h_fail "no SIGHUP outcome: $(tail -n 5 "$H_DIR/multi.log")"
+}
+sed -i 's/^consistency = immutable$/consistency = strict/' "$H_DIR/gridvfsd.conf"
+kill -HUP "$PID"
+hup_wait 1
+grep -q "SIGHUP: export beta: consistency changed: takes effect at the next start" "$H_DIR/multi.log" ||
+	h_fail "a per-export restart-only change was not reported: $(tail -n 5 "$H_DIR/multi.log")"
+printf '[export gamma]\npath = /stores/gamma\nupstream = 127.0.0.1:%s\n' "$B_NFS" >>"$H_DIR/gridvfsd.conf"
+kill -HUP "$PID"
+hup_wait 2
+grep -q "SIGHUP: the set of exports changed: takes effect at the next start" "$H_DIR/multi.log" ||
+	h_fail "a new export was not reported as waiting for a restart"
+nfs-cat "$(url /stores/beta/image.raw)" 2>/dev/null | cmp -s - "$B_EXP/image.raw" ||
+	h_fail "beta stopped serving after the reloads"
+h_log "SIGHUP: per-export changes reported, the export set kept"
+
 # --- C ------------------------------------------------------------------
 h_stop_pid "$PID"
 conf ba >"$H_DIR/gridvfsd.conf"
