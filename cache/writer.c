@@ -488,11 +488,16 @@ static void group_done(struct cache *c, struct witem *done)
 }
 
 /* Take what is queued, waiting up to the group deadline for more while
- * under group_bytes.  Returns the detached list (NULL: nothing came). */
+ * under group_bytes, but no more fill data than room (at least one item):
+ * a backlog longer than a group (the queue holds up to co_queue_bytes)
+ * must not become one transaction, or a small cache's map (2 x cap +
+ * 64 MiB) fills before eviction runs at the group's end.  Returns the
+ * detached list (NULL: nothing came). */
 static struct witem *group_take(struct cache *c, uint64_t deadline,
-                                uint64_t have)
+                                uint64_t have, uint64_t room)
 {
-	struct witem *l;
+	struct witem *l, *last = NULL;
+	uint64_t taken = 0;
 
 	pthread_mutex_lock(&c->c_qlock);
 	while (!c->c_qhead && !c->c_stop && have > 0) {
@@ -509,9 +514,20 @@ static struct witem *group_take(struct cache *c, uint64_t deadline,
 		c->c_qwaiting = false;
 	}
 	l = c->c_qhead;
-	c->c_qhead = c->c_qtail = NULL;
-	for (struct witem *wi = l; wi; wi = wi->wi_next)
-		c->c_qbytes -= wi->wi_kind == WI_FILL ? wi->wi_len : 0;
+	for (struct witem *wi = l; wi && (!last || taken < room);
+	     wi = wi->wi_next) {
+		if (wi->wi_kind == WI_FILL) {
+			taken += wi->wi_len;
+			c->c_qbytes -= wi->wi_len;
+		}
+		last = wi;
+	}
+	if (last) {
+		c->c_qhead = last->wi_next;
+		if (!c->c_qhead)
+			c->c_qtail = NULL;
+		last->wi_next = NULL;
+	}
 	pthread_mutex_unlock(&c->c_qlock);
 	return l;
 }
@@ -529,8 +545,9 @@ static int group_body(struct cache *c, MDB_txn *t, struct witem ***dt,
 	int rc = 0;
 
 	for (;;) {
-		struct witem *l = group_take(c, start + c->c_opts.co_group_ms,
-		                             bytes + 1);
+		struct witem *l = group_take(
+			c, start + c->c_opts.co_group_ms, bytes + 1,
+			c->c_opts.co_group_bytes - bytes);
 		if (!l)
 			break;
 		for (struct witem *wi = l; wi; wi = wi->wi_next) {
@@ -592,6 +609,7 @@ static void writer_group(struct cache *c)
 		group_undo(c, done);
 		return;
 	}
+	store_cover_pages(s);
 	publish(c, &ws);
 	if (atomic_exchange(&c->a_bypass, false))
 		cache_logf(c->c_opts.co_log, LOG_NOTICE,
@@ -603,7 +621,7 @@ static void writer_group(struct cache *c)
 /* Broken cache: everything queued is discarded. */
 static void writer_discard(struct cache *c)
 {
-	struct witem *l = group_take(c, 0, 0);
+	struct witem *l = group_take(c, 0, 0, UINT64_MAX);
 
 	for (struct witem *wi = l; wi; wi = wi->wi_next)
 		if (wi->wi_kind == WI_FILL)
