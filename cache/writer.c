@@ -407,6 +407,22 @@ static bool disk_full(struct cache *c, int rc)
 	       2ull * c->c_opts.co_group_bytes;
 }
 
+/* A reader that died holding a snapshot (a killed mdb_dump or `gridvfs
+ * cache stat`, say) keeps every page freed since from reuse until its
+ * slot is cleared, and LMDB clears dead readers' slots only when asked:
+ * without this the map fills and stays full, every retry fails again and
+ * lowers the cap once more, until a restart. */
+static void clear_dead_readers(struct cache *c)
+{
+	int dead = 0;
+
+	if (mdb_reader_check(c->c_st.s_env, &dead) == 0 && dead > 0)
+		cache_logf(c->c_opts.co_log, LOG_NOTICE,
+		           "cache %s: cleared %d reader slot(s) of dead "
+		           "processes (their old snapshots kept freed pages "
+		           "from reuse)", c->c_st.s_dir, dead);
+}
+
 /* A write failed: disk or map full → bypass (and a lower cap, so that
  * eviction makes room inside the file that exists); anything that means
  * LMDB is damaged → broken. */
@@ -426,12 +442,17 @@ static void writer_fail(struct cache *c, int rc, const char *where)
 		atomic_store(&c->a_cap, ncap);
 	else
 		ncap = cap;
+	if (rc == MDB_MAP_FULL)
+		clear_dead_readers(c);
 	if (!atomic_exchange(&c->a_bypass, true))
 		cache_logf(c->c_opts.co_log, LOG_WARNING,
-		           "cache %s: %s: %s; bypassing the cache (fills "
+		           "cache %s: %s: %s (%s); bypassing the cache (fills "
 		           "dropped, reads served from what it holds), "
 		           "retrying in %u ms with cap %llu bytes",
 		           c->c_st.s_dir, where, mdb_strerror(rc),
+		           rc == MDB_MAP_FULL ? "LMDB map full"
+		           : disk_full(c, rc) ? "cache file system full"
+		                              : "write error",
 		           c->c_opts.co_retry_ms, (unsigned long long)ncap);
 }
 
@@ -594,6 +615,8 @@ static void writer_group(struct cache *c)
 	MDB_txn *t;
 	int rc;
 
+	if (atomic_load(&c->a_bypass))
+		clear_dead_readers(c); /* before a retry */
 	rc = mdb_txn_begin(s->s_env, NULL, 0, &t);
 	if (rc == 0) {
 		s->s_tot.t_seq++;
