@@ -479,6 +479,13 @@ static void client_hold(struct px_client *c)
 	c->cl_pending++;
 }
 
+/* The NFS status for a WRITE the dirty log could not store. */
+static uint32_t put_status(int err)
+{
+	return err == -ENOSPC ? NFS3ERR_NOSPC
+	       : err == -EDQUOT ? NFS3ERR_DQUOT : NFS3ERR_IO;
+}
+
 static void write_reply(struct px_wb *w, struct wb_rec *r, int err)
 {
 	struct px_client *c = r->r_client;
@@ -489,7 +496,7 @@ static void write_reply(struct px_wb *w, struct wb_rec *r, int err)
 	if (!c->cl_closed && (m = reply_new(r->r_xid, 128 + NFS3_FATTR_SIZE, &x))) {
 		size_t res = x.x_pos;
 
-		rpc_xdr_put_u32(&x, err ? NFS3ERR_IO : NFS3_OK);
+		rpc_xdr_put_u32(&x, err ? put_status(err) : NFS3_OK);
 		put_wcc(&x, r->r_file);
 		if (!err) {
 			rpc_xdr_put_u32(&x, r->r_count);
@@ -520,8 +527,12 @@ static void dirty_done(struct px_wb *w, const struct cache_dirty_done *dd)
 	f = r->r_file;
 	if (dd->dd_put) {
 		if (dd->dd_err) {
-			px_err("dirty log: cannot store a WRITE (%s): answering "
-			       "NFS3ERR_IO", strerror(-dd->dd_err));
+			px_warn_rl("dirty log: cannot store a WRITE (%s): "
+				   "answering %s", strerror(-dd->dd_err),
+				   put_status(dd->dd_err) == NFS3ERR_NOSPC
+					   ? "NFS3ERR_NOSPC"
+				   : put_status(dd->dd_err) == NFS3ERR_DQUOT
+					   ? "NFS3ERR_DQUOT" : "NFS3ERR_IO");
 			r->r_put_failed = true;
 		}
 		if (r->r_client)
