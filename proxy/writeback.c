@@ -132,6 +132,7 @@ struct wb_io {
 };
 
 static void flush_kick(struct px_wb *w);
+static void file_backoff(struct wb_file *f);
 static void park_progress(struct px_wb *w);
 static void write_admit(struct px_wb *w, struct px_client *c,
 			const uint8_t *msg, size_t len,
@@ -534,6 +535,21 @@ static void rec_refused(struct px_wb *w, struct wb_file *f, struct wb_rec *r)
 	file_note_clean(f);
 }
 
+/* A record committed upstream is still in the log (its deletion failed:
+ * a full disk, say).  It goes back to R_WRITTEN and counts as written
+ * again, so that flush_file sends a new COMMIT after a backoff and the
+ * deletion is retried then; without f_written_bytes no COMMIT would ever
+ * be sent, and the file would stay dirty, its COMMITs parked, forever. */
+static void rec_del_failed(struct wb_file *f, struct wb_rec *r, int err)
+{
+	px_warn_rl("dirty log: cannot delete a record committed upstream "
+		   "(%s): kept, retried after a new COMMIT", strerror(-err));
+	r->r_state = R_WRITTEN;
+	f->f_written_bytes += r->r_len;
+	if (f->f_retry_at <= px_now_ms())
+		file_backoff(f);
+}
+
 static void dirty_done(struct px_wb *w, const struct cache_dirty_done *dd)
 {
 	struct wb_rec *r = dd->dd_token;
@@ -559,8 +575,7 @@ static void dirty_done(struct px_wb *w, const struct cache_dirty_done *dd)
 		return;
 	}
 	if (dd->dd_err) {
-		/* Kept; the next tick retries the deletion. */
-		r->r_state = R_WRITTEN;
+		rec_del_failed(f, r, dd->dd_err);
 		return;
 	}
 	w->w_progress = true;
@@ -593,7 +608,7 @@ static void rec_retire(struct px_wb *w, struct wb_rec *r)
 	w->w_flushed_bytes += r->r_len;
 	/* Only durable records are sent: its put is done, the order holds. */
 	if (cache_dirty_del(w->w_dirty, r->r_seq, r->r_len, r) < 0)
-		r->r_state = R_WRITTEN; /* retried at the next commit */
+		rec_del_failed(r->r_file, r, -ENOMEM);
 }
 
 /* ---------------------------------------------------------------------- */
