@@ -605,6 +605,29 @@ static int group_body(struct cache *c, MDB_txn *t, struct witem ***dt,
 	return rc;
 }
 
+/* Writes work again: give back what the failure took from the cap, as far
+ * as the file system's free space allows (keeping two groups spare, the
+ * margin disk_full uses), so that a disk someone else filled for a while
+ * does not shrink the cache until the next restart. */
+static uint64_t cap_restore(struct cache *c)
+{
+	uint64_t cap = atomic_load(&c->a_cap), want = c->c_opts.co_max_bytes;
+	uint64_t spare = 2ull * c->c_opts.co_group_bytes, room;
+	struct statvfs sv;
+
+	if (cap >= want || statvfs(c->c_st.s_dir, &sv) < 0)
+		return cap;
+	room = (uint64_t)sv.f_bavail * sv.f_frsize;
+	room = (room > spare ? room - spare : 0) + c->c_st.s_tot.t_bytes;
+	if (room < want)
+		want = room;
+	if (want > cap) {
+		atomic_store(&c->a_cap, want);
+		cap = want;
+	}
+	return cap;
+}
+
 static void writer_group(struct cache *c)
 {
 	struct store *s = &c->c_st;
@@ -637,7 +660,7 @@ static void writer_group(struct cache *c)
 	if (atomic_exchange(&c->a_bypass, false))
 		cache_logf(c->c_opts.co_log, LOG_NOTICE,
 		           "cache %s: writes resumed (cap %llu bytes)", s->s_dir,
-		           (unsigned long long)atomic_load(&c->a_cap));
+		           (unsigned long long)cap_restore(c));
 	group_done(c, done);
 }
 
