@@ -184,7 +184,10 @@ bytes=$(awk '$1 == "bytes:" { print $2 }' "$H_DIR/stat1")
 	h_fail "B1: cache holds '$bytes' bytes with a 1 MiB cap"
 
 # B2: a reader holding an old snapshot: the map fills.
+# The fifo's reader never reads: mdb_dump blocks on it inside its read
+# transaction once the pipe is full.
 mkfifo "$H_DIR/pin.fifo"
+# shellcheck disable=SC2217
 sleep 600 <"$H_DIR/pin.fifo" &
 mdb_dump -s blocks "$PB_DIR" >"$H_DIR/pin.fifo" 2>/dev/null &
 PIN=$!
