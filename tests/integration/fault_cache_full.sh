@@ -196,7 +196,7 @@ for ((n = 0; n < 50; n++)); do pinned && break; sleep 0.1; done
 pinned || h_fail "B2: mdb_dump holds no reader slot (test broken)"
 # With the snapshot pinned every group grows the file (by about a quarter
 # of what is read, measured here): the 66 MiB map fills within these reads.
-for i in 1 2 3 4 5 6 7 1 2 3 4 5 6 7; do
+for i in 1 2 3 4 5 6 7 1 2 3 4 5 6 7 1 2 3 4 5 6 7; do
 	get "$PB_PORT" "m$i" "B2: map filling"
 	grep -q "MDB_MAP_FULL" "$H_DIR/pb.log" && break
 done
