@@ -2,7 +2,10 @@
 # bench/soak.sh — 32 clients of mixed reads, writes and metadata work
 # through the full chain (client role with cache -> mTLS -> server role ->
 # ganesha) for SOAK_SECONDS (default 600).  Reports data mismatches, error
-# replies, and the daemons' RSS and open file descriptors at start and end.
+# replies, and for both daemons at start, every SOAK_SAMPLE seconds (60) and
+# at the end: anonymous RSS (heap, stacks: steady growth here is a leak),
+# file-backed RSS (the node's LMDB map pages count in VmRSS as file pages
+# and grow with the cache, up to its size) and open file descriptors.
 # A benchmark-style script: it reports, it is not part of make check.
 #   SOAK_SECONDS=600 SOAK_CLIENTS=32 bash bench/soak.sh
 set -u
@@ -30,9 +33,16 @@ GRIDVFSD_LOG_LEVEL=warn h_gridvfsd_at node "$SP" "$SP" --role client \
 	--cache-dir "$H_DIR/cache" --cache-size 256M --control "$H_DIR/ctl.sock"
 NP=$H_AT_PORT NPID=$H_AT_PID
 
-mem() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+# rss PID: "anon A file F" in KiB (/proc/PID/status RssAnon, RssFile).
+rss() { awk '/^RssAnon:/ { a = $2 } /^RssFile:/ { f = $2 } END { printf "anon %d file %d", a, f }' "/proc/$1/status"; }
 fds() { ls "/proc/$1/fd" | wc -l; }
-echo "start: node RSS $(mem "$NPID") KiB fds $(fds "$NPID"); store RSS $(mem "$SPID") KiB fds $(fds "$SPID")"
+T0=$(date +%s)
+sample() { # LABEL: one line of figures for both daemons
+	echo "$1 (+$(($(date +%s) - T0)) s): node RSS $(rss "$NPID") KiB fds $(fds "$NPID"); store RSS $(rss "$SPID") KiB fds $(fds "$SPID")"
+}
+sample start
+( while sleep "${SOAK_SAMPLE:-60}"; do sample sample; done ) &
+SAMPLER=$!
 for i in $(seq 4); do head -c $((16 << 20)) /dev/urandom >"$H_EXPORT/ro$i"; done
 
 python3 - "$NP" "$H_EXPORT" "$SECS" "$N" "$top_srcdir/tests/tools" <<'PY'
@@ -79,6 +89,8 @@ print(f"soak: {n} clients, {secs} s: {stats['ops']} operations, "
 sys.exit(1 if stats["mismatch"] or stats["errors"] else 0)
 PY
 rc=$?
-echo "end:   node RSS $(mem "$NPID") KiB fds $(fds "$NPID"); store RSS $(mem "$SPID") KiB fds $(fds "$SPID")"
+kill "$SAMPLER" 2>/dev/null
+wait "$SAMPLER" 2>/dev/null
+sample end
 $GV status --socket "$H_DIR/ctl.sock" | grep -E "^(connections|outstanding|errors|garbage|cache_bytes |READ|WRITE|GETATTR|READDIRPLUS) "
 exit $rc

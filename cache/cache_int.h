@@ -98,6 +98,7 @@ void store_close(struct store *s);
 int store_mdb_err(int rc);
 bool store_fatal(int rc);
 void store_mark_corrupt(struct store *s);
+void store_cover_pages(struct store *s);
 uint64_t store_charge(const struct store *s, uint32_t len);
 void key_ident(uint8_t *k, const struct cache_ident *id);
 void key_blk(uint8_t *k, const struct cache_ident *id, uint64_t blk);

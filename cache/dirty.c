@@ -22,6 +22,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,6 +74,8 @@ struct cache_dirty {
 	struct ditem *d_dhead, *d_dtail; /* completions */
 	uint64_t d_enq, d_done;    /* items queued / committed, ever */
 	bool d_stop;
+	time_t d_errlog_at;        /* failed groups: one line per 5 s */
+	unsigned d_errlog_skipped;
 };
 
 static void dlog(const struct cache_dirty *d, int prio, const char *fmt, ...)
@@ -106,13 +109,15 @@ static uint64_t be64_get(const uint8_t *p)
 	return v;
 }
 
-/* LMDB returns errno values (positive) or its own codes (below
- * MDB_KEYEXIST); ours are -errno. */
+/* LMDB returns errno values (positive) or its own codes (MDB_KEYEXIST
+ * up to MDB_LAST_ERRCODE); ours are -errno.  A full map is a full log. */
 static int mdb_errno(int rc)
 {
 	if (rc > 0)
 		return -rc;
-	return rc <= MDB_KEYEXIST ? -EIO : rc;
+	if (rc == MDB_MAP_FULL)
+		return -ENOSPC;
+	return rc >= MDB_KEYEXIST && rc <= MDB_LAST_ERRCODE ? -EIO : rc;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -283,15 +288,43 @@ fail:
 /* ---------------------------------------------------------------------- */
 /* The writer                                                              */
 
+/* A group's commit failed: say why, and tell a full file system (which
+ * LMDB may report as EIO, for a short write) from other errors, so that
+ * the WRITEs can be answered NFS3ERR_NOSPC rather than NFS3ERR_IO. */
+static int group_failed(struct cache_dirty *d, int rc, uint64_t bytes)
+{
+	struct statvfs sv;
+	bool full = rc == ENOSPC || rc == EDQUOT || rc == MDB_MAP_FULL;
+
+	if (!full && rc == EIO && statvfs(d->d_dir, &sv) == 0)
+		full = (uint64_t)sv.f_bavail * sv.f_frsize < bytes + (1u << 20);
+	if (time(NULL) - d->d_errlog_at >= 5) {
+		dlog(d, 3, "dirty log write failed: %s%s (%u more failed "
+		     "groups not logged)", mdb_strerror(rc),
+		     rc == MDB_MAP_FULL ? " (the log's map is full)"
+		     : full ? " (its file system is full)" : "",
+		     d->d_errlog_skipped);
+		d->d_errlog_at = time(NULL);
+		d->d_errlog_skipped = 0;
+	} else
+		d->d_errlog_skipped++;
+	if (rc == EDQUOT)
+		return -EDQUOT;
+	return full ? -ENOSPC : mdb_errno(rc);
+}
+
 static int group_apply(struct cache_dirty *d, struct ditem *list,
 		       uint64_t *freed)
 {
 	MDB_txn *txn;
+	uint64_t bytes = 0;
 	int rc = mdb_txn_begin(d->d_env, NULL, 0, &txn);
 
 	*freed = 0;
+	for (struct ditem *it = list; it; it = it->di_next)
+		bytes += it->di_vlen;
 	if (rc)
-		return mdb_errno(rc);
+		return group_failed(d, rc, bytes);
 	for (struct ditem *it = list; it; it = it->di_next) {
 		uint8_t key[8];
 		MDB_val k = {8, key}, v = {it->di_vlen, it->di_val};
@@ -307,12 +340,12 @@ static int group_apply(struct cache_dirty *d, struct ditem *list,
 		}
 		if (rc) {
 			mdb_txn_abort(txn);
-			return mdb_errno(rc);
+			return group_failed(d, rc, bytes);
 		}
 	}
 	/* Commit: LMDB fsyncs data and meta pages before returning. */
 	rc = mdb_txn_commit(txn);
-	return rc ? mdb_errno(rc) : 0;
+	return rc ? group_failed(d, rc, bytes) : 0;
 }
 
 static void *writer_main(void *arg)
@@ -334,9 +367,7 @@ static void *writer_main(void *arg)
 		d->d_qhead = d->d_qtail = NULL;
 		pthread_mutex_unlock(&d->d_mu);
 		rc = group_apply(d, list, &freed);
-		if (rc)
-			dlog(d, 3, "dirty log write failed: %s", strerror(-rc));
-		else
+		if (rc == 0)
 			atomic_fetch_sub(&d->d_bytes, freed);
 		for (last = list;; last = last->di_next) {
 			free(last->di_val);

@@ -321,6 +321,29 @@ static int store_check_size(struct store *s)
 	return 0;
 }
 
+/* LMDB counts pages that a transaction allocated and freed again without
+ * ever writing them (a group that evicts blocks it filled itself, as a
+ * cache smaller than a group does) in the meta page's last page number,
+ * so data.mdb can end before it.  Extend the file (sparse) after each
+ * commit, so that store_check_size at the next open still means "cut
+ * short" rather than throwing away a sound cache. */
+void store_cover_pages(struct store *s)
+{
+	MDB_envinfo ei;
+	mdb_filehandle_t fd;
+	struct stat sb;
+	off_t want;
+
+	if (mdb_env_info(s->s_env, &ei) || mdb_env_get_fd(s->s_env, &fd) ||
+	    fstat(fd, &sb) < 0)
+		return;
+	want = (off_t)(ei.me_last_pgno + 1) * s->s_psize;
+	if (sb.st_size < want && ftruncate(fd, want) < 0)
+		cache_logf(s->s_log, LOG_WARNING,
+		           "cache %s: cannot extend data.mdb to %lld bytes: %s",
+		           s->s_dir, (long long)want, strerror(errno));
+}
+
 static int store_try_open(struct store *s, uint64_t mapsize, unsigned flags,
                           bool rdonly)
 {

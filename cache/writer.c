@@ -407,6 +407,22 @@ static bool disk_full(struct cache *c, int rc)
 	       2ull * c->c_opts.co_group_bytes;
 }
 
+/* A reader that died holding a snapshot (a killed mdb_dump or `gridvfs
+ * cache stat`, say) keeps every page freed since from reuse until its
+ * slot is cleared, and LMDB clears dead readers' slots only when asked:
+ * without this the map fills and stays full, every retry fails again and
+ * lowers the cap once more, until a restart. */
+static void clear_dead_readers(struct cache *c)
+{
+	int dead = 0;
+
+	if (mdb_reader_check(c->c_st.s_env, &dead) == 0 && dead > 0)
+		cache_logf(c->c_opts.co_log, LOG_NOTICE,
+		           "cache %s: cleared %d reader slot(s) of dead "
+		           "processes (their old snapshots kept freed pages "
+		           "from reuse)", c->c_st.s_dir, dead);
+}
+
 /* A write failed: disk or map full → bypass (and a lower cap, so that
  * eviction makes room inside the file that exists); anything that means
  * LMDB is damaged → broken. */
@@ -426,12 +442,17 @@ static void writer_fail(struct cache *c, int rc, const char *where)
 		atomic_store(&c->a_cap, ncap);
 	else
 		ncap = cap;
+	if (rc == MDB_MAP_FULL)
+		clear_dead_readers(c);
 	if (!atomic_exchange(&c->a_bypass, true))
 		cache_logf(c->c_opts.co_log, LOG_WARNING,
-		           "cache %s: %s: %s; bypassing the cache (fills "
+		           "cache %s: %s: %s (%s); bypassing the cache (fills "
 		           "dropped, reads served from what it holds), "
 		           "retrying in %u ms with cap %llu bytes",
 		           c->c_st.s_dir, where, mdb_strerror(rc),
+		           rc == MDB_MAP_FULL ? "LMDB map full"
+		           : disk_full(c, rc) ? "cache file system full"
+		                              : "write error",
 		           c->c_opts.co_retry_ms, (unsigned long long)ncap);
 }
 
@@ -488,11 +509,16 @@ static void group_done(struct cache *c, struct witem *done)
 }
 
 /* Take what is queued, waiting up to the group deadline for more while
- * under group_bytes.  Returns the detached list (NULL: nothing came). */
+ * under group_bytes, but no more fill data than room (at least one item):
+ * a backlog longer than a group (the queue holds up to co_queue_bytes)
+ * must not become one transaction, or a small cache's map (2 x cap +
+ * 64 MiB) fills before eviction runs at the group's end.  Returns the
+ * detached list (NULL: nothing came). */
 static struct witem *group_take(struct cache *c, uint64_t deadline,
-                                uint64_t have)
+                                uint64_t have, uint64_t room)
 {
-	struct witem *l;
+	struct witem *l, *last = NULL;
+	uint64_t taken = 0;
 
 	pthread_mutex_lock(&c->c_qlock);
 	while (!c->c_qhead && !c->c_stop && have > 0) {
@@ -509,9 +535,20 @@ static struct witem *group_take(struct cache *c, uint64_t deadline,
 		c->c_qwaiting = false;
 	}
 	l = c->c_qhead;
-	c->c_qhead = c->c_qtail = NULL;
-	for (struct witem *wi = l; wi; wi = wi->wi_next)
-		c->c_qbytes -= wi->wi_kind == WI_FILL ? wi->wi_len : 0;
+	for (struct witem *wi = l; wi && (!last || taken < room);
+	     wi = wi->wi_next) {
+		if (wi->wi_kind == WI_FILL) {
+			taken += wi->wi_len;
+			c->c_qbytes -= wi->wi_len;
+		}
+		last = wi;
+	}
+	if (last) {
+		c->c_qhead = last->wi_next;
+		if (!c->c_qhead)
+			c->c_qtail = NULL;
+		last->wi_next = NULL;
+	}
 	pthread_mutex_unlock(&c->c_qlock);
 	return l;
 }
@@ -529,8 +566,9 @@ static int group_body(struct cache *c, MDB_txn *t, struct witem ***dt,
 	int rc = 0;
 
 	for (;;) {
-		struct witem *l = group_take(c, start + c->c_opts.co_group_ms,
-		                             bytes + 1);
+		struct witem *l = group_take(
+			c, start + c->c_opts.co_group_ms, bytes + 1,
+			c->c_opts.co_group_bytes - bytes);
 		if (!l)
 			break;
 		for (struct witem *wi = l; wi; wi = wi->wi_next) {
@@ -567,6 +605,29 @@ static int group_body(struct cache *c, MDB_txn *t, struct witem ***dt,
 	return rc;
 }
 
+/* Writes work again: give back what the failure took from the cap, as far
+ * as the file system's free space allows (keeping two groups spare, the
+ * margin disk_full uses), so that a disk someone else filled for a while
+ * does not shrink the cache until the next restart. */
+static uint64_t cap_restore(struct cache *c)
+{
+	uint64_t cap = atomic_load(&c->a_cap), want = c->c_opts.co_max_bytes;
+	uint64_t spare = 2ull * c->c_opts.co_group_bytes, room;
+	struct statvfs sv;
+
+	if (cap >= want || statvfs(c->c_st.s_dir, &sv) < 0)
+		return cap;
+	room = (uint64_t)sv.f_bavail * sv.f_frsize;
+	room = (room > spare ? room - spare : 0) + c->c_st.s_tot.t_bytes;
+	if (room < want)
+		want = room;
+	if (want > cap) {
+		atomic_store(&c->a_cap, want);
+		cap = want;
+	}
+	return cap;
+}
+
 static void writer_group(struct cache *c)
 {
 	struct store *s = &c->c_st;
@@ -577,6 +638,8 @@ static void writer_group(struct cache *c)
 	MDB_txn *t;
 	int rc;
 
+	if (atomic_load(&c->a_bypass))
+		clear_dead_readers(c); /* before a retry */
 	rc = mdb_txn_begin(s->s_env, NULL, 0, &t);
 	if (rc == 0) {
 		s->s_tot.t_seq++;
@@ -592,18 +655,19 @@ static void writer_group(struct cache *c)
 		group_undo(c, done);
 		return;
 	}
+	store_cover_pages(s);
 	publish(c, &ws);
 	if (atomic_exchange(&c->a_bypass, false))
 		cache_logf(c->c_opts.co_log, LOG_NOTICE,
 		           "cache %s: writes resumed (cap %llu bytes)", s->s_dir,
-		           (unsigned long long)atomic_load(&c->a_cap));
+		           (unsigned long long)cap_restore(c));
 	group_done(c, done);
 }
 
 /* Broken cache: everything queued is discarded. */
 static void writer_discard(struct cache *c)
 {
-	struct witem *l = group_take(c, 0, 0);
+	struct witem *l = group_take(c, 0, 0, UINT64_MAX);
 
 	for (struct witem *wi = l; wi; wi = wi->wi_next)
 		if (wi->wi_kind == WI_FILL)

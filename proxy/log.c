@@ -42,6 +42,7 @@ static const char *prio_name(int prio)
 	switch (prio) {
 	case LOG_ERR: return "error";
 	case LOG_WARNING: return "warn";
+	case LOG_NOTICE: return "notice";
 	case LOG_INFO: return "info";
 	default: return "debug";
 	}

@@ -51,7 +51,7 @@ struct wb_rec {
 	enum rec_state r_state;
 	uint8_t r_verf[8];
 	uint64_t r_cgen;
-	bool r_put_failed;
+	bool r_durable;  /* in the log: may go upstream */
 	struct rpc_authsys r_cred;
 	/* The client WRITE to answer when durable (NULL: replayed). */
 	struct px_client *r_client;
@@ -132,6 +132,7 @@ struct wb_io {
 };
 
 static void flush_kick(struct px_wb *w);
+static void file_backoff(struct wb_file *f);
 static void park_progress(struct px_wb *w);
 static void write_admit(struct px_wb *w, struct px_client *c,
 			const uint8_t *msg, size_t len,
@@ -479,6 +480,13 @@ static void client_hold(struct px_client *c)
 	c->cl_pending++;
 }
 
+/* The NFS status for a WRITE the dirty log could not store. */
+static uint32_t put_status(int err)
+{
+	return err == -ENOSPC ? NFS3ERR_NOSPC
+	       : err == -EDQUOT ? NFS3ERR_DQUOT : NFS3ERR_IO;
+}
+
 static void write_reply(struct px_wb *w, struct wb_rec *r, int err)
 {
 	struct px_client *c = r->r_client;
@@ -489,7 +497,7 @@ static void write_reply(struct px_wb *w, struct wb_rec *r, int err)
 	if (!c->cl_closed && (m = reply_new(r->r_xid, 128 + NFS3_FATTR_SIZE, &x))) {
 		size_t res = x.x_pos;
 
-		rpc_xdr_put_u32(&x, err ? NFS3ERR_IO : NFS3_OK);
+		rpc_xdr_put_u32(&x, err ? put_status(err) : NFS3_OK);
 		put_wcc(&x, r->r_file);
 		if (!err) {
 			rpc_xdr_put_u32(&x, r->r_count);
@@ -510,6 +518,38 @@ static void write_reply(struct px_wb *w, struct wb_rec *r, int err)
 /* ---------------------------------------------------------------------- */
 /* The dirty log's completions                                             */
 
+/* The log could not store r, so its client was told the WRITE failed:
+ * it must take no effect.  It was never sent (only durable records are
+ * flushed): drop it, and the node's size is again what upstream's and
+ * the other records make it. */
+static void rec_refused(struct px_wb *w, struct wb_file *f, struct wb_rec *r)
+{
+	rec_unlink(f, r);
+	f->f_lsize = f->f_have_attr
+			     ? rpc_get64(f->f_attr + NFS3_FATTR_SIZE_OFF)
+			     : 0;
+	for (struct wb_rec *q = f->f_head; q; q = q->r_next)
+		if (q->r_state != R_GONE && q->r_off + q->r_len > f->f_lsize)
+			f->f_lsize = q->r_off + q->r_len;
+	w->w_progress = true;
+	file_note_clean(f);
+}
+
+/* A record committed upstream is still in the log (its deletion failed:
+ * a full disk, say).  It goes back to R_WRITTEN and counts as written
+ * again, so that flush_file sends a new COMMIT after a backoff and the
+ * deletion is retried then; without f_written_bytes no COMMIT would ever
+ * be sent, and the file would stay dirty, its COMMITs parked, forever. */
+static void rec_del_failed(struct wb_file *f, struct wb_rec *r, int err)
+{
+	px_warn_rl("dirty log: cannot delete a record committed upstream "
+		   "(%s): kept, retried after a new COMMIT", strerror(-err));
+	r->r_state = R_WRITTEN;
+	f->f_written_bytes += r->r_len;
+	if (f->f_retry_at <= px_now_ms())
+		file_backoff(f);
+}
+
 static void dirty_done(struct px_wb *w, const struct cache_dirty_done *dd)
 {
 	struct wb_rec *r = dd->dd_token;
@@ -520,17 +560,22 @@ static void dirty_done(struct px_wb *w, const struct cache_dirty_done *dd)
 	f = r->r_file;
 	if (dd->dd_put) {
 		if (dd->dd_err) {
-			px_err("dirty log: cannot store a WRITE (%s): answering "
-			       "NFS3ERR_IO", strerror(-dd->dd_err));
-			r->r_put_failed = true;
-		}
+			px_warn_rl("dirty log: cannot store a WRITE (%s): "
+				   "answering %s", strerror(-dd->dd_err),
+				   put_status(dd->dd_err) == NFS3ERR_NOSPC
+					   ? "NFS3ERR_NOSPC"
+				   : put_status(dd->dd_err) == NFS3ERR_DQUOT
+					   ? "NFS3ERR_DQUOT" : "NFS3ERR_IO");
+		} else
+			r->r_durable = true;
 		if (r->r_client)
 			write_reply(w, r, dd->dd_err);
+		if (dd->dd_err)
+			rec_refused(w, f, r);
 		return;
 	}
 	if (dd->dd_err) {
-		/* Kept; the next tick retries the deletion. */
-		r->r_state = R_WRITTEN;
+		rec_del_failed(f, r, dd->dd_err);
 		return;
 	}
 	w->w_progress = true;
@@ -561,16 +606,9 @@ static void rec_retire(struct px_wb *w, struct wb_rec *r)
 {
 	r->r_state = R_DELETING;
 	w->w_flushed_bytes += r->r_len;
-	if (r->r_put_failed) {
-		/* Never stored: nothing to delete. */
-		struct cache_dirty_done dd = {.dd_token = r};
-
-		dirty_done(w, &dd);
-		return;
-	}
-	/* A put still queued is ahead of this delete: the order holds. */
+	/* Only durable records are sent: its put is done, the order holds. */
 	if (cache_dirty_del(w->w_dirty, r->r_seq, r->r_len, r) < 0)
-		r->r_state = R_WRITTEN; /* retried at the next commit */
+		rec_del_failed(r->r_file, r, -ENOMEM);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -863,7 +901,8 @@ static int flush_send_write(struct px_wb *w, struct wb_file *f,
 			slot = (int)i;
 	if (slot < 0)
 		return -EAGAIN;
-	for (r = r0; r && n < max && r->r_state == R_QUEUED && r->r_off == end &&
+	for (r = r0; r && n < max && r->r_state == R_QUEUED && r->r_durable &&
+		     r->r_off == end &&
 		     end - r0->r_off + r->r_len <= FLUSH_MAX &&
 		     (!f->f_barrier_seq || r->r_seq < f->f_barrier_seq) &&
 		     (r == r0 || !fly_overlaps(f, r->r_off, r->r_off + r->r_len)) &&
@@ -931,6 +970,11 @@ static void flush_file(struct px_wb *w, struct wb_file *f, uint64_t now)
 			continue;
 		}
 		if (f->f_barrier_seq && r->r_seq > f->f_barrier_seq)
+			break;
+		/* Only what the log holds goes upstream: a WRITE refused
+		 * for want of space must take no effect.  Puts complete in
+		 * order, so this waits one group commit at most. */
+		if (!r->r_durable)
 			break;
 		/* In order per file: never overtake an overlapping write. */
 		if (fly_overlaps(f, r->r_off, r->r_off + r->r_len))
@@ -1627,6 +1671,7 @@ static int replay_rec(void *ctx, const struct cache_dirty_rec *dr)
 	r->r_off = dr->dr_off;
 	r->r_len = dr->dr_len;
 	r->r_time_ms = dr->dr_time_ms;
+	r->r_durable = true;
 	r->r_cred.as_uid = dr->dr_uid;
 	r->r_cred.as_gid = dr->dr_gid;
 	r->r_cred.as_ngids = dr->dr_ngids;

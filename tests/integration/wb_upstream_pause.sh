@@ -1,8 +1,13 @@
 #!/bin/bash
 # wb_upstream_pause.sh — write-back with the upstream unreachable (a paused
 # wanrelay between gridvfsd and ganesha):
-#  A. 10 s pause: 8 MiB of writes are acknowledged during the pause (the
-#     writer sees no error and does not wait), and arrive upstream after.
+#  A. 30 s pause (issue 10): 8 MiB of writes are acknowledged during the
+#     pause (the writer sees no error and does not wait), nothing reaches
+#     upstream and the writer's COMMIT is still waiting 28 s in; after the
+#     resume the COMMIT completes and the data is upstream.  In the same
+#     pause a write-through client (a second proxy on the same relay)
+#     writes 2 MiB: its calls wait for the whole pause with no reply at
+#     all (no error), then complete, and the data is upstream.
 #  B. --dirty-max 2 MiB: during a pause the writer's acknowledged bytes stop
 #     at the bound (writes wait, they do not fail); after the resume the
 #     writer finishes; the proxy's high-water mark never passed the bound.
@@ -23,6 +28,7 @@ writer() {
 		from nfsmodel import Client
 		port, export, name, mib, prog = sys.argv[1:6]
 		c = Client("127.0.0.1", int(port), export)
+		c.s.settimeout(120)  # the COMMIT waits out the whole pause
 		fh = c.fh(name)  # LOOKUP needs upstream: before the pause
 		open(prog + ".ready", "w").close()
 		while not os.path.exists(prog + ".go"):
@@ -66,17 +72,27 @@ start_proxy() {
 	H_PX_PORT=$H_AT_PORT PX_PID=$H_AT_PID
 }
 
-# --- A: a 10 s outage is absorbed -----------------------------------------
+# --- A: a 30 s outage is absorbed -----------------------------------------
+PAUSE=${WB_PAUSE_SECS:-30}
+# The write-through proxy of the same node, on the same (paused) link.
+h_gridvfsd_at px-t "$RELAY" "$H_MNT_PORT" --role client --write-policy through
+PT_PORT=$H_AT_PORT PT_PID=$H_AT_PID
 start_proxy px-a --dirty-max 64M
-touch "$H_EXPORT/a" "$H_EXPORT/b" && chmod 666 "$H_EXPORT/a" "$H_EXPORT/b"
+touch "$H_EXPORT/a" "$H_EXPORT/b" "$H_EXPORT/t" && chmod 666 "$H_EXPORT"/[abt]
 expected a 8
 writer a 8 >"$H_DIR/a.out" 2>"$H_DIR/a.err" &
 WPID=$!
+python3 "$top_srcdir/tests/tools/nfswriter.py" write 127.0.0.1 "$PT_PORT" "$H_EXPORT" /t \
+	--mib 2 --tag through --commit --go "$H_DIR/t.go" --progress "$H_DIR/t.progress" \
+	--reconnect 1 --timeout 120 >"$H_DIR/t.out" 2>"$H_DIR/t.err" &
+TPID=$!
 ready a
+for ((i = 0; i < 100; i++)); do [ -e "$H_DIR/t.go.ready" ] && break; sleep 0.1; done
+[ -e "$H_DIR/t.go.ready" ] || h_fail "A: write-through writer did not get ready: $(tail -n 2 "$H_DIR/t.err")"
 "$WAN" --ctl "$RELAYCTL" pause >/dev/null || h_fail "cannot pause the relay"
-h_log "A: upstream paused"
+h_log "A: upstream paused for $PAUSE s"
 T0=$(date +%s.%N)
-touch "$H_DIR/a.progress.go"
+touch "$H_DIR/a.progress.go" "$H_DIR/t.go"
 # All 8 MiB acknowledged while upstream is away (the COMMIT then waits).
 for ((i = 0; i < 80; i++)); do
 	[ "$(progress a)" -ge $((8 << 20)) ] && break
@@ -88,13 +104,33 @@ T1=$(date +%s.%N)
 h_log "A: 8 MiB acknowledged in $(echo "$T1 - $T0" | bc) s while paused"
 cmp -s "$H_DIR/a.want" "$H_EXPORT/a" && h_fail "A: data upstream during the pause?"
 kill -0 "$WPID" 2>/dev/null || h_fail "A: writer ended during the pause: $(cat "$H_DIR/a.err")"
-sleep $(echo "10 - ($T1 - $T0)" | bc | sed 's/^-.*/0/')
+# Late in the pause: still nothing upstream, the COMMIT still waits, the
+# write-through client has had no answer (and no error) at all.
+sleep $(echo "$PAUSE - 2 - ($(date +%s.%N) - $T0)" | bc | sed 's/^-.*/0/')
+h_log "A: $(echo "$(date +%s.%N) - $T0" | bc) s into the pause"
+cmp -s "$H_DIR/a.want" "$H_EXPORT/a" && h_fail "A: data upstream during the pause?"
+kill -0 "$WPID" 2>/dev/null || h_fail "A: write-back COMMIT answered during the pause: $(cat "$H_DIR/a.out" "$H_DIR/a.err")"
+kill -0 "$TPID" 2>/dev/null ||
+	h_fail "A: write-through writer ended during the pause: $(cat "$H_DIR/t.out" "$H_DIR/t.err")"
+[ "$(cat "$H_DIR/t.progress" 2>/dev/null || echo 0)" -eq 0 ] ||
+	h_fail "A: a write-through WRITE was answered with upstream paused"
+grep -q "connection lost" "$H_DIR/t.err" && h_fail "A: the write-through client's connection broke"
+[ -s "$H_EXPORT/t" ] && h_fail "A: write-through data upstream during the pause?"
+sleep $(echo "$PAUSE - ($(date +%s.%N) - $T0)" | bc | sed 's/^-.*/0/')
 "$WAN" --ctl "$RELAYCTL" resume >/dev/null
 h_log "A: upstream resumed"
 wait "$WPID" || h_fail "A: writer failed: $(tail -n 3 "$H_DIR/a.err")"
 grep -q done "$H_DIR/a.out" || h_fail "A: writer did not finish"
 cmp -s "$H_DIR/a.want" "$H_EXPORT/a" || h_fail "A: upstream content differs after COMMIT"
+wait "$TPID" || h_fail "A: write-through writer failed after the resume: $(tail -n 3 "$H_DIR/t.err")"
+h_log "A: write-through writer: $(cat "$H_DIR/t.out")"
+grep -q "^acked 32 nospc 0 reconnects 0 " "$H_DIR/t.out" ||
+	h_fail "A: write-through writer: $(cat "$H_DIR/t.out")"
+python3 "$top_srcdir/tests/tools/nfswriter.py" check "$H_EXPORT/t" --mib 2 --tag through \
+	>>"$H_DIR/test.log" || h_fail "A: write-through data upstream differs after COMMIT"
+grep -q "SYSTEM_ERR\|timed out" "$H_DIR/px-t.log" && h_fail "A: the write-through proxy failed calls"
 h_stop_pid "$PX_PID" || h_fail "A: proxy exit status"
+h_stop_pid "$PT_PID" || h_fail "A: write-through proxy exit status"
 
 # --- B: --dirty-max bounds what is absorbed ---------------------------------
 start_proxy px-b --dirty-max 2M
