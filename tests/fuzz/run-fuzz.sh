@@ -12,7 +12,7 @@ src=$1 bin=$2
 shift 2
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] ||
-	targets=(fuzz_record fuzz_call fuzz_reply fuzz_idmap fuzz_gridmap fuzz_meta)
+	targets=(fuzz_record fuzz_call fuzz_reply fuzz_idmap fuzz_gridmap fuzz_meta fuzz_probe)
 secs=${FUZZ_SECONDS:-60}
 maxlen=${FUZZ_MAX_LEN:-70000}
 bad=0
