@@ -99,6 +99,14 @@ m_rand() {
 		2>>"$H_DIR/tools.log") || { echo nan; return; }
 	awk '{ print $8 }' <<<"$r"
 }
+# m_rand_answered PATH COUNT -w: like m_rand, but IOPS until every WRITE
+# was answered (what the writer waits for), not including the final COMMIT.
+m_rand_answered() {
+	local r
+	r=$("$NFSRAND" -d 32 -b 4096 -n "$2" -s "$RANDOM" ${3:-} "$(url "$1" "/f$LO_MB")" \
+		2>>"$H_DIR/tools.log") || { echo nan; return; }
+	awk '{ for (i = 1; i < NF; i++) if ($i == "answered_iops") print $(i + 1) }' <<<"$r"
+}
 # m_getattr PATH COUNT: median GETATTR round trip in µs (bench/rpcping).
 m_getattr() {
 	local r
@@ -296,7 +304,7 @@ m_wb() { # m_wb PATH FN ARGS...: PATH base or wb-LINK
 }
 rows_writeback() {
 	local link mb rnd
-	if ! b_has_opt write-back; then
+	if ! b_has_opt write-policy; then
 		skip "write-back: 4 KiB random and sequential writes" "write-back not built yet (the write rows above are write-through)"
 		return
 	fi
@@ -304,8 +312,10 @@ rows_writeback() {
 		if [ "$link" = lo ]; then mb=$LO_MB rnd=$((LO_RAND / 2)); else mb=$WAN_MB rnd=$((WAN_RAND / 2)); fi
 		row thr "$link" MiB/s "seq write, write-back" "seq write $mb MiB, write-back (COMMIT waits for the flush)" \
 			"direct-$link" "wb-$link" m_wb m_put "$mb"
-		row thr "$link" IOPS "4K rand write, write-back" "4 KiB random write, write-back (32 in flight)" \
+		row thr "$link" IOPS "4K rand write, write-back" "4 KiB random write, write-back, until COMMIT done (32 in flight)" \
 			"direct-$link" "wb-$link" m_wb m_rand "$rnd" -w
+		row thr "$link" IOPS "4K rand write answered, write-back" "4 KiB random write, write-back, until all answered (32 in flight)" \
+			"direct-$link" "wb-$link" m_wb m_rand_answered "$rnd" -w
 	done
 }
 
