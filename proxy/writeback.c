@@ -17,8 +17,8 @@
 #include "idmap/idmap.h"
 
 #define FH_BUCKETS 1024u
-#define MAX_INFLIGHT 64u        /* flush calls in flight, all files */
-#define FILE_INFLIGHT 16u       /* ... per file */
+#define MAX_INFLIGHT 128u       /* flush calls in flight, all files */
+#define FILE_INFLIGHT 32u       /* ... per file: a 32-deep writer over a WAN */
 #define FLUSH_MAX (512u << 10)  /* bytes per flush WRITE (coalesced) */
 #define COMMIT_EVERY (16u << 20) /* commit at least this often per file */
 #define LOCAL_VIEW_MS 30000u    /* replies older than a file's last flush */
