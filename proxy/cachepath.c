@@ -611,20 +611,6 @@ static void mreq_free(struct px_mreq *mr)
 	free(mr);
 }
 
-static void send_rpc_error(struct px_client *c, uint32_t xid, uint32_t stat)
-{
-	struct px_msg *m = px_msg_new(64);
-	struct rpc_xdr x;
-
-	if (!m)
-		return;
-	rpc_xdr_init(&x, px_msg_data(m), 64);
-	rpc_reply_accepted(&x, xid, stat, 0, 0);
-	m->m_len = x.x_pos;
-	px_client_send(c, m);
-	px_msg_unref(m);
-}
-
 static void mreq_finish(struct px_rcache *rc, struct px_mreq *mr)
 {
 	struct px_client *c = mr->mr_client;
@@ -632,7 +618,7 @@ static void mreq_finish(struct px_rcache *rc, struct px_mreq *mr)
 	if (c->cl_closed) {
 		/* nobody to answer */
 	} else if (mr->mr_rpcerr) {
-		send_rpc_error(c, mr->mr_xid, mr->mr_rpcerr);
+		px_client_rpc_error(c, mr->mr_xid, mr->mr_rpcerr);
 	} else if (mr->mr_status) {
 		struct px_msg *m = px_msg_new(64);
 		struct rpc_xdr x;
@@ -1858,17 +1844,8 @@ void px_rcache_fail_waiters(struct px_cread *cr, uint32_t accept_stat)
 	if (!cr)
 		return;
 	while ((w = cr->cr_waiters)) {
-		struct px_msg *m = px_msg_new(64);
-		struct rpc_xdr x;
-
 		cr->cr_waiters = w->w_next;
-		if (m && !w->w_client->cl_closed) {
-			rpc_xdr_init(&x, px_msg_data(m), 64);
-			rpc_reply_accepted(&x, w->w_xid, accept_stat, 0, 0);
-			m->m_len = x.x_pos;
-			px_client_send(w->w_client, m);
-		}
-		px_msg_unref(m);
+		px_client_rpc_error(w->w_client, w->w_xid, accept_stat);
 		px_client_unref(w->w_client);
 		free(w);
 	}

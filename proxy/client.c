@@ -491,3 +491,17 @@ static void client_handshake(struct px_client *c)
 		px_client_update_read(c->cl_loop, c);
 	}
 }
+
+void px_client_rpc_error(struct px_client *c, uint32_t xid, uint32_t stat)
+{
+	struct px_msg *m;
+	struct rpc_xdr x;
+
+	if (c->cl_closed || !(m = px_msg_new(64)))
+		return;
+	rpc_xdr_init(&x, px_msg_data(m), 64);
+	rpc_reply_accepted(&x, xid, stat, 0, 0);
+	m->m_len = x.x_pos;
+	px_client_send(c, m);
+	px_msg_unref(m);
+}

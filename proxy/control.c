@@ -150,21 +150,22 @@ static void report_exports(struct px_loop *l, struct out *o, bool json)
 			     op->o_export_path, op->o_upstream,
 			     link_state_name(e->lp_nfs.ln_state),
 			     link_state_name(e->lp_mount.ln_state));
-		if (!json)
-			outf(o, "  ");
-		kv(o, json, &first, "calls", calls);
-		if (!json)
-			outf(o, "  ");
-		kv(o, json, &first, "outstanding_calls", e->lp_npending);
-		if (!json)
-			outf(o, "  ");
-		kv(o, json, &first, "replies_forwarded", e->lp_stats.s_replies);
-		if (!json)
-			outf(o, "  ");
-		kv(o, json, &first, "cache_reads_local", hits);
-		if (!json)
-			outf(o, "  ");
-		kv(o, json, &first, "cache_fetches", fetches);
+		const struct {
+			const char *k;
+			uint64_t v;
+		} f[] = {
+			{"calls", calls},
+			{"outstanding_calls", e->lp_npending},
+			{"replies_forwarded", e->lp_stats.s_replies},
+			{"cache_reads_local", hits},
+			{"cache_fetches", fetches},
+		};
+
+		for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++) {
+			if (!json)
+				outf(o, "  ");
+			kv(o, json, &first, f[k].k, f[k].v);
+		}
 		if (json)
 			outf(o, "}");
 	}

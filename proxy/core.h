@@ -194,6 +194,9 @@ void px_client_close(struct px_client *c, const char *reason);
 void px_client_unref(struct px_client *c);
 void px_client_reap(struct px_loop *l);
 void px_client_send(struct px_client *c, struct px_msg *m);
+/* An accepted reply carrying only accept_stat (SYSTEM_ERR, ...); nothing
+ * for a closed connection. */
+void px_client_rpc_error(struct px_client *c, uint32_t xid, uint32_t stat);
 /* Re-evaluate whether c (or, with NULL, every client) may be read. */
 void px_client_update_read(struct px_loop *l, struct px_client *c);
 void px_client_tick(struct px_loop *l, uint64_t now_ms);

@@ -424,18 +424,6 @@ static void reply_send(struct px_client *c, struct px_msg *m,
 	px_msg_unref(m);
 }
 
-static void reply_rpc_error(struct px_client *c, uint32_t xid, uint32_t stat)
-{
-	struct px_msg *m = px_msg_new(64);
-	struct rpc_xdr x;
-
-	if (!m)
-		return;
-	rpc_xdr_init(&x, px_msg_data(m), 64);
-	rpc_reply_accepted(&x, xid, stat, 0, 0);
-	reply_send(c, m, &x);
-}
-
 /* wcc_data with no pre-op attributes and the file's post-op view. */
 static void put_wcc(struct rpc_xdr *x, const struct wb_file *f)
 {
@@ -1102,12 +1090,12 @@ static void write_admit(struct px_wb *w, struct px_client *c,
 	if (!args_parse(NFS3_WRITE, msg, len, h, &wa) ||
 	    !(f = file_get(w, wa.wa_fh, wa.wa_fhlen)) ||
 	    !(r = calloc(1, sizeof(*r)))) {
-		reply_rpc_error(c, h->c_xid, RPC_ACC_SYSTEM_ERR);
+		px_client_rpc_error(c, h->c_xid, RPC_ACC_SYSTEM_ERR);
 		return;
 	}
 	if (!(r->r_data = malloc(wa.wa_len ? wa.wa_len : 1))) {
 		free(r);
-		reply_rpc_error(c, h->c_xid, RPC_ACC_SYSTEM_ERR);
+		px_client_rpc_error(c, h->c_xid, RPC_ACC_SYSTEM_ERR);
 		return;
 	}
 	memcpy(r->r_data, wa.wa_data, wa.wa_len);
@@ -1305,7 +1293,7 @@ static void fwd_done(void *ctx, int err, uint8_t *res, size_t len)
 		f->f_barriers_out--;
 	if (err) {
 		if (!c->cl_closed)
-			reply_rpc_error(c, io->io_xid, RPC_ACC_SYSTEM_ERR);
+			px_client_rpc_error(c, io->io_xid, RPC_ACC_SYSTEM_ERR);
 	} else if (io->io_proc == NFS3_READ && f && !c->cl_closed) {
 		read_overlay_reply(w, io, res, len);
 	} else if (!c->cl_closed) {
@@ -1331,7 +1319,7 @@ static void fwd_done(void *ctx, int err, uint8_t *res, size_t len)
 					px_client_send(c, t);
 					px_msg_unref(t);
 				} else {
-					reply_rpc_error(c, io->io_xid,
+					px_client_rpc_error(c, io->io_xid,
 							RPC_ACC_SYSTEM_ERR);
 				}
 			} else {
@@ -1362,7 +1350,7 @@ static void fwd_send(struct px_wb *w, struct px_client *c, const uint8_t *msg,
 	struct wargs wa;
 
 	if (!io) {
-		reply_rpc_error(c, h->c_xid, RPC_ACC_SYSTEM_ERR);
+		px_client_rpc_error(c, h->c_xid, RPC_ACC_SYSTEM_ERR);
 		return;
 	}
 	io->io_wb = w;
@@ -1378,7 +1366,7 @@ static void fwd_send(struct px_wb *w, struct px_client *c, const uint8_t *msg,
 	if (px_icall(w->w_loop, RPC_PROG_NFS, h->c_proc, &cred,
 		     msg + h->c_args_off, len - h->c_args_off, fwd_done, io) < 0) {
 		free(io);
-		reply_rpc_error(c, h->c_xid, RPC_ACC_SYSTEM_ERR);
+		px_client_rpc_error(c, h->c_xid, RPC_ACC_SYSTEM_ERR);
 		return;
 	}
 	client_hold(c);
@@ -1406,7 +1394,7 @@ static int park(struct px_wb *w, struct px_client *c, const uint8_t *msg,
 		}
 	if (!p || !(p->p_msg = malloc(len))) {
 		free(p);
-		reply_rpc_error(c, h->c_xid, RPC_ACC_SYSTEM_ERR);
+		px_client_rpc_error(c, h->c_xid, RPC_ACC_SYSTEM_ERR);
 		return 1;
 	}
 	memcpy(p->p_msg, msg, len);
