@@ -356,7 +356,9 @@ static void test_version_change(void)
 
 static void test_immutable(void)
 {
-	struct cache *c = open_cache(new_dir(), 256 * MB, 0, 1);
+	/* A 3 s trust window: the fill, flush and first read below must fit
+	 * in it even under ASan on a loaded machine (1 s did not, once). */
+	struct cache *c = open_cache(new_dir(), 256 * MB, 0, 3);
 	uint8_t a[CACHE_FATTR_SIZE], a2[CACHE_FATTR_SIZE], fh[64], buf[16];
 	size_t fhlen = mkfh(fh, 20);
 	uint32_t got;
@@ -373,11 +375,11 @@ static void test_immutable(void)
 	/* the same call in strict mode adopts it at once */
 	CU_ASSERT_EQUAL(cache_note_attr(c, a, 0), 0);
 	CU_ASSERT_EQUAL(read_check(c, 20, 1, 4 * BS, 0, BS), -ENOENT);
-	/* trust expires after the ttl (1 s): the next version is adopted */
+	/* trust expires after the ttl (3 s): the next version is adopted */
 	fill_file(c, 21, 1, 2 * BS, BS, CACHE_F_IMMUTABLE);
 	CU_ASSERT_EQUAL(cache_flush(c), 0);
 	CU_ASSERT_EQUAL(read_check(c, 21, 1, 2 * BS, 0, 2 * BS), 0);
-	sleep(2);
+	sleep(4);
 	CU_ASSERT_EQUAL(read_check(c, 21, 1, 2 * BS, 0, 2 * BS), -ENOENT);
 	mkattr(a, 21, 2 * BS, 1, 1); /* same version seen again: trusted again */
 	CU_ASSERT_EQUAL(cache_note_attr(c, a, CACHE_F_IMMUTABLE), 0);
