@@ -912,12 +912,15 @@ static int flush_send_write(struct px_wb *w, struct wb_file *f,
 	rpc_xdr_put_u32(&x, (uint32_t)(end - r0->r_off));
 	rpc_xdr_put_u32(&x, UNSTABLE);
 	rpc_xdr_put_u32(&x, (uint32_t)(end - r0->r_off));
+	/* One opaque made of several records: their bytes back to back,
+	 * then one padding for the whole (padding each record shifted the
+	 * data and added bytes a strict server refuses as GARBAGE_ARGS). */
 	r = r0;
 	for (unsigned i = 0; i < n; i++, r = r->r_next) {
-		rpc_xdr_put_fixed(&x, r->r_data, r->r_len);
+		rpc_xdr_put_bytes(&x, r->r_data, r->r_len);
 		io->io_recs[i] = r;
 	}
-	rpc_xdr_put_fixed(&x, "\0\0\0", (4 - (end - r0->r_off) % 4) % 4);
+	rpc_xdr_put_bytes(&x, "\0\0\0", (4 - (end - r0->r_off) % 4) % 4);
 	io->io_wb = w;
 	io->io_file = f;
 	io->io_nrecs = n;

@@ -148,6 +148,9 @@ int rpc_xdr_put_u64(struct rpc_xdr *x, uint64_t v);
 int rpc_xdr_put_opaque(struct rpc_xdr *x, const void *p, uint32_t len);
 /* Fixed-length opaque: bytes and zero padding, no length word. */
 int rpc_xdr_put_fixed(struct rpc_xdr *x, const void *p, size_t len);
+/* Raw bytes, no padding: one piece of an item built from several (the
+ * caller pads the whole item once, e.g. with rpc_xdr_put_fixed(x, "", n)). */
+int rpc_xdr_put_bytes(struct rpc_xdr *x, const void *p, size_t len);
 
 /* ---------------------------------------------------------------------- */
 /* TCP record marking                                                      */

@@ -129,6 +129,17 @@ int rpc_xdr_put_fixed(struct rpc_xdr *x, const void *src, size_t len)
 	return 0;
 }
 
+int rpc_xdr_put_bytes(struct rpc_xdr *x, const void *src, size_t len)
+{
+	uint8_t *p = take(x, len, -ENOSPC);
+
+	if (!p)
+		return x->x_err;
+	if (len)
+		memcpy(p, src, len);
+	return 0;
+}
+
 int rpc_xdr_put_opaque(struct rpc_xdr *x, const void *src, uint32_t len)
 {
 	if (rpc_xdr_put_u32(x, len))
