@@ -22,6 +22,7 @@
 #define ACCESS3_READ 0x1u
 #define NFS3ERR_ACCES 13u
 #define LOOK_SLOTS 16u
+#define MOD_SLOTS 4096u           /* last modification of a file, by handle hash */
 #define LOOK_MS 200u
 
 /* VM-image metadata (see the section below) */
@@ -82,6 +83,11 @@ struct px_rcache {
 	struct px_grant *rc_grants[ACC_BUCKETS];
 	struct px_look rc_look[LOOK_SLOTS];
 	unsigned rc_look_next;
+	/* lp_seq of the last WRITE/SETATTR sent or answered per handle hash
+	 * (collisions only drop a fill): a READ sent before it must not
+	 * fill the cache, since a version (size, mtime, ctime) need not
+	 * change within one timestamp tick. */
+	uint64_t rc_modseq[MOD_SLOTS];
 	uint64_t rc_local_hits, rc_local_bytes, rc_coalesced, rc_fetches;
 	/* VM-image metadata (issue 7) */
 	bool rc_meta, rc_prefetch;     /* look for metadata; follow profiles */
@@ -1484,8 +1490,45 @@ static bool look_serve(struct px_rcache *rc, struct px_client *c,
 	return false;
 }
 
+static uint64_t *modseq_slot(struct px_rcache *rc, const uint8_t *fh,
+			     uint32_t len)
+{
+	uint32_t h = 2166136261u;
+
+	for (uint32_t i = 0; i < len; i++)
+		h = (h ^ fh[i]) * 16777619u;
+	return &rc->rc_modseq[h & (MOD_SLOTS - 1)];
+}
+
+void px_rcache_modified(struct px_loop *l, const uint8_t *fh, uint32_t len)
+{
+	struct px_rcache *rc = l->lp_rcache;
+
+	if (!rc || !len || len > NFS3_FHSIZE)
+		return;
+	*modseq_slot(rc, fh, len) = ++l->lp_seq;
+	for (unsigned i = 0; i < LOOK_SLOTS; i++) {
+		struct px_look *lk = &rc->rc_look[i];
+
+		if (lk->lk_msg && lk->lk_fhlen == len &&
+		    !memcmp(lk->lk_fh, fh, len)) {
+			px_msg_unref(lk->lk_msg);
+			lk->lk_msg = NULL;
+		}
+	}
+	cache_invalidate(rc->rc_cache, fh, len);
+}
+
+/* Was the file modified (or may it have been) after a call sent at seq? */
+static bool modified_since(struct px_rcache *rc, const uint8_t *fh,
+			   uint32_t len, uint64_t seq)
+{
+	return *modseq_slot(rc, fh, len) > seq;
+}
+
 /* A fetch in flight for the same credential that covers this READ: wait
- * for it instead of asking upstream again. */
+ * for it instead of asking upstream again (unless the file was written
+ * after that fetch was sent: its bytes may predate the write). */
 static bool fetch_join(struct px_loop *l, struct px_client *c,
 		       const struct rpc_call *h, const struct px_cread *want)
 {
@@ -1498,7 +1541,9 @@ static bool fetch_join(struct px_loop *l, struct px_client *c,
 		    cr->cr_up_off + cr->cr_up_count <
 			    want->cr_cl_off + want->cr_cl_count ||
 		    cr->cr_fhlen != want->cr_fhlen ||
-		    memcmp(cr->cr_fh, want->cr_fh, want->cr_fhlen))
+		    memcmp(cr->cr_fh, want->cr_fh, want->cr_fhlen) ||
+		    modified_since(l->lp_rcache, cr->cr_fh, cr->cr_fhlen,
+				   pc->pc_seq))
 			continue;
 		if (!(w = calloc(1, sizeof(*w))))
 			return false;
@@ -1709,7 +1754,9 @@ static void read_answer(struct px_rcache *rc, struct px_call *pc,
 	bool ok = nc->nc_status == 0 && nc->nc_first_fattr;
 	struct px_waiter *w;
 
-	if (ok) {
+	/* Bytes read before a write to the file was sent may be older than
+	 * it: they answer this READ (they raced the write) but are not kept. */
+	if (ok && !modified_since(rc, cr->cr_fh, cr->cr_fhlen, pc->pc_seq)) {
 		cache_fill(rc->rc_cache, cr->cr_fh, cr->cr_fhlen, cr->cr_up_off,
 			   nc->nc_data, nc->nc_count, nc->nc_eof,
 			   nc->nc_first_fattr, rc->rc_flags);
@@ -1803,11 +1850,22 @@ bool px_rcache_reply(struct px_loop *l, struct px_call *pc, struct px_msg *m,
 	 * timestamps did not move (coarse mtime). */
 	if ((pc->pc_proc == NFS3_WRITE || pc->pc_proc == NFS3_SETATTR) &&
 	    call_fh(pc, &fh, &fhlen))
-		cache_invalidate(rc->rc_cache, fh, fhlen);
+		px_rcache_modified(l, fh, fhlen);
 	if (!pc->pc_cread)
 		return false;
 	read_answer(rc, pc, &nc, m);
 	return true;
+}
+
+void px_rcache_call_sent(struct px_loop *l, const struct px_call *pc)
+{
+	const uint8_t *fh;
+	uint32_t fhlen;
+
+	if (l->lp_rcache && pc->pc_prog == RPC_PROG_NFS &&
+	    (pc->pc_proc == NFS3_WRITE || pc->pc_proc == NFS3_SETATTR) &&
+	    call_fh(pc, &fh, &fhlen))
+		px_rcache_modified(l, fh, fhlen);
 }
 
 void px_rcache_call_free(struct px_cread *cr)

@@ -284,6 +284,10 @@ static void report(struct px_loop *l, struct out *o, bool json)
 		kv(o, json, &first, "wb_writes_parked", ws.ws_parked);
 		kv(o, json, &first, "wb_flushes_in_flight", ws.ws_inflight);
 		kv(o, json, &first, "wb_verifier_resends", ws.ws_resends);
+		kv(o, json, &first, "wb_flush_errors", ws.ws_flush_errors);
+		kv(o, json, &first, "wb_refused", ws.ws_refused);
+		kv(o, json, &first, "wb_dropped_bytes", ws.ws_dropped_bytes);
+		kv(o, json, &first, "wb_passed_through", ws.ws_passed_through);
 		if (json)
 			outf(o, "}");
 	}
@@ -617,6 +621,16 @@ static void metrics_body(struct px_loop *l, struct out *o)
 		 "Bytes flushed upstream.", true},
 		{"writeback_writes_waited_total", "counter",
 		 "Writes that waited for --dirty-max.", true},
+		{"writeback_flush_errors_total", "counter",
+		 "Flush WRITEs/COMMITs upstream failed or refused.", true},
+		{"writeback_refused_total", "counter",
+		 "Flushes refused for good (records dropped, COMMIT errors).",
+		 true},
+		{"writeback_dropped_bytes_total", "counter",
+		 "Acknowledged bytes dropped after a final upstream refusal.",
+		 true},
+		{"writeback_passed_through_total", "counter",
+		 "WRITEs sent write-through for want of a write grant.", true},
 	};
 	enum { NPE = sizeof(pe) / sizeof(pe[0]) };
 	uint64_t v[PX_EXPORTS_MAX][NPE];
@@ -640,7 +654,9 @@ static void metrics_body(struct px_loop *l, struct out *o)
 				     cs.cs_max_bytes, cs.cs_blocks,
 				     cs.cs_evictions, cs.cs_dropped_fills,
 				     ws.ws_dirty_bytes, ws.ws_dirty_max,
-				     ws.ws_flushed_bytes, ws.ws_writes_waited};
+				     ws.ws_flushed_bytes, ws.ws_writes_waited,
+				     ws.ws_flush_errors, ws.ws_refused,
+				     ws.ws_dropped_bytes, ws.ws_passed_through};
 
 		memcpy(v[i], row, sizeof(row));
 	}

@@ -16,7 +16,8 @@ struct px_call;
  * The answer to a call the proxy made itself (px_icall): err 0 with the
  * NFS/MOUNT results (after the RPC header; they live only during the
  * callback), or a negative errno when the call failed at the RPC level
- * (-EPROTO: upstream refused it; -ETIMEDOUT: upstream unreachable past
+ * (-EPROTO: upstream refused it for good — GARBAGE_ARGS, PROC_UNAVAIL,
+ * an auth error...; -EIO: SYSTEM_ERR; -ETIMEDOUT: upstream unreachable past
  * --upstream-timeout; -ECANCELED: shutdown).
  */
 typedef void (*px_icall_fn)(void *ctx, int err, uint8_t *res, size_t len);
@@ -107,6 +108,8 @@ struct px_call {
 	px_icall_fn pc_icb;          /* a call of the proxy's own, or NULL */
 	void *pc_ictx;
 	struct timespec pc_start;
+	uint64_t pc_seq;             /* lp_seq when sent: orders calls and
+				      * write-back events without ties */
 	struct px_call *pc_xnext;    /* hash chain by upstream xid */
 	struct px_call *pc_dnext;    /* hash chain by (client addr, xid) */
 	struct px_call *pc_next, *pc_prev; /* link's submission order */
@@ -139,6 +142,7 @@ struct px_loop {
 	struct timespec lp_drain_deadline;
 	uint64_t lp_next_client_id;
 	uint32_t lp_next_xid;
+	uint64_t lp_seq;             /* bumped for each call sent (pc_seq) */
 	/* Hash tables (power-of-two sizes). */
 	struct px_call **lp_by_xid, **lp_by_cl;
 	size_t lp_nbuckets;
@@ -246,6 +250,11 @@ int px_rcache_read_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
 bool px_rcache_reply(struct px_loop *l, struct px_call *pc, struct px_msg *m,
 		     size_t res_off);
 void px_rcache_fail_waiters(struct px_cread *cr, uint32_t accept_stat);
+/* A WRITE or SETATTR is being sent (pc->pc_seq set): READs sent before it
+ * must not fill the cache.  px_rcache_modified() says the same for a file
+ * written another way (write-back absorbing a WRITE), and invalidates. */
+void px_rcache_call_sent(struct px_loop *l, const struct px_call *pc);
+void px_rcache_modified(struct px_loop *l, const uint8_t *fh, uint32_t len);
 void px_rcache_call_free(struct px_cread *cr);
 void px_rcache_stats(struct px_loop *l, uint64_t *hits, uint64_t *bytes,
 		     uint64_t *fetches, uint64_t *coalesced);
@@ -272,6 +281,7 @@ void px_wb_reply(struct px_loop *l, struct px_call *pc, struct px_msg *m,
 struct px_wb_stats {
 	uint64_t ws_dirty_bytes, ws_dirty_max, ws_dirty_hwm;
 	uint64_t ws_flushed_bytes, ws_writes_waited, ws_conflicts, ws_resends;
+	uint64_t ws_flush_errors, ws_refused, ws_dropped_bytes, ws_passed_through;
 	unsigned ws_parked, ws_inflight;
 };
 void px_wb_stats(struct px_loop *l, struct px_wb_stats *st);

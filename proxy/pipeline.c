@@ -557,6 +557,8 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 	c->cl_refs++;
 	c->cl_pending++;
 	px_now(&pc->pc_start);
+	pc->pc_seq = ++l->lp_seq;
+	px_rcache_call_sent(l, pc);
 	call_index(l, pc, key);
 	l->lp_npending++;
 	if (px_pending_total(l->lp_main) >= l->lp_opts->o_max_pending &&
@@ -617,6 +619,7 @@ bool px_pipe_reply(struct px_link *ln, uint8_t *mem, size_t len)
 	struct rpc_reply r;
 	struct px_call *pc;
 	struct px_msg *m;
+	bool ok, answered = false;
 	int rc = rpc_reply_parse(msg, len, &r);
 
 	pc = len >= 4 ? call_by_xid(l, rpc_get32(msg)) : NULL;
@@ -655,16 +658,23 @@ bool px_pipe_reply(struct px_link *ln, uint8_t *mem, size_t len)
 		call_finish(l, pc);
 		return true;
 	}
-	if (l->lp_wb && pc->pc_prog == RPC_PROG_NFS &&
-	    r.r_stat == RPC_MSG_ACCEPTED && r.r_accept_stat == RPC_ACC_SUCCESS)
+	ok = r.r_stat == RPC_MSG_ACCEPTED && r.r_accept_stat == RPC_ACC_SUCCESS;
+	/* The read cache notes upstream's own attributes first: write-back
+	 * then patches the reply for the node (its unflushed writes), and a
+	 * patched fattr must never be stored as the file's version.  A READ
+	 * the cache answers itself (it fills and serves) was sent while the
+	 * file was clean: it is left as upstream gave it. */
+	if (ok && l->lp_rcache && pc->pc_prog == RPC_PROG_NFS)
+		answered = px_rcache_reply(l, pc, m, r.r_res_off);
+	if (ok && l->lp_wb && pc->pc_prog == RPC_PROG_NFS && !answered)
 		px_wb_reply(l, pc, m, r.r_res_off);
 	if (pc->pc_icb) {
-		bool ok = r.r_stat == RPC_MSG_ACCEPTED &&
-			  r.r_accept_stat == RPC_ACC_SUCCESS;
-
-		if (ok && l->lp_rcache && pc->pc_prog == RPC_PROG_NFS)
-			px_rcache_reply(l, pc, m, r.r_res_off);
-		pc->pc_icb(pc->pc_ictx, ok ? 0 : -EPROTO,
+		/* SYSTEM_ERR is upstream's trouble (a server role whose
+		 * store is away): worth a retry; other refusals are final. */
+		pc->pc_icb(pc->pc_ictx, ok ? 0
+				: r.r_stat == RPC_MSG_ACCEPTED &&
+				  r.r_accept_stat == RPC_ACC_SYSTEM_ERR ? -EIO
+				: -EPROTO,
 			   ok ? px_msg_data(m) + r.r_res_off : NULL,
 			   ok ? m->m_len - r.r_res_off : 0);
 		px_msg_unref(m);
@@ -678,10 +688,7 @@ bool px_pipe_reply(struct px_link *ln, uint8_t *mem, size_t len)
 		px_rcache_fail_waiters(pc->pc_cread, r.r_stat == RPC_MSG_ACCEPTED
 						     ? r.r_accept_stat
 						     : RPC_ACC_SYSTEM_ERR);
-	if (!(l->lp_rcache && pc->pc_prog == RPC_PROG_NFS &&
-	      r.r_stat == RPC_MSG_ACCEPTED && r.r_accept_stat == RPC_ACC_SUCCESS &&
-	      px_rcache_reply(l, pc, m, r.r_res_off)) &&
-	    pc->pc_client && !pc->pc_client->cl_closed) {
+	if (!answered && pc->pc_client && !pc->pc_client->cl_closed) {
 		if (l->lp_wrap && r.r_stat == RPC_MSG_ACCEPTED &&
 		    r.r_accept_stat == RPC_ACC_SUCCESS) {
 			/* Several exports: handles carry the export's tag. */
@@ -757,6 +764,8 @@ int px_icall(struct px_loop *l, uint32_t prog, uint32_t proc,
 	memset(pc->pc_key, 0xff, sizeof(pc->pc_key));
 	pc->pc_cl_xid = pc->pc_up_xid;
 	px_now(&pc->pc_start);
+	pc->pc_seq = ++l->lp_seq;
+	px_rcache_call_sent(l, pc);
 	call_index(l, pc, pc->pc_key);
 	l->lp_npending++;
 	px_link_submit(prog == RPC_PROG_NFS ? &l->lp_nfs : &l->lp_mount, pc);

@@ -22,7 +22,17 @@
 #define FLUSH_MAX (512u << 10)  /* bytes per flush WRITE (coalesced) */
 #define COMMIT_EVERY (16u << 20) /* commit at least this often per file */
 #define LOCAL_VIEW_MS 30000u    /* replies older than a file's last flush */
+#define NFS3ERR_PERM 1u
 #define NFS3ERR_IO 5u
+#define NFS3ERR_ACCES 13u
+#define NFS3ERR_INVAL 22u
+#define NFS3ERR_FBIG 27u
+#define NFS3ERR_ROFS 30u
+#define NFS3ERR_NOTSUPP 10004u
+#define ACCESS3_MODIFY 0x04u
+#define ACCESS3_EXTEND 0x08u
+#define GRANTS 4u               /* write grants kept per file */
+#define CERRS 4u                /* per-credential errors kept per file */
 #define NFS3ERR_NOSPC 28u
 #define NFS3ERR_DQUOT 69u
 #define NFS3ERR_STALE 70u
@@ -52,6 +62,7 @@ struct wb_rec {
 	uint8_t r_verf[8];
 	uint64_t r_cgen;
 	bool r_durable;  /* in the log: may go upstream */
+	bool r_dropped;  /* refused upstream for good: no longer the node's */
 	struct rpc_authsys r_cred;
 	/* The client WRITE to answer when durable (NULL: replayed). */
 	struct px_client *r_client;
@@ -72,6 +83,8 @@ struct wb_file {
 	uint32_t f_lmtime[2];             /* mtime of the last local write */
 	bool f_local;                     /* f_lsize / f_lmtime apply */
 	uint64_t f_clean_at;              /* ms: when it last became clean */
+	uint64_t f_clean_seq;             /* lp_seq then: calls sent up to it
+					   * may predate the flush */
 	unsigned f_inflight, f_reads, f_barriers_out;
 	uint64_t f_barrier_seq;           /* parked barrier: send nothing newer */
 	bool f_committing;
@@ -83,9 +96,22 @@ struct wb_file {
 	bool f_post_known;
 	uint8_t f_post_ctime[8];          /* upstream ctime after our last op */
 	struct { uint64_t off, end; } f_fly[FILE_INFLIGHT];
+	/* Who upstream lets write this file (ACCESS MODIFY|EXTEND), for
+	 * the mode/uid/gid the file had then: a WRITE is absorbed only
+	 * under a live grant. */
+	struct wb_grant {
+		uint64_t g_cred;          /* cred_hash(); 0: free slot */
+		uint32_t g_perm[3];       /* mode, uid, gid when granted */
+		uint64_t g_at;            /* ms: granted or last confirmed */
+		uint64_t g_seq;           /* w_seq when answered */
+		bool g_ok, g_asking;
+	} f_grants[GRANTS];
+	/* Flushes refused for good: the next COMMIT of that credential
+	 * says so, once. */
+	struct { uint64_t ce_cred; uint32_t ce_status; } f_cerr[CERRS];
 };
 
-enum park_kind { P_WRITE, P_COMMIT, P_FWD_FILE, P_FWD_ALL, P_READ };
+enum park_kind { P_WRITE, P_COMMIT, P_FWD_FILE, P_FWD_ALL, P_READ, P_GRANT };
 
 /* A client call waiting for the flusher (or for --dirty-max room). */
 struct wb_park {
@@ -111,6 +137,8 @@ struct px_wb {
 	struct wb_park *w_park, *w_park_tail;
 	unsigned w_inflight, w_parked_writes;
 	uint64_t w_hwm, w_waited, w_flushed_bytes, w_conflicts, w_resends;
+	uint64_t w_refused, w_dropped_bytes, w_passed_through, w_flush_errors;
+	struct wb_io *w_fwd;         /* client calls forwarded, in flight */
 	uint64_t w_logged_at, w_logged_flushed;
 	bool w_progress;             /* re-check parked calls */
 };
@@ -121,6 +149,9 @@ struct wb_io {
 	struct px_wb *io_wb;
 	struct wb_file *io_file;
 	uint64_t io_off, io_cgen, io_sgen;
+	uint64_t io_seq;         /* forwarded call: its park/arrival w_seq */
+	struct rpc_authsys io_cred; /* a COMMIT's credential */
+	struct wb_io *io_fnext;  /* forwarded calls in flight (w_fwd) */
 	uint32_t io_len;
 	int io_slot;
 	bool io_alone;
@@ -132,6 +163,11 @@ struct wb_io {
 };
 
 static void flush_kick(struct px_wb *w);
+static void cred_parse(const uint8_t *msg, const struct rpc_call *h,
+		       struct rpc_authsys *a);
+static int write_route(struct px_wb *w, struct px_client *c,
+		       const uint8_t *msg, size_t len, const struct rpc_call *h,
+		       uint64_t since);
 static void file_backoff(struct wb_file *f);
 static void park_progress(struct px_wb *w);
 static void write_admit(struct px_wb *w, struct px_client *c,
@@ -243,13 +279,17 @@ static void file_purge_gone(struct wb_file *f, uint64_t below_seq)
 	}
 }
 
-/* The file just lost its last record: replies sent before now may still
- * carry pre-flush attributes, so the local view stays for them. */
-static void file_note_clean(struct wb_file *f)
+/* The file just lost its last record: replies to calls sent before now
+ * may still carry pre-flush attributes, so the local view stays for
+ * them.  "Before" is decided by the loop's call sequence, which cannot
+ * tie (a millisecond clock did: a SETATTR sent in the same millisecond
+ * had its own truncate undone by the patch). */
+static void file_note_clean(struct px_wb *w, struct wb_file *f)
 {
 	if (file_oldest(f))
 		return;
 	f->f_clean_at = px_now_ms();
+	f->f_clean_seq = w->w_loop->lp_seq;
 	f->f_post_known = false;
 }
 
@@ -273,11 +313,29 @@ static void file_learn(struct wb_file *f, const uint8_t *fattr, bool upstream)
 	}
 }
 
-/* Does the local view apply to a reply to a call sent at start_ms? */
-static bool view_applies(const struct wb_file *f, uint64_t start_ms)
+/* Does the local view apply to a reply to a call sent at seq (lp_seq)? */
+static bool view_applies(const struct wb_file *f, uint64_t seq)
 {
 	return f->f_local && (file_oldest(f) || f->f_inflight ||
-			      start_ms <= f->f_clean_at);
+			      seq <= f->f_clean_seq);
+}
+
+/* The node's size: base (upstream's, after an operation) extended by
+ * the records newer than seq (w_seq; 0: all) that still stand. */
+static void lsize_from(struct wb_file *f, uint64_t base, uint64_t seq)
+{
+	f->f_lsize = base;
+	for (struct wb_rec *r = f->f_head; r; r = r->r_next)
+		if (r->r_state != R_GONE && !r->r_dropped && r->r_seq > seq &&
+		    r->r_off + r->r_len > f->f_lsize)
+			f->f_lsize = r->r_off + r->r_len;
+}
+
+/* a > b for two nfstime3 (seconds, nanoseconds) */
+static bool time_after(const uint8_t *a, const uint8_t *b)
+{
+	return rpc_get32(a) > rpc_get32(b) ||
+	       (rpc_get32(a) == rpc_get32(b) && rpc_get32(a + 4) > rpc_get32(b + 4));
 }
 
 /* Make fattr show the node's unflushed writes: size and mtime. */
@@ -306,7 +364,7 @@ struct learn_ctx {
 	bool lc_first;
 	uint8_t *lc_fh, *lc_fattr;
 	uint32_t lc_fhlen;
-	uint64_t lc_start;
+	uint64_t lc_seq;
 };
 
 static void learn_pair(struct learn_ctx *lc, const uint8_t *fh, uint32_t len,
@@ -353,11 +411,16 @@ static void patch_fattr_cb(void *ctx, uint8_t *fattr)
 
 	for (struct wb_file *f = lc->lc_w->w_files; f; f = f->f_next)
 		if (fattr_is(f, fattr)) {
-			/* Upstream's latest word (a truncate forwarded while
-			 * the file was clean, say) starts the next view. */
-			memcpy(f->f_attr, fattr, NFS3_FATTR_SIZE);
-			f->f_have_attr = true;
-			if (view_applies(f, lc->lc_start))
+			/* Upstream's latest word starts the next view; a
+			 * reply overtaken by a newer one (older ctime) is not
+			 * the latest word. */
+			if (!f->f_have_attr ||
+			    !time_after(f->f_attr + NFS3_FATTR_CTIME,
+					fattr + NFS3_FATTR_CTIME)) {
+				memcpy(f->f_attr, fattr, NFS3_FATTR_SIZE);
+				f->f_have_attr = true;
+			}
+			if (view_applies(f, lc->lc_seq))
 				fattr_patch(f, fattr);
 			return;
 		}
@@ -378,11 +441,10 @@ static bool msg_fh(const uint8_t *msg, size_t len, const struct rpc_call *h,
 /* Learn identities from any reply, then patch every fattr3 of a file
  * with a local view. */
 static void reply_patch(struct px_wb *w, uint32_t proc, const uint8_t *call,
-			size_t clen, uint64_t start_ms, uint8_t *res,
-			size_t rlen)
+			size_t clen, uint64_t seq, uint8_t *res, size_t rlen)
 {
 	struct learn_ctx lc = {.lc_w = w, .lc_proc = proc, .lc_first = true,
-			       .lc_start = start_ms};
+			       .lc_seq = seq};
 	struct rpc_nfs3_visit v = {.v_fattr = learn_fattr, .v_fh = learn_fh};
 	struct rpc_call h;
 	const uint8_t *fh;
@@ -513,14 +575,10 @@ static void write_reply(struct px_wb *w, struct wb_rec *r, int err)
 static void rec_refused(struct px_wb *w, struct wb_file *f, struct wb_rec *r)
 {
 	rec_unlink(f, r);
-	f->f_lsize = f->f_have_attr
-			     ? rpc_get64(f->f_attr + NFS3_FATTR_SIZE_OFF)
-			     : 0;
-	for (struct wb_rec *q = f->f_head; q; q = q->r_next)
-		if (q->r_state != R_GONE && q->r_off + q->r_len > f->f_lsize)
-			f->f_lsize = q->r_off + q->r_len;
+	lsize_from(f, f->f_have_attr ? rpc_get64(f->f_attr + NFS3_FATTR_SIZE_OFF)
+				     : 0, 0);
 	w->w_progress = true;
-	file_note_clean(f);
+	file_note_clean(w, f);
 }
 
 /* A record committed upstream is still in the log (its deletion failed:
@@ -571,7 +629,7 @@ static void dirty_done(struct px_wb *w, const struct cache_dirty_done *dd)
 		r->r_state = R_GONE;
 	else
 		rec_unlink(f, r);
-	file_note_clean(f);
+	file_note_clean(w, f);
 }
 
 static void dirty_event(struct px_ev *ev, uint32_t events)
@@ -605,6 +663,272 @@ static void rec_retire(struct px_wb *w, struct wb_rec *r)
 static void cred_of(const struct wb_rec *r, struct rpc_authsys *a)
 {
 	*a = r->r_cred;
+}
+
+/* A credential as a key: uid, gid and the groups (FNV-1a, never 0). */
+static uint64_t cred_hash(const struct rpc_authsys *a)
+{
+	uint64_t h = 1469598103934665603ull;
+	uint32_t v[2 + RPC_AUTHSYS_MAX_GIDS];
+	const uint8_t *p = (const uint8_t *)v;
+	unsigned n = 2 + a->as_ngids;
+
+	v[0] = a->as_uid;
+	v[1] = a->as_gid;
+	memcpy(v + 2, a->as_gids, a->as_ngids * sizeof(uint32_t));
+	for (size_t i = 0; i < n * sizeof(uint32_t); i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Write grants: a WRITE is absorbed only if upstream let this credential
+ * write this file recently (docs/writeback.md, "Permission").            */
+
+enum grant_answer { G_YES, G_NO, G_ASK, G_WAIT };
+
+static void perm_of(const struct wb_file *f, uint32_t perm[3])
+{
+	if (!f->f_have_attr) {
+		perm[0] = perm[1] = perm[2] = UINT32_MAX;
+		return;
+	}
+	perm[0] = rpc_get32(f->f_attr + 4);  /* mode */
+	perm[1] = rpc_get32(f->f_attr + 12); /* uid */
+	perm[2] = rpc_get32(f->f_attr + 16); /* gid */
+}
+
+static struct wb_grant *grant_find(struct wb_file *f, uint64_t key)
+{
+	for (unsigned i = 0; i < GRANTS; i++)
+		if (f->f_grants[i].g_cred == key)
+			return &f->f_grants[i];
+	return NULL;
+}
+
+/* The slot for key: its own, a free one, or the oldest not being asked. */
+static struct wb_grant *grant_slot(struct wb_file *f, uint64_t key)
+{
+	struct wb_grant *g = grant_find(f, key), *old = NULL;
+
+	for (unsigned i = 0; !g && i < GRANTS; i++) {
+		struct wb_grant *q = &f->f_grants[i];
+
+		if (!q->g_cred)
+			g = q;
+		else if (!q->g_asking && (!old || q->g_at < old->g_at))
+			old = q;
+	}
+	if (!g && (g = old))
+		memset(g, 0, sizeof(*g));
+	if (g)
+		g->g_cred = key;
+	return g;
+}
+
+static void grant_set(struct px_wb *w, struct wb_file *f, uint64_t key,
+		      bool ok)
+{
+	struct wb_grant *g = grant_slot(f, key);
+
+	if (!g)
+		return;
+	g->g_ok = ok;
+	g->g_asking = false;
+	g->g_at = px_now_ms();
+	g->g_seq = ++w->w_seq;
+	perm_of(f, g->g_perm);
+}
+
+static uint64_t grant_ttl_ms(const struct px_wb *w)
+{
+	return (uint64_t)w->w_loop->lp_opts->o_access_ttl * 1000u;
+}
+
+/* May a WRITE from cred be absorbed?  since: the park's w_seq when the
+ * call waited for an answer (an answer given after it counts, even with
+ * --access-ttl 0). */
+static enum grant_answer grant_check(struct px_wb *w, struct wb_file *f,
+				     uint64_t key, uint64_t since)
+{
+	struct wb_grant *g = grant_find(f, key);
+	uint32_t perm[3];
+
+	if (!g)
+		return G_ASK;
+	if (g->g_asking)
+		return G_WAIT;
+	perm_of(f, perm);
+	if (memcmp(perm, g->g_perm, sizeof(perm)))
+		return G_ASK;   /* chmod/chown since: ask again */
+	if (!(since && g->g_seq > since) &&
+	    px_now_ms() - g->g_at >= grant_ttl_ms(w))
+		return G_ASK;
+	return g->g_ok ? G_YES : G_NO;
+}
+
+static bool grants_live(const struct px_wb *w, const struct wb_file *f,
+			uint64_t now)
+{
+	for (unsigned i = 0; i < GRANTS; i++)
+		if (f->f_grants[i].g_cred &&
+		    (f->f_grants[i].g_asking ||
+		     now - f->f_grants[i].g_at < grant_ttl_ms(w)))
+			return true;
+	return false;
+}
+
+struct wb_ask {
+	struct px_wb *a_wb;
+	struct wb_file *a_file;
+	uint64_t a_key;
+};
+
+/* ACCESS3resok / resfail: status, post_op_attr, [access]. */
+static bool access_granted(const uint8_t *res, size_t len, uint32_t want)
+{
+	size_t off = 8;
+
+	if (len < 8 || rpc_get32(res) != NFS3_OK)
+		return false;
+	if (rpc_get32(res + 4))
+		off += NFS3_FATTR_SIZE;
+	return len >= off + 4 && (rpc_get32(res + off) & want) == want;
+}
+
+static void grant_answer(void *ctx, int err, uint8_t *res, size_t len)
+{
+	struct wb_ask *a = ctx;
+	struct px_wb *w = a->a_wb;
+
+	grant_set(w, a->a_file, a->a_key,
+		  !err && access_granted(res, len,
+					 ACCESS3_MODIFY | ACCESS3_EXTEND));
+	free(a);
+	w->w_progress = true;
+	park_progress(w);
+	flush_kick(w);
+}
+
+/* Ask upstream (ACCESS MODIFY|EXTEND, with the writer's credential). */
+static int grant_ask(struct px_wb *w, struct wb_file *f,
+		     const struct rpc_authsys *cred, uint64_t key)
+{
+	uint8_t args[4 + NFS3_FHSIZE + 4];
+	struct wb_grant *g = grant_slot(f, key);
+	struct wb_ask *a;
+	struct rpc_xdr x;
+
+	if (!g || !(a = calloc(1, sizeof(*a))))
+		return -ENOMEM;
+	a->a_wb = w;
+	a->a_file = f;
+	a->a_key = key;
+	rpc_xdr_init(&x, args, sizeof(args));
+	rpc_xdr_put_opaque(&x, f->f_fh, f->f_fhlen);
+	rpc_xdr_put_u32(&x, ACCESS3_MODIFY | ACCESS3_EXTEND);
+	if (px_icall(w->w_loop, RPC_PROG_NFS, NFS3_ACCESS, cred, args, x.x_pos,
+		     grant_answer, a) < 0) {
+		free(a);
+		return -ENOMEM;
+	}
+	g->g_asking = true;
+	return 0;
+}
+
+/* A client's own ACCESS that asked for MODIFY and EXTEND: its answer is
+ * a grant (the Linux client asks at every open: no extra round trip). */
+static void grant_learn(struct px_wb *w, const uint8_t *call, size_t clen,
+			uint8_t *res, size_t rlen)
+{
+	struct rpc_call h;
+	struct rpc_authsys cred;
+	const uint8_t *fh;
+	uint32_t fhlen, want = ACCESS3_MODIFY | ACCESS3_EXTEND;
+	struct wb_file *f;
+
+	if (rpc_call_parse(call, clen, &h) != RPC_CALL_OK ||
+	    !msg_fh(call, clen, &h, &fh, &fhlen) ||
+	    h.c_args_off + 4 + ((fhlen + 3u) & ~3u) + 4 > clen ||
+	    (rpc_get32(call + h.c_args_off + 4 + ((fhlen + 3u) & ~3u)) & want) !=
+		    want ||
+	    rlen < 8 || rpc_get32(res) != NFS3_OK ||
+	    !(f = file_get(w, fh, fhlen)))
+		return;
+	cred_parse(call, &h, &cred);
+	grant_set(w, f, cred_hash(&cred), access_granted(res, rlen, want));
+}
+
+/* Flushes refused for good, per credential, for its next COMMIT. */
+static void cerr_set(struct wb_file *f, uint64_t key, uint32_t st)
+{
+	unsigned i, free_i = 0;
+
+	for (i = 0; i < CERRS; i++)
+		if (f->f_cerr[i].ce_cred == key || !f->f_cerr[i].ce_cred)
+			break;
+	if (i == CERRS)
+		i = free_i; /* all taken: the oldest error is replaced */
+	f->f_cerr[i].ce_cred = key;
+	f->f_cerr[i].ce_status = st;
+}
+
+static uint32_t cerr_take(struct wb_file *f, uint64_t key)
+{
+	for (unsigned i = 0; i < CERRS; i++)
+		if (f->f_cerr[i].ce_cred == key) {
+			uint32_t st = f->f_cerr[i].ce_status;
+
+			f->f_cerr[i].ce_cred = 0;
+			return st;
+		}
+	return 0;
+}
+
+/* Upstream refused these records for good (no write permission any more,
+ * GARBAGE_ARGS, ...): they are no longer the node's.  Logged, counted,
+ * deleted from the log; the writer's next COMMIT of the file returns the
+ * error once; other credentials' records keep flowing. */
+static void recs_refused(struct px_wb *w, struct wb_file *f,
+			 struct wb_rec **recs, unsigned n, uint32_t st,
+			 const char *what)
+{
+	uint64_t bytes = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		bytes += recs[i]->r_len;
+		recs[i]->r_dropped = true;
+	}
+	w->w_refused++;
+	w->w_dropped_bytes += bytes;
+	px_err("write-back: upstream refused %s of file %016llx:%016llx for "
+	       "uid %u (%s %u): %llu acknowledged bytes dropped; that user's "
+	       "next COMMIT of the file gets the error", what,
+	       (unsigned long long)rpc_get64(f->f_id),
+	       (unsigned long long)rpc_get64(f->f_id + 8), recs[0]->r_cred.as_uid,
+	       st ? "NFS status" : "an RPC-level refusal, e.g. GARBAGE_ARGS:",
+	       st, (unsigned long long)bytes);
+	cerr_set(f, cred_hash(&recs[0]->r_cred),
+		 st ? st : NFS3ERR_IO);
+	for (unsigned i = 0; i < n; i++)
+		rec_retire(w, recs[i]);
+	w->w_flushed_bytes -= bytes < w->w_flushed_bytes ? bytes
+							: w->w_flushed_bytes;
+	lsize_from(f, f->f_have_attr ? rpc_get64(f->f_attr + NFS3_FATTR_SIZE_OFF)
+				     : 0, 0);
+}
+
+/* NFS statuses a retry cannot change (the request or the rights are
+ * wrong); others (IO, NOSPC, DQUOT, JUKEBOX...) are retried. */
+static bool status_final(uint32_t st)
+{
+	switch (st) {
+	case NFS3ERR_PERM: case NFS3ERR_ACCES: case NFS3ERR_INVAL:
+	case NFS3ERR_FBIG: case NFS3ERR_ROFS: case NFS3ERR_NOTSUPP:
+		return true;
+	default:
+		return false;
+	}
 }
 
 static bool cred_same(const struct rpc_authsys *a, const struct rpc_authsys *b)
@@ -739,13 +1063,27 @@ static void flush_write_done(void *ctx, int err, uint8_t *res, size_t len)
 	}
 	if (!err)
 		wres_parse(NFS3_WRITE, res, len, &wr);
-	if (err || wr.wr_status == NFS3ERR_NOSPC || wr.wr_status == NFS3ERR_DQUOT ||
-	    (wr.wr_status == NFS3_OK && (wr.wr_count < io->io_len || !wr.wr_verf)) ||
+	if (err == -EPROTO || (!err && status_final(wr.wr_status))) {
+		/* Final: retrying would fail the same way for ever. */
+		w->w_flush_errors++;
+		recs_refused(w, f, io->io_recs, io->io_nrecs,
+			     err ? 0 : wr.wr_status, "a flush WRITE");
+		free(io);
+		flush_kick(w);
+		return;
+	}
+	if (err || (wr.wr_status == NFS3_OK && (wr.wr_count < io->io_len ||
+						 !wr.wr_verf)) ||
 	    (wr.wr_status != NFS3_OK && wr.wr_status != NFS3ERR_STALE &&
 	     wr.wr_status != NFS3ERR_BADHANDLE)) {
-		if (!err)
-			px_warn_rl("write-back: upstream WRITE failed (status "
-				   "%u): retrying", wr.wr_status);
+		w->w_flush_errors++;
+		if (err)
+			px_warn_rl("write-back: flush WRITE failed (%s): retrying",
+				   strerror(-err));
+		else
+			px_warn_rl("write-back: upstream refused a flush WRITE "
+				   "(NFS status %u%s): retrying", wr.wr_status,
+				   wr.wr_status == NFS3_OK ? ", short" : "");
 		file_requeue_all(f);
 		file_backoff(f);
 		free(io);
@@ -767,6 +1105,8 @@ static void flush_write_done(void *ctx, int err, uint8_t *res, size_t len)
 	}
 	conflict_check(w, f, &wr, io->io_alone);
 	f->f_backoff = 0;
+	/* Upstream took a write from this credential: its grant holds. */
+	grant_set(w, f, cred_hash(&io->io_recs[0]->r_cred), true);
 	for (unsigned i = 0; i < io->io_nrecs; i++) {
 		struct wb_rec *r = io->io_recs[i];
 
@@ -791,6 +1131,32 @@ static void flush_commit_done(void *ctx, int err, uint8_t *res, size_t len)
 	f->f_committing = false;
 	if (!err)
 		wres_parse(NFS3_COMMIT, res, len, &wr);
+	if (err == -EPROTO || (!err && status_final(wr.wr_status))) {
+		/* The COMMIT's credential (its first record's) may not
+		 * commit: its records are refused; the others are committed
+		 * by the next COMMIT, sent with another credential. */
+		struct wb_rec *mine[64];
+		unsigned n = 0;
+
+		w->w_flush_errors++;
+		for (r = f->f_head; r; r = r->r_next)
+			if (r->r_state == R_COMMITTING && r->r_cgen == io->io_cgen)
+				r->r_state = R_WRITTEN;
+		for (r = f->f_head; r && n < 64; r = r->r_next)
+			if (r->r_state == R_WRITTEN &&
+			    cred_same(&r->r_cred, &io->io_cred)) {
+				mine[n++] = r;
+				f->f_written_bytes -= f->f_written_bytes < r->r_len
+							      ? f->f_written_bytes
+							      : r->r_len;
+			}
+		if (n)
+			recs_refused(w, f, mine, n, err ? 0 : wr.wr_status,
+				     "a COMMIT");
+		free(io);
+		flush_kick(w);
+		return;
+	}
 	for (r = f->f_head; r; r = next) {
 		next = r->r_next;
 		if (r->r_state != R_COMMITTING || r->r_cgen != io->io_cgen)
@@ -815,9 +1181,16 @@ static void flush_commit_done(void *ctx, int err, uint8_t *res, size_t len)
 			"file %016llx:%016llx", (unsigned long long)rpc_get64(f->f_id),
 			(unsigned long long)rpc_get64(f->f_id + 8));
 	}
-	if (err || (wr.wr_status != NFS3_OK && wr.wr_status != NFS3ERR_STALE))
+	if (err || (wr.wr_status != NFS3_OK && wr.wr_status != NFS3ERR_STALE)) {
+		w->w_flush_errors++;
+		if (err)
+			px_warn_rl("write-back: flush COMMIT failed (%s): retrying",
+				   strerror(-err));
+		else
+			px_warn_rl("write-back: upstream refused a flush COMMIT "
+				   "(NFS status %u): retrying", wr.wr_status);
 		file_backoff(f);
-	else
+	} else
 		conflict_check(w, f, &wr, false);
 	free(io);
 	if (!err)
@@ -846,6 +1219,7 @@ static int flush_send_commit(struct px_wb *w, struct wb_file *f)
 	rpc_xdr_put_u64(&x, 0);
 	rpc_xdr_put_u32(&x, 0); /* the whole file */
 	cred_of(first, &cred);
+	io->io_cred = cred;
 	if (px_icall(w->w_loop, RPC_PROG_NFS, NFS3_COMMIT, &cred, args, x.x_pos,
 		     flush_commit_done, io) < 0) {
 		free(io);
@@ -1147,21 +1521,29 @@ static void write_admit(struct px_wb *w, struct px_client *c,
 	flush_kick(w);
 }
 
-static void commit_reply(struct px_wb *w, struct px_client *c, uint32_t xid,
+static void commit_reply(struct px_wb *w, struct px_client *c,
+			 const uint8_t *msg, const struct rpc_call *h,
 			 const uint8_t *fh, uint32_t fhlen)
 {
 	struct wb_file *f = file_find(w, fh, fhlen);
+	struct rpc_authsys cred;
 	struct rpc_xdr x;
 	struct px_msg *m;
+	uint32_t cst = 0;
 	size_t res;
 
-	if (c->cl_closed || !(m = reply_new(xid, 128 + NFS3_FATTR_SIZE, &x)))
+	if (c->cl_closed || !(m = reply_new(h->c_xid, 128 + NFS3_FATTR_SIZE, &x)))
 		return;
 	res = x.x_pos;
-	if (f && f->f_err) {
+	if (f) {
+		cred_parse(msg, h, &cred);
+		cst = cerr_take(f, cred_hash(&cred));
+	}
+	if (f && (f->f_err || cst)) {
 		/* Data of this file had to be dropped: say so once. */
-		rpc_xdr_put_u32(&x, f->f_err);
-		f->f_err = 0;
+		rpc_xdr_put_u32(&x, cst ? cst : f->f_err);
+		if (!cst)
+			f->f_err = 0;
 		put_wcc(&x, f);
 	} else {
 		rpc_xdr_put_u32(&x, NFS3_OK);
@@ -1242,7 +1624,7 @@ static void read_overlay_reply(struct px_wb *w, struct wb_io *io,
 		uint64_t s = r->r_off > off ? r->r_off : off;
 		uint64_t e = r->r_off + r->r_len < end ? r->r_off + r->r_len : end;
 
-		if (s < e)
+		if (s < e && !r->r_dropped)
 			memcpy(buf + (s - off), r->r_data + (s - r->r_off), e - s);
 	}
 	if ((m = reply_new(io->io_xid, 32 + NFS3_FATTR_SIZE + (end - off), &x))) {
@@ -1262,25 +1644,54 @@ static void read_overlay_reply(struct px_wb *w, struct wb_io *io,
 }
 
 /*
- * A SETATTR forwarded after its barrier (upstream's raw reply, before any
- * patching): after a truncate the node's size is upstream's again, plus
- * what was written after the SETATTR.
+ * A SETATTR or WRITE forwarded on the client's behalf (upstream's raw
+ * reply, before any patching).  Every older record was committed before
+ * it went (its barrier), so the node's size is upstream's post-op size
+ * plus what was written after the call arrived (records newer than it).
  */
-static void setattr_applied(struct wb_io *io, uint8_t *res, size_t len)
+static void fwd_applied(struct wb_io *io, uint8_t *res, size_t len)
 {
 	struct wb_file *f = io->io_file;
 	struct wres wr;
 
-	wres_parse(NFS3_SETATTR, res, len, &wr);
+	wres_parse(io->io_proc, res, len, &wr);
 	if (wr.wr_status != NFS3_OK || !wr.wr_post)
 		return;
-	f->f_lsize = rpc_get64(wr.wr_post + NFS3_FATTR_SIZE_OFF);
 	file_learn(f, wr.wr_post, true);
 	memcpy(f->f_post_ctime, wr.wr_post + NFS3_FATTR_CTIME, 8);
 	f->f_post_known = true;
-	for (struct wb_rec *r = f->f_head; r; r = r->r_next)
-		if (r->r_state != R_GONE && r->r_off + r->r_len > f->f_lsize)
-			f->f_lsize = r->r_off + r->r_len;
+	lsize_from(f, rpc_get64(wr.wr_post + NFS3_FATTR_SIZE_OFF), io->io_seq);
+}
+
+/* Forwarded calls in flight: a client's retransmission of one is not
+ * sent again (a replayed truncate or write could undo newer ones). */
+static void fwd_link(struct px_wb *w, struct wb_io *io)
+{
+	io->io_fnext = w->w_fwd;
+	w->w_fwd = io;
+}
+
+static void fwd_unlink(struct px_wb *w, struct wb_io *io)
+{
+	for (struct wb_io **pp = &w->w_fwd; *pp; pp = &(*pp)->io_fnext)
+		if (*pp == io) {
+			*pp = io->io_fnext;
+			return;
+		}
+}
+
+static bool fwd_inflight(const struct px_wb *w, const struct px_client *c,
+			 uint32_t xid)
+{
+	for (const struct wb_io *io = w->w_fwd; io; io = io->io_fnext)
+		if (io->io_client == c && io->io_xid == xid)
+			return true;
+	return false;
+}
+
+static bool fwd_is_barrier(uint32_t proc)
+{
+	return proc == NFS3_SETATTR || proc == NFS3_WRITE;
 }
 
 static void fwd_done(void *ctx, int err, uint8_t *res, size_t len)
@@ -1290,10 +1701,19 @@ static void fwd_done(void *ctx, int err, uint8_t *res, size_t len)
 	struct wb_file *f = io->io_file;
 	struct px_client *c = io->io_client;
 
+	fwd_unlink(w, io);
 	if (f && io->io_proc == NFS3_READ)
 		f->f_reads--;
-	if (f && io->io_proc == NFS3_SETATTR)
+	if (f && fwd_is_barrier(io->io_proc))
 		f->f_barriers_out--;
+	if (f && io->io_proc == NFS3_WRITE && !err && len >= 4 &&
+	    rpc_get32(res) == NFS3_OK) {
+		/* Upstream took this credential's write: later ones may be
+		 * absorbed. */
+		struct rpc_authsys cred = io->io_cred;
+
+		grant_set(w, f, cred_hash(&cred), true);
+	}
 	if (err) {
 		if (!c->cl_closed)
 			px_client_rpc_error(c, io->io_xid, RPC_ACC_SYSTEM_ERR);
@@ -1330,7 +1750,7 @@ static void fwd_done(void *ctx, int err, uint8_t *res, size_t len)
 			}
 		}
 	}
-	if (f && io->io_proc == NFS3_SETATTR && !err)
+	if (f && fwd_is_barrier(io->io_proc) && !err)
 		file_purge_gone(f, UINT64_MAX);
 	if (f)
 		file_purge_gone(f, 0);
@@ -1346,7 +1766,8 @@ static void fwd_done(void *ctx, int err, uint8_t *res, size_t len)
 /* Send the client's call upstream as a call of ours (its identity mapping
  * is already done; the reply is mapped back here). */
 static void fwd_send(struct px_wb *w, struct px_client *c, const uint8_t *msg,
-		     size_t len, const struct rpc_call *h, struct wb_file *f)
+		     size_t len, const struct rpc_call *h, struct wb_file *f,
+		     uint64_t seq)
 {
 	struct rpc_authsys cred;
 	struct wb_io *io = calloc(1, sizeof(*io));
@@ -1361,11 +1782,13 @@ static void fwd_send(struct px_wb *w, struct px_client *c, const uint8_t *msg,
 	io->io_client = c;
 	io->io_xid = h->c_xid;
 	io->io_proc = h->c_proc;
+	io->io_seq = seq;
 	if (h->c_proc == NFS3_READ && args_parse(NFS3_READ, msg, len, h, &wa)) {
 		io->io_off = wa.wa_off;
 		io->io_count = wa.wa_count;
 	}
 	cred_parse(msg, h, &cred);
+	io->io_cred = cred;
 	if (px_icall(w->w_loop, RPC_PROG_NFS, h->c_proc, &cred,
 		     msg + h->c_args_off, len - h->c_args_off, fwd_done, io) < 0) {
 		free(io);
@@ -1373,9 +1796,10 @@ static void fwd_send(struct px_wb *w, struct px_client *c, const uint8_t *msg,
 		return;
 	}
 	client_hold(c);
+	fwd_link(w, io);
 	if (f && h->c_proc == NFS3_READ)
 		f->f_reads++;
-	if (f && h->c_proc == NFS3_SETATTR)
+	if (f && fwd_is_barrier(h->c_proc))
 		f->f_barriers_out++;
 }
 
@@ -1458,6 +1882,16 @@ static bool park_ready(struct px_wb *w, const struct wb_park *p,
 		return !f || !older_than(f, p->p_seq);
 	case P_READ:
 		return !f || (!f->f_barrier_seq && !f->f_barriers_out);
+	case P_GRANT: {
+		struct rpc_authsys cred;
+		struct wb_grant *g;
+
+		if (!f)
+			return true;
+		cred_parse(p->p_msg, &p->p_h, &cred);
+		g = grant_find(f, cred_hash(&cred));
+		return !g || !g->g_asking;
+	}
 	case P_FWD_ALL:
 		for (struct wb_file *g = w->w_files; g; g = g->f_next)
 			if (older_than(g, p->p_seq))
@@ -1489,7 +1923,7 @@ static void park_run(struct px_wb *w, struct wb_park *p)
 		write_admit(w, c, p->p_msg, p->p_len, &p->p_h);
 		break;
 	case P_COMMIT:
-		commit_reply(w, c, p->p_h.c_xid, p->p_fh, p->p_fhlen);
+		commit_reply(w, c, p->p_msg, &p->p_h, p->p_fh, p->p_fhlen);
 		break;
 	case P_FWD_FILE:
 		if (f)
@@ -1498,7 +1932,10 @@ static void park_run(struct px_wb *w, struct wb_park *p)
 	case P_FWD_ALL:
 	case P_READ:
 		fwd_send(w, c, p->p_msg, p->p_len, &p->p_h,
-			 p->p_kind == P_FWD_ALL ? NULL : f);
+			 p->p_kind == P_FWD_ALL ? NULL : f, p->p_seq);
+		break;
+	case P_GRANT:
+		write_route(w, c, p->p_msg, p->p_len, &p->p_h, p->p_seq);
 		break;
 	}
 }
@@ -1560,6 +1997,53 @@ static bool create_truncates(const uint8_t *msg, size_t len,
 	return a + 4 > e || rpc_get32(a) != 0;
 }
 
+/*
+ * A client WRITE: absorbed when this credential holds a write grant for
+ * the file (asked of upstream on a miss; the call waits for the answer),
+ * otherwise sent upstream as write-through once the file's older records
+ * are committed, so that upstream decides and nothing foreign is ever
+ * acknowledged.  since: the w_seq of a call that waited for a grant.
+ */
+static int write_route(struct px_wb *w, struct px_client *c,
+		       const uint8_t *msg, size_t len, const struct rpc_call *h,
+		       uint64_t since)
+{
+	struct rpc_authsys cred;
+	struct wb_file *f;
+	struct wargs wa;
+	uint64_t key;
+
+	if (!args_parse(NFS3_WRITE, msg, len, h, &wa) ||
+	    !(f = file_get(w, wa.wa_fh, wa.wa_fhlen))) {
+		px_client_rpc_error(c, h->c_xid, RPC_ACC_SYSTEM_ERR);
+		return 1;
+	}
+	cred_parse(msg, h, &cred);
+	key = cred_hash(&cred);
+	switch (grant_check(w, f, key, since)) {
+	case G_ASK:
+		if (grant_ask(w, f, &cred, key) < 0)
+			break; /* cannot ask: upstream decides */
+		/* fall through */
+	case G_WAIT:
+		return park(w, c, msg, len, h, P_GRANT, wa.wa_fh, wa.wa_fhlen);
+	case G_YES:
+		if (w->w_parked_writes ||
+		    (cache_dirty_bytes(w->w_dirty) &&
+		     cache_dirty_bytes(w->w_dirty) + wa.wa_len > w->w_max))
+			return park(w, c, msg, len, h, P_WRITE, NULL, 0);
+		write_admit(w, c, msg, len, h);
+		return 1;
+	case G_NO:
+		break;
+	}
+	w->w_passed_through++;
+	if (file_oldest(f) || f->f_barrier_seq)
+		return park(w, c, msg, len, h, P_FWD_FILE, wa.wa_fh, wa.wa_fhlen);
+	fwd_send(w, c, msg, len, h, f, ++w->w_seq);
+	return 1;
+}
+
 int px_wb_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
 	       size_t len, const struct rpc_call *h)
 {
@@ -1567,17 +2051,15 @@ int px_wb_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
 	struct wb_file *f;
 	struct wargs wa;
 
+	/* A retransmission of a call forwarded already: its answer comes. */
+	if (w->w_fwd && fwd_inflight(w, c, h->c_xid))
+		return 1;
 	switch (h->c_proc) {
 	case NFS3_WRITE:
 		if (!args_parse(NFS3_WRITE, msg, len, h, &wa))
 			return 0;
 		l->lp_stats.s_calls[0][NFS3_WRITE]++;
-		if (w->w_parked_writes ||
-		    (cache_dirty_bytes(w->w_dirty) &&
-		     cache_dirty_bytes(w->w_dirty) + wa.wa_len > w->w_max))
-			return park(w, c, msg, len, h, P_WRITE, NULL, 0);
-		write_admit(w, c, msg, len, h);
-		return 1;
+		return write_route(w, c, msg, len, h, 0);
 	case NFS3_COMMIT:
 		if (!args_parse(NFS3_COMMIT, msg, len, h, &wa))
 			return 0;
@@ -1586,7 +2068,7 @@ int px_wb_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
 		if (f && file_oldest(f))
 			return park(w, c, msg, len, h, P_COMMIT, wa.wa_fh,
 				    wa.wa_fhlen);
-		commit_reply(w, c, h->c_xid, wa.wa_fh, wa.wa_fhlen);
+		commit_reply(w, c, msg, h, wa.wa_fh, wa.wa_fhlen);
 		return 1;
 	case NFS3_READ:
 		if (!args_parse(NFS3_READ, msg, len, h, &wa) ||
@@ -1598,15 +2080,21 @@ int px_wb_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
 		if (f->f_barrier_seq || f->f_barriers_out)
 			return park(w, c, msg, len, h, P_READ, wa.wa_fh,
 				    wa.wa_fhlen);
-		fwd_send(w, c, msg, len, h, f);
+		fwd_send(w, c, msg, len, h, f, ++w->w_seq);
 		return 1;
 	case NFS3_SETATTR:
+		/* Every SETATTR is ours to send: the node's view of the size
+		 * must follow upstream's answer (a truncate of a clean file
+		 * included), and no flush may overtake it. */
 		if (!args_parse(NFS3_SETATTR, msg, len, h, &wa) ||
-		    !(f = file_find(w, wa.wa_fh, wa.wa_fhlen)) ||
-		    (!file_oldest(f) && !f->f_barrier_seq))
+		    !(f = file_get(w, wa.wa_fh, wa.wa_fhlen)))
 			return 0;
 		l->lp_stats.s_calls[0][NFS3_SETATTR]++;
-		return park(w, c, msg, len, h, P_FWD_FILE, wa.wa_fh, wa.wa_fhlen);
+		if (file_oldest(f) || f->f_barrier_seq)
+			return park(w, c, msg, len, h, P_FWD_FILE, wa.wa_fh,
+				    wa.wa_fhlen);
+		fwd_send(w, c, msg, len, h, f, ++w->w_seq);
+		return 1;
 	case NFS3_CREATE:
 		if (!create_truncates(msg, len, h))
 			return 0;
@@ -1626,8 +2114,8 @@ void px_wb_reply(struct px_loop *l, struct px_call *pc, struct px_msg *m,
 		 size_t res_off)
 {
 	struct px_wb *w = l->lp_wb;
-	uint64_t start = (uint64_t)pc->pc_start.tv_sec * 1000u +
-			 (uint64_t)pc->pc_start.tv_nsec / 1000000u;
+	uint8_t *res = px_msg_data(m) + res_off;
+	size_t rlen = m->m_len - res_off;
 
 	/* The flusher reads upstream's own attributes. */
 	if (pc->pc_icb == flush_write_done || pc->pc_icb == flush_commit_done)
@@ -1635,12 +2123,14 @@ void px_wb_reply(struct px_loop *l, struct px_call *pc, struct px_msg *m,
 	if (pc->pc_icb == fwd_done) {
 		struct wb_io *io = pc->pc_ictx;
 
-		if (io->io_file && io->io_proc == NFS3_SETATTR)
-			setattr_applied(io, px_msg_data(m) + res_off,
-					m->m_len - res_off);
+		if (io->io_file && fwd_is_barrier(io->io_proc))
+			fwd_applied(io, res, rlen);
 	}
+	if (pc->pc_proc == NFS3_ACCESS && !pc->pc_icb)
+		grant_learn(w, px_msg_data(pc->pc_req), pc->pc_req->m_len, res,
+			    rlen);
 	reply_patch(w, pc->pc_proc, px_msg_data(pc->pc_req), pc->pc_req->m_len,
-		    start, px_msg_data(m) + res_off, m->m_len - res_off);
+		    pc->pc_seq, res, rlen);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1763,13 +2253,16 @@ static void wb_report(struct px_wb *w, bool force)
 	wall_now(t, &nowwall);
 	px_info("write-back: dirty %llu bytes in %u files, flush lag %llu ms, "
 		"high-water %llu (max %llu), writes waited %llu, flushed %llu, "
-		"conflicts %llu, resends %llu", (unsigned long long)bytes, files,
+		"conflicts %llu, resends %llu, flush errors %llu, refused %llu",
+		(unsigned long long)bytes, files,
 		(unsigned long long)(oldest && nowwall > oldest ? nowwall - oldest : 0),
 		(unsigned long long)w->w_hwm, (unsigned long long)w->w_max,
 		(unsigned long long)w->w_waited,
 		(unsigned long long)w->w_flushed_bytes,
 		(unsigned long long)w->w_conflicts,
-		(unsigned long long)w->w_resends);
+		(unsigned long long)w->w_resends,
+		(unsigned long long)w->w_flush_errors,
+		(unsigned long long)w->w_refused);
 }
 
 void px_wb_tick(struct px_loop *l)
@@ -1783,7 +2276,7 @@ void px_wb_tick(struct px_loop *l)
 		/* Deletions that failed are retried through a new commit. */
 		if (!file_oldest(f) && !f->f_inflight && !f->f_reads &&
 		    !f->f_barriers_out && !f->f_barrier_seq &&
-		    now - f->f_clean_at > LOCAL_VIEW_MS)
+		    now - f->f_clean_at > LOCAL_VIEW_MS && !grants_live(w, f, now))
 			file_free(w, f);
 	}
 	park_progress(w);
@@ -1832,4 +2325,8 @@ void px_wb_stats(struct px_loop *l, struct px_wb_stats *st)
 	st->ws_inflight = w->w_inflight;
 	st->ws_conflicts = w->w_conflicts;
 	st->ws_resends = w->w_resends;
+	st->ws_flush_errors = w->w_flush_errors;
+	st->ws_refused = w->w_refused;
+	st->ws_dropped_bytes = w->w_dropped_bytes;
+	st->ws_passed_through = w->w_passed_through;
 }

@@ -12,6 +12,7 @@
 #   h_ganesha_stop [SIG]   stop it (default TERM)
 #   h_ganesha_restart [SIG] stop with SIG, start again on the same ports
 #   h_gridvfsd [ARGS...]   start gridvfsd in front of ganesha: H_PX_PORT H_PX_PID
+#   h_store UP MNT [ARGS]  a server role (mTLS) in front of UP: H_SR_PORT, H_NODE_TLS
 #   h_url_direct [PATH]    libnfs URL of EXPORT/PATH straight to ganesha
 #   h_url_proxy [PATH]     the same URL through gridvfsd
 #   h_tool NAME            path of tests/tools/NAME (built into $H_DIR if needed)
@@ -409,6 +410,28 @@ h_gridvfsd_at() {
 	h_log "$name pid $H_AT_PID port $H_AT_PORT upstream $up args: $*"
 	h_wait_tcp "$H_AT_PORT" 20 "$H_AT_PID" ||
 		h_fail "$name did not accept connections on $H_AT_PORT"
+}
+
+# h_store UPSTREAM_PORT MOUNT_PORT [ARGS...]: a server-role gridvfsd as
+# deployed (mTLS with a test CA in $H_DIR/ca, the node's DN mapped to the
+# accounts in $H_STORE_ACCOUNTS, default root; --squash none) in front of
+# 127.0.0.1:UPSTREAM_PORT; sets H_SR_PORT, H_SR_PID and H_NODE_TLS (the
+# client role's TLS options, an array).  Call it once per test.
+h_store() {
+	local up=$1 mnt=$2 gv="$top_builddir/gridvfs" dn
+	shift 2
+	H_CA=$H_DIR/ca
+	{ $gv ca init "$H_CA" && $gv ca issue "$H_CA" --name store --server 127.0.0.1; } \
+		>>"$H_DIR/test.log" 2>&1 || h_fail "h_store: test CA failed"
+	dn=$($gv ca issue "$H_CA" --name node | tail -n 1 | sed 's/ ACCOUNT$//')
+	[ -n "$dn" ] || h_fail "h_store: no node certificate"
+	echo "$dn ${H_STORE_ACCOUNTS:-root}" >"$H_DIR/grid-mapfile"
+	h_gridvfsd_at store "$up" "$mnt" --role server --squash none \
+		--tls-cert "$H_CA/store.crt" --tls-key "$H_CA/store.key" \
+		--tls-ca "$H_CA/ca.crt" --grid-mapfile "$H_DIR/grid-mapfile" "$@"
+	H_SR_PORT=$H_AT_PORT H_SR_PID=$H_AT_PID
+	H_NODE_TLS=(--tls-cert "$H_CA/node.crt" --tls-key "$H_CA/node.key"
+		--tls-ca "$H_CA/ca.crt")
 }
 
 # h_mount_tmpfs DIR SIZE: a tmpfs of SIZE (e.g. 8m) at DIR, unmounted at

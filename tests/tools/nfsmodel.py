@@ -8,8 +8,13 @@ a run can be split around a proxy restart.
 
   nfsmodel.py HOST PORT EXPORT STATEDIR --seed S --from I --to J
               [--files K] [--writes-only] [--create] [--final]
+              [--no-commit-truncate]
 --create: create files f0..fK-1 (empty) first.  --final: COMMIT every file
 and write the model to STATEDIR/model-fN for comparison with the export.
+--no-commit-truncate: truncate without COMMITting first (a proxy must
+order the SETATTR after the file's unflushed writes itself).
+Every WRITE and SETATTR reply's post-op size, every GETATTR size and every
+READ's data, post-op size and eof are checked against the model.
 Prints "verf HEX" (the last write verifier seen) and "ops N" on success;
 exit 1 with a message on the first mismatch or NFS error.
 """
@@ -33,12 +38,12 @@ class Client(Nfs):
                           + u32(stable) + opaque(data))
         if st:
             raise NfsError(st, "WRITE")
-        r.wcc()
+        a = r.wcc()
         count, committed = r.u32(), r.u32()
         verf = r.b[r.p:r.p + 8]
         if count != len(data):
             raise NfsError(9999, "short WRITE")
-        return committed, verf
+        return committed, verf, a
 
     def commit(self, fh):
         st, r = self.call(21, opaque(fh) + u64(0) + u32(0))
@@ -68,11 +73,14 @@ class Client(Nfs):
         st, r = self.call(2, args)
         if st:
             raise NfsError(st, "SETATTR")
+        return r.wcc()
 
 
 class Driver:
-    def __init__(self, c, state, nfiles):
+    def __init__(self, c, state, nfiles, commit_truncate=True):
         self.c, self.state, self.n = c, state, nfiles
+        self.commit_truncate = commit_truncate
+        self.opno = 0
         self.model = {}
         self.fhs = {}
         self.pending = {}   # file -> [(off, data, verf)] not yet committed
@@ -116,7 +124,10 @@ class Driver:
         if off > len(m):
             m.extend(b"\0" * (off - len(m)))
         m[off:off + len(data)] = data
-        committed, verf = self.c.write_at(self.fh(i), off, data)
+        committed, verf, a = self.c.write_at(self.fh(i), off, data)
+        if a and a["size"] != len(m):
+            raise SystemExit(f"op {self.opno}: WRITE f{i} [{off},+{len(data)})"
+                             f" post-op size {a['size']} != model {len(m)}")
         self.verf = verf
         if committed == 0:
             self.pending[i].append((off, data, verf))
@@ -138,10 +149,19 @@ class Driver:
             del m[size:]
         else:
             m.extend(b"\0" * (size - len(m)))
-        # Stable truncation: what was pending before is now moot only if
-        # committed; commit first, as a kernel client flushes before.
-        self.do_commit(i)
-        self.c.truncate(self.fh(i), size)
+        if self.commit_truncate:
+            # As a kernel client does: flush and COMMIT, then SETATTR.
+            self.do_commit(i)
+        else:
+            # Uncommitted writes stay pending, clipped to the new size: a
+            # resend after a verifier change must not bring back bytes
+            # the truncate removed.
+            self.pending[i] = [(o, d[:max(0, size - o)], v)
+                               for o, d, v in self.pending[i] if o < size]
+        a = self.c.truncate(self.fh(i), size)
+        if a and a["size"] != size:
+            raise SystemExit(f"op {self.opno}: SETATTR f{i} size {size}: "
+                             f"post-op size {a['size']}")
 
     def check_read(self, i, off, count, opno):
         data, eof, a = self.c.read_at(self.fh(i), off, count)
@@ -166,6 +186,7 @@ class Driver:
                              f"{len(self.model[i])}")
 
     def step(self, rng, opno, writes_only):
+        self.opno = opno
         i = rng.randrange(self.n)
         size = len(self.model[i])
         k = rng.random()
@@ -215,9 +236,10 @@ def main(argv):
     ap.add_argument("--writes-only", action="store_true")
     ap.add_argument("--create", action="store_true")
     ap.add_argument("--final", action="store_true")
+    ap.add_argument("--no-commit-truncate", action="store_true")
     a = ap.parse_args(argv[1:])
     c = Client(a.host, a.port, a.export)
-    d = Driver(c, a.state, a.files)
+    d = Driver(c, a.state, a.files, not a.no_commit_truncate)
     try:
         if a.create:
             for i in range(a.files):
