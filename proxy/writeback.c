@@ -855,6 +855,9 @@ static void grant_learn(struct px_wb *w, const uint8_t *call, size_t clen,
 	    rlen < 8 || rpc_get32(res) != NFS3_OK ||
 	    !(f = file_get(w, fh, fhlen)))
 		return;
+	/* The grant is for the mode and owner the reply shows. */
+	if (rpc_get32(res + 4) && rlen >= 8 + NFS3_FATTR_SIZE)
+		file_learn(f, res + 8, true);
 	cred_parse(call, &h, &cred);
 	grant_set(w, f, cred_hash(&cred), access_granted(res, rlen, want));
 }

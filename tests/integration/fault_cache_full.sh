@@ -14,6 +14,8 @@
 #     acknowledged chunk is upstream, and the read cache resumes ("writes
 #     resumed", with the cap given back as the free space allows: a
 #     second read of a 16 MiB file sends no READ upstream).
+#     A runs through the chain as deployed: client role -> mTLS -> server
+#     role -> relay -> ganesha (the relay counts READs and pauses upstream).
 #  B. LMDB map full: a write-through proxy with --cache-size 1M (map =
 #     2 x cap + 64 MiB).  Four concurrent cold reads of 32 MiB files do not
 #     fill the map (a backlog is committed in groups, not as one
@@ -73,9 +75,10 @@ touch "$H_EXPORT/w" "$H_EXPORT/wa" "$H_EXPORT/wb" && chmod 666 "$H_EXPORT"/w*
 
 # --- A: the cache dir's file system fills up ------------------------------
 h_mount_tmpfs "$H_DIR/fs" 160m
+h_store "$RP" "$H_MNT_PORT"
 PA_ARGS=(--role client --cache-dir "$H_DIR/fs/c" --cache-size 1G --write-policy back
-	--control none)
-h_gridvfsd_at pa "$RP" "$H_MNT_PORT" "${PA_ARGS[@]}"
+	--control none "${H_NODE_TLS[@]}")
+h_gridvfsd_at pa "$H_SR_PORT" "$H_SR_PORT" "${PA_ARGS[@]}"
 PA_PORT=$H_AT_PORT PA=$H_AT_PID
 get "$PA_PORT" r1 "A: before"
 sleep 0.5
@@ -105,7 +108,7 @@ kill -KILL "$PA"
 h__wait_gone "$PA" 10
 h__forget_pid "$PA"
 "$top_builddir/gridvfsd" -c /dev/null --listen "127.0.0.1:$PA_PORT" \
-	--upstream "127.0.0.1:$RP" --mount-upstream "127.0.0.1:$H_MNT_PORT" \
+	--upstream "127.0.0.1:$H_SR_PORT" --mount-upstream "127.0.0.1:$H_SR_PORT" \
 	--foreground --log-level debug "${PA_ARGS[@]}" </dev/null >>"$H_DIR/pa2.log" 2>&1 &
 PA=$!
 H_PIDS+=("$PA")

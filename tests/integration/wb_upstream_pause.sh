@@ -8,6 +8,10 @@
 #     pause a write-through client (a second proxy on the same relay)
 #     writes 2 MiB: its calls wait for the whole pause with no reply at
 #     all (no error), then complete, and the data is upstream.
+#  A runs through the chain as deployed (client roles -> relay -> mTLS ->
+#  server role -> ganesha), B straight to ganesha.  The writers open their
+#  file with an ACCESS, as a kernel client does, before the pause: write-back
+#  absorbs a WRITE only under upstream's write grant.
 #  B. --dirty-max 2 MiB: during a pause the writer's acknowledged bytes stop
 #     at the bound (writes wait, they do not fail); after the resume the
 #     writer finishes; the proxy's high-water mark never passed the bound.
@@ -17,6 +21,9 @@ h_ganesha
 RELAYCTL="$H_DIR/relay.ctl"
 WAN="$top_builddir/tests/tools/wanrelay"
 h_relay RELAY "$H_NFS_PORT" --control "$RELAYCTL"
+h_store "$H_NFS_PORT" "$H_MNT_PORT"
+SRELAYCTL="$H_DIR/srelay.ctl"
+h_relay SRELAY "$H_SR_PORT" --control "$SRELAYCTL"
 
 # writer NAME MiB: (after NAME.progress.ready appears, waits for .go) write NAME sequentially in 64 KiB UNSTABLE WRITEs
 # (pattern depends on offset and name), then COMMIT; progress (bytes
@@ -30,6 +37,7 @@ writer() {
 		c = Client("127.0.0.1", int(port), export)
 		c.s.settimeout(120)  # the COMMIT waits out the whole pause
 		fh = c.fh(name)  # LOOKUP needs upstream: before the pause
+		assert c.access(fh) & 0x0c == 0x0c, "no write access"  # as at open
 		open(prog + ".ready", "w").close()
 		while not os.path.exists(prog + ".go"):
 		    import time; time.sleep(0.02)
@@ -66,18 +74,18 @@ ready() {
 
 progress() { cat "$H_DIR/$1.progress" 2>/dev/null || echo 0; }
 
-start_proxy() {
-	h_gridvfsd_at "$1" "$RELAY" "$H_MNT_PORT" --role client \
-		--cache-dir "$H_DIR/cache" --write-policy back "${@:2}"
+start_proxy() { # NAME UPSTREAM MOUNT ARGS...
+	h_gridvfsd_at "$1" "$2" "$3" --role client \
+		--cache-dir "$H_DIR/cache" --write-policy back "${@:4}"
 	H_PX_PORT=$H_AT_PORT PX_PID=$H_AT_PID
 }
 
 # --- A: a 30 s outage is absorbed -----------------------------------------
 PAUSE=${WB_PAUSE_SECS:-30}
 # The write-through proxy of the same node, on the same (paused) link.
-h_gridvfsd_at px-t "$RELAY" "$H_MNT_PORT" --role client --write-policy through
+h_gridvfsd_at px-t "$SRELAY" "$SRELAY" --role client --write-policy through "${H_NODE_TLS[@]}"
 PT_PORT=$H_AT_PORT PT_PID=$H_AT_PID
-start_proxy px-a --dirty-max 64M
+start_proxy px-a "$SRELAY" "$SRELAY" --dirty-max 64M "${H_NODE_TLS[@]}"
 touch "$H_EXPORT/a" "$H_EXPORT/b" "$H_EXPORT/t" && chmod 666 "$H_EXPORT"/[abt]
 expected a 8
 writer a 8 >"$H_DIR/a.out" 2>"$H_DIR/a.err" &
@@ -89,7 +97,7 @@ TPID=$!
 ready a
 for ((i = 0; i < 100; i++)); do [ -e "$H_DIR/t.go.ready" ] && break; sleep 0.1; done
 [ -e "$H_DIR/t.go.ready" ] || h_fail "A: write-through writer did not get ready: $(tail -n 2 "$H_DIR/t.err")"
-"$WAN" --ctl "$RELAYCTL" pause >/dev/null || h_fail "cannot pause the relay"
+"$WAN" --ctl "$SRELAYCTL" pause >/dev/null || h_fail "cannot pause the relay"
 h_log "A: upstream paused for $PAUSE s"
 T0=$(date +%s.%N)
 touch "$H_DIR/a.progress.go" "$H_DIR/t.go"
@@ -117,7 +125,7 @@ kill -0 "$TPID" 2>/dev/null ||
 grep -q "connection lost" "$H_DIR/t.err" && h_fail "A: the write-through client's connection broke"
 [ -s "$H_EXPORT/t" ] && h_fail "A: write-through data upstream during the pause?"
 sleep $(echo "$PAUSE - ($(date +%s.%N) - $T0)" | bc | sed 's/^-.*/0/')
-"$WAN" --ctl "$RELAYCTL" resume >/dev/null
+"$WAN" --ctl "$SRELAYCTL" resume >/dev/null
 h_log "A: upstream resumed"
 wait "$WPID" || h_fail "A: writer failed: $(tail -n 3 "$H_DIR/a.err")"
 grep -q done "$H_DIR/a.out" || h_fail "A: writer did not finish"
@@ -133,7 +141,7 @@ h_stop_pid "$PX_PID" || h_fail "A: proxy exit status"
 h_stop_pid "$PT_PID" || h_fail "A: write-through proxy exit status"
 
 # --- B: --dirty-max bounds what is absorbed ---------------------------------
-start_proxy px-b --dirty-max 2M
+start_proxy px-b "$RELAY" "$H_MNT_PORT" --dirty-max 2M
 expected b 8
 writer b 8 >"$H_DIR/b.out" 2>"$H_DIR/b.err" &
 WPID=$!

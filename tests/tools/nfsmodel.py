@@ -45,6 +45,14 @@ class Client(Nfs):
             raise NfsError(9999, "short WRITE")
         return committed, verf, a
 
+    def access(self, fh, bits=0x3f):
+        """ACCESS, as a kernel client sends at open: the granted bits."""
+        st, r = self.call(4, opaque(fh) + u32(bits))
+        if st:
+            raise NfsError(st, "ACCESS")
+        r.post_op_attr()
+        return r.u32()
+
     def commit(self, fh):
         st, r = self.call(21, opaque(fh) + u64(0) + u32(0))
         if st:

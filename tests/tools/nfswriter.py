@@ -61,6 +61,8 @@ class Writer:
                            else self.a.host, int(self.a.port), self.a.export)
                 c.s.settimeout(self.a.timeout)
                 self.fh = c.fh(self.a.name)
+                # An open, as a kernel client makes it: LOOKUP, ACCESS.
+                c.access(self.fh)
                 self.c = c
                 return
             except BROKEN:
@@ -100,7 +102,7 @@ def do_write(a):
     for off in range(base, base + total, a.chunk):
         data = chunk_data(a.tag, off, a.chunk)
         try:
-            _, verf = w.call(lambda c, fh: c.write_at(fh, off, data))
+            _, verf, _ = w.call(lambda c, fh: c.write_at(fh, off, data))
             verfs[off] = verf
             state = "ok"
         except NfsError as e:
@@ -127,7 +129,7 @@ def do_write(a):
             # The server lost unstable data: resend, as a kernel client does.
             for off in stale:
                 data = chunk_data(a.tag, off, a.chunk)
-                _, verfs[off] = w.call(lambda c, fh: c.write_at(fh, off, data))
+                _, verfs[off], _ = w.call(lambda c, fh: c.write_at(fh, off, data))
                 resent += 1
         else:
             print("verifier kept changing", file=sys.stderr)
