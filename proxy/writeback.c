@@ -1518,9 +1518,9 @@ static void write_admit(struct px_wb *w, struct px_client *c,
 	}
 	if (cache_dirty_bytes(w->w_dirty) > w->w_hwm)
 		w->w_hwm = cache_dirty_bytes(w->w_dirty);
-	/* The read cache must not serve what this overwrites. */
-	if (px_rcache_cache(w->w_loop))
-		cache_invalidate(px_rcache_cache(w->w_loop), f->f_fh, f->f_fhlen);
+	/* The read cache must not serve what this overwrites, nor keep a
+	 * fill from a READ sent before it. */
+	px_rcache_modified(w->w_loop, f->f_fh, f->f_fhlen);
 	flush_kick(w);
 }
 
