@@ -67,6 +67,36 @@ static void test_xdr_patch_in_place(void)
 	CU_ASSERT_EQUAL(u, 9);
 }
 
+/* An opaque built from pieces of odd lengths (the write-back flusher
+ * coalesces records): bytes back to back, one padding at the end, and a
+ * reader gets exactly the concatenation. */
+static void test_xdr_put_bytes_pieces(void)
+{
+	const char *pieces[] = {"a", "bc", "defgh", "ijklmnopqrstu"};
+	uint8_t buf[64], *p;
+	struct rpc_xdr x;
+	uint32_t len;
+
+	rpc_xdr_init(&x, buf, sizeof(buf));
+	CU_ASSERT_EQUAL(rpc_xdr_put_u32(&x, 21), 0);
+	for (unsigned i = 0; i < 4; i++)
+		CU_ASSERT_EQUAL(rpc_xdr_put_bytes(&x, pieces[i],
+						  strlen(pieces[i])), 0);
+	CU_ASSERT_EQUAL(rpc_xdr_put_bytes(&x, "\0\0\0", 3), 0);
+	CU_ASSERT_EQUAL(x.x_pos, 4u + 24u);
+	rpc_xdr_init(&x, buf, x.x_pos);
+	p = rpc_xdr_opaque(&x, 64, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(len, 21u);
+	CU_ASSERT_EQUAL(memcmp(p, "abcdefghijklmnopqrstu", 21), 0);
+	CU_ASSERT_EQUAL(x.x_pos, x.x_len); /* nothing left over */
+	/* Past the end: -ENOSPC, sticky. */
+	rpc_xdr_init(&x, buf, 6);
+	CU_ASSERT_EQUAL(rpc_xdr_put_bytes(&x, "abcd", 4), 0);
+	CU_ASSERT_EQUAL(rpc_xdr_put_bytes(&x, "efg", 3), -ENOSPC);
+	CU_ASSERT_EQUAL(rpc_xdr_put_bytes(&x, "e", 1), -ENOSPC);
+}
+
 static void test_xdr_bad(void)
 {
 	uint8_t buf[12];
@@ -485,6 +515,7 @@ int main(void)
 	CU_add_test(s, "xdr round trip", test_xdr_roundtrip);
 	CU_add_test(s, "xdr patch in place", test_xdr_patch_in_place);
 	CU_add_test(s, "xdr bad input", test_xdr_bad);
+	CU_add_test(s, "xdr opaque from odd pieces", test_xdr_put_bytes_pieces);
 	CU_add_test(s, "record fragments fed bytewise", test_rec_fragments_bytewise);
 	CU_add_test(s, "record two messages one feed", test_rec_two_messages_one_feed);
 	CU_add_test(s, "record oversized", test_rec_oversized);
