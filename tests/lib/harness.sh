@@ -13,6 +13,7 @@
 #   h_ganesha_restart [SIG] stop with SIG, start again on the same ports
 #   h_gridvfsd [ARGS...]   start gridvfsd in front of ganesha: H_PX_PORT H_PX_PID
 #   h_store UP MNT [ARGS]  a server role (mTLS) in front of UP: H_SR_PORT, H_NODE_TLS
+#   h_mount_coarse DIR SIZE an ext4 with whole-second timestamps at DIR
 #   h_url_direct [PATH]    libnfs URL of EXPORT/PATH straight to ganesha
 #   h_url_proxy [PATH]     the same URL through gridvfsd
 #   h_tool NAME            path of tests/tools/NAME (built into $H_DIR if needed)
@@ -438,6 +439,17 @@ h_store() {
 # teardown.
 h_mount_tmpfs() {
 	mkdir -p "$1" && mount -t tmpfs -o "size=$2" tmpfs "$1" || h_fail "cannot mount a tmpfs at $1"
+	H_MOUNTS+=("$1")
+}
+
+# h_mount_coarse DIR SIZE: an ext4 with 128-byte inodes (whole-second
+# timestamps, like many servers' file systems) on a loop image at DIR,
+# unmounted at teardown: a same-size overwrite within a second leaves the
+# file's (size, mtime, ctime) unchanged.
+h_mount_coarse() {
+	mkdir -p "$1" && truncate -s "$2" "$H_DIR/coarse.img" &&
+		mkfs.ext4 -q -F -I 128 "$H_DIR/coarse.img" >/dev/null 2>&1 &&
+		mount -o loop "$H_DIR/coarse.img" "$1" || h_fail "cannot mount a coarse-time ext4 at $1"
 	H_MOUNTS+=("$1")
 }
 
