@@ -5,7 +5,7 @@
 #
 #   boot.sh IMAGE [--timeout S] [--cache DIR] [--kernel F] [--initrd F]
 #                 [--bzimage] [--console F] [--trace F] [--quiet]
-#                 [--cache-mode none|writethrough|...]
+#                 [--cache-mode none|writethrough|...] [--format raw|qcow2]
 #
 # --cache DIR  where build-guest.sh put the kernel and initramfs
 #              (default ${GRIDVFS_VM_CACHE:-/var/cache/gridvfs-vm})
@@ -14,6 +14,8 @@
 # --trace F    write every guest read as "OFFSET LENGTH" (bytes) to F
 # --cache-mode QEMU's cache= for the drive; default none (O_DIRECT), or
 #              writethrough where IMAGE's file system refuses O_DIRECT
+# --format     the image's format (default raw); qcow2 for an overlay whose
+#              backing file is elsewhere (QEMU opens both read-only)
 # Output, one KEY=VALUE per line: BOOT_OK (1/0), BOOT_SECS (QEMU start to
 # guest poweroff), GUEST_BYTES (what the guest says it read from /dev/vda),
 # QEMU_RD_BYTES / QEMU_RD_OPS (QMP query-blockstats of the drive), CACHE_MODE.
@@ -32,6 +34,7 @@ CONSOLE=
 TRACE=
 QUIET=0
 MODE=
+FORMAT=raw
 
 die() { echo "boot.sh: $*" >&2; exit 1; }
 say() { [ "$QUIET" = 1 ] || echo "boot.sh: $*" >&2; }
@@ -47,6 +50,7 @@ while [ $# -gt 0 ]; do
 	--trace) TRACE=$2; shift ;;
 	--quiet) QUIET=1 ;;
 	--cache-mode) MODE=$2; shift ;;
+	--format) FORMAT=$2; shift ;;
 	-*) die "unknown option $1" ;;
 	*) [ -z "$IMAGE" ] || die "one IMAGE only"; IMAGE=$1 ;;
 	esac
@@ -104,7 +108,7 @@ qemu-system-x86_64 -accel tcg -m 512 -nographic -monitor none \
 	-serial "file:$WORK/console" -nic none \
 	-kernel "$KERNEL" -initrd "$INITRD" \
 	-append "console=ttyS0 root=/dev/vda ro quiet" \
-	-drive "file=$IMAGE,format=raw,if=virtio,cache=$MODE,readonly=on,id=root" \
+	-drive "file=$IMAGE,format=$FORMAT,if=virtio,cache=$MODE,readonly=on,id=root" \
 	-no-reboot -no-shutdown -qmp "unix:$WORK/qmp,server=on,wait=off" \
 	"${TRACEARGS[@]}" </dev/null >"$WORK/qemu.out" 2>&1 &
 QPID=$!

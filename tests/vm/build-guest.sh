@@ -17,7 +17,7 @@ set -euo pipefail
 
 CACHE=${1:-${GRIDVFS_VM_CACHE:-/var/cache/gridvfs-vm}}
 IMAGE_MIB=256           # raw disk size; the rest of the content is free space
-PKGS=(qemu-system-x86 busybox-static e2fsprogs cpio lz4 zstd xz-utils
+PKGS=(qemu-system-x86 qemu-utils busybox-static e2fsprogs cpio lz4 zstd xz-utils
       binutils coreutils)
 # Fixed identity (mkfs's UUID, directory hash seed, times) so two builds
 # differ only in inode ctimes, which mkfs -d copies from the scratch tree
