@@ -34,6 +34,13 @@ bool cache_fattr_same_version(const uint8_t *a, const uint8_t *b)
 	       cver_eq(&va, &vb);
 }
 
+bool cache_fattr_same_access(const uint8_t *a, const uint8_t *b)
+{
+	/* mode at 4, uid 12, gid 16 (nlink at 8 moves with links: ignored) */
+	return cache_fattr_same_version(a, b) && !memcmp(a + 4, b + 4, 4) &&
+	       !memcmp(a + 12, b + 12, 8);
+}
+
 static int opts_check(const struct cache_opts *o, struct cache_opts *out)
 {
 	*out = *o;
