@@ -8,7 +8,9 @@
  *
  * A cached block is served to a credential only after upstream let that
  * credential read the file (a READ or an ACCESS with the READ bit), for
- * --access-ttl seconds: cache hits never widen who may read what.
+ * --access-ttl seconds and for that version of the file only (its ctime,
+ * mode and owners): cache hits never widen who may read what, and a chmod
+ * takes effect at once.
  */
 #include "config.h"
 #include "proxy/core.h"
@@ -49,6 +51,9 @@ struct px_grant {
 	struct cache_ident g_id;
 	uint64_t g_cred;
 	uint64_t g_until;   /* ms */
+	/* the version upstream answered for: a grant holds for it only, so a
+	 * chmod/chown (new ctime, mode, owner) revokes it at once (issue 16) */
+	uint8_t g_fattr[NFS3_FATTR_SIZE];
 	struct px_grant *g_next;
 };
 
@@ -275,6 +280,7 @@ static void grant_set(struct px_rcache *rc, const uint8_t *fattr,
 		g->g_next = NULL;
 		*pp = g;
 	}
+	memcpy(g->g_fattr, fattr, NFS3_FATTR_SIZE);
 	g->g_until = px_now_ms() + rc->rc_access_ms;
 }
 
@@ -287,7 +293,8 @@ static bool grant_ok(struct px_rcache *rc, const uint8_t *fattr, uint64_t cred)
 		return false;
 	cache_ident_of_fattr(fattr, &id);
 	g = *grant_find(rc, &id, cred);
-	return g && g->g_until > px_now_ms();
+	return g && g->g_until > px_now_ms() &&
+	       cache_fattr_same_access(g->g_fattr, fattr);
 }
 
 /* ---------------------------------------------------------------------- */
