@@ -155,10 +155,11 @@ void cache_ident_of_fattr(const uint8_t *fattr3, struct cache_ident *id);
 bool cache_fattr_same_version(const uint8_t *a, const uint8_t *b);
 
 /* True when two fattr3 describe the same file version as far as who may
- * read it goes: the version above plus mode, owner and group.  An access
- * grant holds for one such version only (issue 16 item 9): a chmod or
- * chown moves ctime, and comparing mode/uid/gid too covers a ctime clock
- * too coarse to move. */
+ * read it goes: the version above plus the mode.  An access grant holds
+ * for one such version only (issue 16 item 9): a chmod, chown or chgrp
+ * moves ctime, and comparing the mode too covers a chmod within one tick
+ * of a ctime clock too coarse to move.  uid/gid are left out: identity
+ * mapping rewrites them in the client's replies but not the proxy's own. */
 bool cache_fattr_same_access(const uint8_t *a, const uint8_t *b);
 
 /* Policy flags of cache_note_* / cache_fill (per call: the proxy passes

@@ -236,9 +236,10 @@ static uint64_t cred_key(const uint8_t *msg, const struct rpc_call *h)
 	return authsys_key(&a);
 }
 
-static unsigned grant_bucket(const struct cache_ident *id, uint64_t cred)
+/* By file only: grant_revoke walks every credential's grant of a file. */
+static unsigned grant_bucket(const struct cache_ident *id)
 {
-	uint64_t h = id->ci_fileid * 0x9e3779b97f4a7c15ull ^ id->ci_fsid ^ cred;
+	uint64_t h = id->ci_fileid * 0x9e3779b97f4a7c15ull ^ id->ci_fsid;
 
 	return (unsigned)(h ^ h >> 29) & (ACC_BUCKETS - 1);
 }
@@ -246,7 +247,7 @@ static unsigned grant_bucket(const struct cache_ident *id, uint64_t cred)
 static struct px_grant **grant_find(struct px_rcache *rc,
 				    const struct cache_ident *id, uint64_t cred)
 {
-	struct px_grant **pp = &rc->rc_grants[grant_bucket(id, cred)];
+	struct px_grant **pp = &rc->rc_grants[grant_bucket(id)];
 
 	for (; *pp; pp = &(*pp)->g_next)
 		if ((*pp)->g_cred == cred && (*pp)->g_id.ci_fileid == id->ci_fileid &&
@@ -293,8 +294,37 @@ static bool grant_ok(struct px_rcache *rc, const uint8_t *fattr, uint64_t cred)
 		return false;
 	cache_ident_of_fattr(fattr, &id);
 	g = *grant_find(rc, &id, cred);
-	return g && g->g_until > px_now_ms() &&
-	       cache_fattr_same_access(g->g_fattr, fattr);
+	if (!g || g->g_until <= px_now_ms())
+		return false;
+	/* strict: what is served is the latest version seen, and the grant
+	 * must be for it.  immutable: the cache serves the version it trusts
+	 * whatever upstream shows meanwhile, so only the mode is compared
+	 * here and grant_revoke drops grants when a new mode is seen. */
+	return rc->rc_flags == CACHE_F_IMMUTABLE
+		       ? !memcmp(g->g_fattr + 4, fattr + 4, 4)
+		       : cache_fattr_same_access(g->g_fattr, fattr);
+}
+
+/* Attributes of a file seen in any reply: grants given under another mode
+ * go at once (a chmod seen through any client revokes, in either policy). */
+static void grant_revoke(struct px_rcache *rc, const uint8_t *fattr)
+{
+	struct cache_ident id;
+	struct px_grant **pp, *g;
+
+	if (rpc_get32(fattr) != 1)
+		return;
+	cache_ident_of_fattr(fattr, &id);
+	pp = &rc->rc_grants[grant_bucket(&id)];
+	while ((g = *pp)) {
+		if (g->g_id.ci_fileid == id.ci_fileid &&
+		    g->g_id.ci_fsid == id.ci_fsid &&
+		    memcmp(g->g_fattr + 4, fattr + 4, 4)) {
+			*pp = g->g_next;
+			free(g);
+		} else
+			pp = &g->g_next;
+	}
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1738,6 +1768,7 @@ static void note_fattr(void *ctx, uint8_t *fattr)
 	struct note_ctx *nc = ctx;
 
 	cache_note_attr(nc->nc_rc->rc_cache, fattr, nc->nc_rc->rc_flags);
+	grant_revoke(nc->nc_rc, fattr);
 	look_retire(nc->nc_rc, fattr);
 	mf_note_fattr(nc->nc_rc, fattr);
 	if (!nc->nc_nfattr++)

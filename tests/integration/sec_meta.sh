@@ -15,6 +15,10 @@
 #   item9_chmod:   B was granted a read; A chmods 0600 and reads (the new
 #                  version is cached); B is refused at once, though
 #                  --access-ttl is 600 s.
+#   item9_chmod_immutable: the same with --consistency immutable and the
+#                  chmod made on the store: once A's GETATTR shows the new
+#                  mode, B is refused (the cache still trusts the old
+#                  version, for those who may read it).
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 h_init sec_meta
 . "$top_srcdir/tests/integration/meta_lib.sh"
@@ -161,6 +165,25 @@ sleep 1 # the new version's blocks committed: B's READ could be a hit
 out=$($RPC --uid $B --gid $B read /shared.txt)
 [ "$out" = "nfs error 13" ] || h_fail "item9: B still read the file after chmod 0600: '${out:0:80}'"
 h_log "item9_chmod: B refused at once after the chmod"
-
 h_stop_pid "$PX" || h_fail "gridvfsd exited $? on SIGTERM"
+
+# --- item9_chmod_immutable: the same where the cache trusts one version ----
+# The chmod is made on the store and seen in A's GETATTR: an immutable
+# cache keeps serving the version it trusts, but not to a revoked user.
+m_proxy px2 "$H_NFS_PORT" "$H_DIR/c2" --access-ttl 600 --consistency immutable
+RPC2="python3 $top_srcdir/tests/tools/nfsrpc.py 127.0.0.1 $H_PX_PORT $H_EXPORT --mountport $H_PX_PORT"
+head -c 100000 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 100000 >"$H_EXPORT/golden.txt"
+chown $A:$A "$H_EXPORT/golden.txt" && chmod 644 "$H_EXPORT/golden.txt"
+for i in 1 2; do
+	out=$($RPC2 --uid $B --gid $B read /golden.txt)
+	[ "$out" = "$(cat "$H_EXPORT/golden.txt")" ] || h_fail "item9 immutable: B could not read the 0644 file"
+	sleep 1 # the blocks committed: B's next READ is a hit
+done
+chmod 600 "$H_EXPORT/golden.txt"
+[ "$($RPC2 --uid $A --gid $A getattr /golden.txt)" = "$A $A 0o600 100000" ] ||
+	h_fail "item9 immutable: A's GETATTR does not show the chmod"
+out=$($RPC2 --uid $B --gid $B read /golden.txt)
+[ "$out" = "nfs error 13" ] || h_fail "item9 immutable: B still read the file after chmod 0600: '${out:0:80}'"
+h_log "item9_chmod_immutable: B refused once the new mode was seen"
+h_stop_pid "$PX" || h_fail "gridvfsd (immutable) exited $? on SIGTERM"
 h_pass
