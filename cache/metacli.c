@@ -398,6 +398,26 @@ out:
 /* ---------------------------------------------------------------------- */
 /* show                                                                    */
 
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* The fattr3 fields cache_meta_trust reads (type, mode, uid, ctime), from
+ * a local stat. */
+static void fattr_of_stat(const struct stat *sb, uint8_t *f)
+{
+	memset(f, 0, 84);
+	put_be32(f, S_ISREG(sb->st_mode) ? 1 : 2);
+	put_be32(f + 4, (uint32_t)(sb->st_mode & 07777));
+	put_be32(f + 12, (uint32_t)sb->st_uid);
+	put_be32(f + 76, (uint32_t)sb->st_ctim.tv_sec);
+	put_be32(f + 80, (uint32_t)sb->st_ctim.tv_nsec);
+}
+
 static int cli_show(const char *file, const char *image)
 {
 	struct cache_meta *m = NULL;
@@ -453,6 +473,29 @@ static int cli_show(const char *file, const char *image)
 			ret = 1;
 		} else
 			printf("image:        %s: matches\n", image);
+		if (!ret) {
+			/* what a proxy will make of it (docs/metadata.md "Trust") */
+			struct stat ms;
+			uint8_t fi[84], fm[84];
+			enum cache_meta_trust t;
+
+			if (stat(file, &ms) == 0) {
+				fattr_of_stat(&sb, fi);
+				fattr_of_stat(&ms, fm);
+				t = cache_meta_trust(fi, fm);
+				if (t == CACHE_META_TRUSTED) {
+					printf("trust:        trusted\n");
+				} else {
+					printf("trust:        UNTRUSTED: %s (uid %u, "
+					       "mode %04o; the image's owner is "
+					       "uid %u)\n", cache_meta_trust_str(t),
+					       (unsigned)ms.st_uid,
+					       (unsigned)(ms.st_mode & 07777),
+					       (unsigned)sb.st_uid);
+					ret = 1;
+				}
+			}
+		}
 	}
 	cache_meta_free(m);
 	return ret;

@@ -96,6 +96,8 @@ got=$(stat -c '%a %u %g' "$H_EXPORT/a.img.gvmeta")
 [ "$got" = "600 $A $A" ] || h_fail "scan_mode: a.img is 0600 uid $A; its metadata is '$got'"
 got=$(stat -c '%a %u %g' "$H_EXPORT/g.img.gvmeta")
 [ "$got" = "640 $A $A" ] || h_fail "scan_mode: g.img is 0640 uid $A; its metadata is '$got'"
+"$GV" meta show "$H_EXPORT/a.img.gvmeta" | grep -q "^trust: *trusted" ||
+	h_fail "scan_mode: meta show does not call a.img.gvmeta trusted"
 h_log "scan_mode: metadata follows its image (0600, 0640, owner $A)"
 
 # --- item1_forged: B's metadata with A's hashes does not fetch A's blocks --
@@ -139,6 +141,9 @@ for v in victim victim2 victim3; do
 	cmp -s "$H_EXPORT/pub/own.img" "$H_DIR/$v" && h_fail "item2: A's $v.img read as B's bytes"
 	cmp -s "$H_EXPORT/pub/$v.img" "$H_DIR/$v" || h_fail "item2: A's read of $v.img is wrong"
 done
+"$GV" meta show "$H_EXPORT/pub/victim.img.gvmeta" >"$H_DIR/show" &&
+	h_fail "item2: meta show exits 0 for the planted metadata: $(cat "$H_DIR/show")"
+grep -q "UNTRUSTED: owned by neither" "$H_DIR/show" || h_fail "item2: meta show: $(cat "$H_DIR/show")"
 grep -q "metadata victim.img.gvmeta ignored: untrusted: owned by neither" "$H_DIR/px.log" ||
 	h_fail "item2: no log line for the planted victim.img.gvmeta"
 grep -q "metadata victim3.img.gvmeta ignored: untrusted: writable by group or others" "$H_DIR/px.log" ||
