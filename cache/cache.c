@@ -34,6 +34,14 @@ bool cache_fattr_same_version(const uint8_t *a, const uint8_t *b)
 	       cver_eq(&va, &vb);
 }
 
+bool cache_fattr_same_access(const uint8_t *a, const uint8_t *b)
+{
+	/* mode at 4 (not nlink, which moves with links; not uid/gid, which
+	 * identity mapping rewrites in some replies and not others: a chown
+	 * moves ctime, part of the version) */
+	return cache_fattr_same_version(a, b) && !memcmp(a + 4, b + 4, 4);
+}
+
 static int opts_check(const struct cache_opts *o, struct cache_opts *out)
 {
 	*out = *o;

@@ -154,6 +154,14 @@ void cache_ident_of_fattr(const uint8_t *fattr3, struct cache_ident *id);
  * assembles with cached blocks (cache_read_partial) is of one version. */
 bool cache_fattr_same_version(const uint8_t *a, const uint8_t *b);
 
+/* True when two fattr3 describe the same file version as far as who may
+ * read it goes: the version above plus the mode.  An access grant holds
+ * for one such version only (issue 16 item 9): a chmod, chown or chgrp
+ * moves ctime, and comparing the mode too covers a chmod within one tick
+ * of a ctime clock too coarse to move.  uid/gid are left out: identity
+ * mapping rewrites them in the client's replies but not the proxy's own. */
+bool cache_fattr_same_access(const uint8_t *a, const uint8_t *b);
+
 /* Policy flags of cache_note_* / cache_fill (per call: the proxy passes
  * the export's or path pattern's policy every time). */
 #define CACHE_F_STRICT 0x0u    /* close-to-open: every fattr3 seen updates
@@ -497,6 +505,39 @@ int cache_meta_check(const struct cache_meta *m, uint64_t size,
                      int64_t mtime_sec, uint32_t mtime_nsec);
 /* The same against an encoded fattr3 (its size and mtime). */
 int cache_meta_check_fattr(const struct cache_meta *m, const uint8_t *fattr3);
+
+/*
+ * May the proxy act on a metadata file at all (issue 16, docs/metadata.md
+ * "Trust")?  image and meta are the encoded fattr3 of the image and of
+ * IMAGE.gvmeta as upstream reports them.  Metadata steers what a reader
+ * of the image is served (zero blocks, blocks shared by content), so it
+ * counts only when written by someone who may change the image anyway:
+ * a regular file owned by the image's owner or by root, writable by
+ * neither group nor others, and not older (ctime) than the image's last
+ * change (content, owner or mode).
+ */
+enum cache_meta_trust {
+	CACHE_META_TRUSTED = 0,
+	CACHE_META_UNTRUSTED_TYPE,  /* not a regular file */
+	CACHE_META_UNTRUSTED_OWNER, /* neither the image's owner nor root */
+	CACHE_META_UNTRUSTED_MODE,  /* group or other may write it */
+	CACHE_META_UNTRUSTED_OLDER, /* ctime before the image's ctime */
+};
+enum cache_meta_trust cache_meta_trust(const uint8_t *image_fattr3,
+                                       const uint8_t *meta_fattr3);
+/* A log phrase for an untrusted verdict ("owned by another user", ...). */
+const char *cache_meta_trust_str(enum cache_meta_trust t);
+
+/*
+ * The key under which a block is shared between files (chunks DBI, the
+ * proxy's ring): SHA-256 of a domain string, the owner's uid and the
+ * block's hash.  Sharing happens only between images of one owner: a
+ * user who writes metadata for his own file with someone else's hashes
+ * finds no chunk of theirs (issue 16 item 1).  0, or -EIO (no SHA-256:
+ * the caller then shares nothing).
+ */
+int cache_meta_dedup_key(uint32_t owner, const uint8_t hash[CACHE_HASH_SIZE],
+                         uint8_t out[CACHE_HASH_SIZE]);
 
 /* Hash of metadata block mblk (all zero bytes: a zero block; NULL past the
  * end) and the profile (metadata block numbers, in order).  Pointers live

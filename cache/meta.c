@@ -267,6 +267,55 @@ int cache_meta_check_fattr(const struct cache_meta *m, const uint8_t *fattr3)
 	                        be32_get(fattr3 + 72));
 }
 
+/* fattr3: type at 0, mode 4, uid 12, ctime {seconds, nseconds} at 76. */
+enum cache_meta_trust cache_meta_trust(const uint8_t *image_fattr3,
+                                       const uint8_t *meta_fattr3)
+{
+	uint32_t uid = be32_get(meta_fattr3 + 12);
+	uint64_t ic = be64_get(image_fattr3 + 76), mc = be64_get(meta_fattr3 + 76);
+
+	if (be32_get(meta_fattr3) != 1)
+		return CACHE_META_UNTRUSTED_TYPE;
+	if (uid != 0 && uid != be32_get(image_fattr3 + 12))
+		return CACHE_META_UNTRUSTED_OWNER;
+	if (be32_get(meta_fattr3 + 4) & 022)
+		return CACHE_META_UNTRUSTED_MODE;
+	/* seconds then nanoseconds: the u64 compares as the pair does */
+	if (mc < ic)
+		return CACHE_META_UNTRUSTED_OLDER;
+	return CACHE_META_TRUSTED;
+}
+
+const char *cache_meta_trust_str(enum cache_meta_trust t)
+{
+	switch (t) {
+	case CACHE_META_TRUSTED:
+		return "trusted";
+	case CACHE_META_UNTRUSTED_TYPE:
+		return "not a regular file";
+	case CACHE_META_UNTRUSTED_OWNER:
+		return "owned by neither the image's owner nor root";
+	case CACHE_META_UNTRUSTED_MODE:
+		return "writable by group or others";
+	case CACHE_META_UNTRUSTED_OLDER:
+		return "older than the image's last change (ctime); run "
+		       "gridvfs meta scan again";
+	}
+	return "untrusted";
+}
+
+int cache_meta_dedup_key(uint32_t owner, const uint8_t hash[CACHE_HASH_SIZE],
+                         uint8_t out[CACHE_HASH_SIZE])
+{
+	static const char dom[16] = "gridvfs dedup 1";
+	uint8_t in[sizeof(dom) + 4 + CACHE_HASH_SIZE];
+
+	memcpy(in, dom, sizeof(dom));
+	be32_put(in + sizeof(dom), owner);
+	memcpy(in + sizeof(dom) + 4, hash, CACHE_HASH_SIZE);
+	return meta_sha256(in, sizeof(in), out);
+}
+
 const uint8_t *cache_meta_hash(const struct cache_meta *m, uint64_t mblk)
 {
 	if (mblk >= m->m_info.mi_nblocks)

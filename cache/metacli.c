@@ -166,16 +166,40 @@ static void scan_progress(struct scan *sc, double t0, bool last)
 	        last ? "\n" : "   ");
 }
 
-/* Write buf to path atomically (temp file, fsync, rename). */
-static int write_file(const char *path, const uint8_t *buf, size_t len)
+/*
+ * Who may read and write a metadata file made for the image `like`: its
+ * hashes tell what the image holds, so it is readable by exactly those the
+ * image is readable by, and writable by its owner only (the proxy refuses
+ * metadata that group or others may write; docs/metadata.md "Trust").
+ */
+static mode_t meta_mode(const struct stat *like)
+{
+	return (like->st_mode & 0644) | 0600;
+}
+
+/* Write buf to path atomically (temp file, fsync, rename) with mode; as
+ * root also with owner uid:gid (the image's: the proxy trusts metadata
+ * of the image's owner or root only), when uid is not (uid_t)-1. */
+static int write_file(const char *path, const uint8_t *buf, size_t len,
+                      mode_t mode, uid_t uid, gid_t gid)
 {
 	char tmp[4200];
 	size_t off = 0;
 	int fd;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid());
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) < 0)
+	/* O_EXCL and 0600 until the mode is set: nobody reads or swaps the
+	 * temp file meanwhile, whatever the umask */
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+	               0600)) < 0)
 		return -errno;
+	if ((uid != (uid_t)-1 && geteuid() == 0 && fchown(fd, uid, gid) < 0) ||
+	    fchmod(fd, mode) < 0) {
+		int e = -errno;
+		close(fd);
+		unlink(tmp);
+		return e;
+	}
 	while (off < len) {
 		ssize_t n = write(fd, buf + off, len - off);
 
@@ -337,10 +361,16 @@ static int cli_scan(const char *image, const char *outp, uint32_t bs, bool quiet
 	}
 	prof = old_profile(out, bs, mi.mi_nblocks, &mi.mi_nprofile);
 	if ((rc = cache_meta_encode(&mi, sc.sc_hashes, prof, &enc, &enclen)) ||
-	    (rc = write_file(out, enc, enclen))) {
+	    (rc = write_file(out, enc, enclen, meta_mode(&b), b.st_uid,
+	                     b.st_gid))) {
 		fprintf(stderr, "gridvfs meta scan: %s: %s\n", out, strerror(-rc));
 		goto out;
 	}
+	if (geteuid() != 0 && geteuid() != b.st_uid)
+		fprintf(stderr, "gridvfs meta scan: warning: %s is owned by you "
+		        "(uid %u), not by the image's owner (uid %u): proxies "
+		        "will not use it\n", out, (unsigned)geteuid(),
+		        (unsigned)b.st_uid);
 	{
 		uint64_t z = 0;
 		double dt = now_s() - t0;
@@ -367,6 +397,26 @@ out:
 
 /* ---------------------------------------------------------------------- */
 /* show                                                                    */
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* The fattr3 fields cache_meta_trust reads (type, mode, uid, ctime), from
+ * a local stat. */
+static void fattr_of_stat(const struct stat *sb, uint8_t *f)
+{
+	memset(f, 0, 84);
+	put_be32(f, S_ISREG(sb->st_mode) ? 1 : 2);
+	put_be32(f + 4, (uint32_t)(sb->st_mode & 07777));
+	put_be32(f + 12, (uint32_t)sb->st_uid);
+	put_be32(f + 76, (uint32_t)sb->st_ctim.tv_sec);
+	put_be32(f + 80, (uint32_t)sb->st_ctim.tv_nsec);
+}
 
 static int cli_show(const char *file, const char *image)
 {
@@ -423,6 +473,29 @@ static int cli_show(const char *file, const char *image)
 			ret = 1;
 		} else
 			printf("image:        %s: matches\n", image);
+		if (!ret) {
+			/* what a proxy will make of it (docs/metadata.md "Trust") */
+			struct stat ms;
+			uint8_t fi[84], fm[84];
+			enum cache_meta_trust t;
+
+			if (stat(file, &ms) == 0) {
+				fattr_of_stat(&sb, fi);
+				fattr_of_stat(&ms, fm);
+				t = cache_meta_trust(fi, fm);
+				if (t == CACHE_META_TRUSTED) {
+					printf("trust:        trusted\n");
+				} else {
+					printf("trust:        UNTRUSTED: %s (uid %u, "
+					       "mode %04o; the image's owner is "
+					       "uid %u)\n", cache_meta_trust_str(t),
+					       (unsigned)ms.st_uid,
+					       (unsigned)(ms.st_mode & 07777),
+					       (unsigned)sb.st_uid);
+					ret = 1;
+				}
+			}
+		}
 	}
 	cache_meta_free(m);
 	return ret;
@@ -550,10 +623,15 @@ static int cli_attach(const char *file, const char *input)
 	uint8_t *buf = NULL, *hashes = NULL, *enc = NULL;
 	size_t len, enclen;
 	uint32_t k = 0;
+	struct stat ms;
 	int rc, ret = 1;
 
-	if ((rc = read_file(file, &buf, &len)) ||
-	    (rc = cache_meta_parse(buf, len, &m))) {
+	/* the rewritten file keeps the owner and read permissions it had */
+	if (stat(file, &ms) < 0)
+		rc = -errno;
+	else if (!(rc = read_file(file, &buf, &len)))
+		rc = cache_meta_parse(buf, len, &m);
+	if (rc) {
 		fprintf(stderr, "gridvfs meta attach: %s: %s\n", file,
 		        rc == -EBADMSG ? "malformed metadata file" : strerror(-rc));
 		goto out;
@@ -574,7 +652,8 @@ static int cli_attach(const char *file, const char *input)
 		memcpy(hashes + i * CACHE_HASH_SIZE, cache_meta_hash(m, i),
 		       CACHE_HASH_SIZE);
 	if ((rc = cache_meta_encode(&mi, hashes, l.b_v, &enc, &enclen)) ||
-	    (rc = write_file(file, enc, enclen))) {
+	    (rc = write_file(file, enc, enclen, meta_mode(&ms), ms.st_uid,
+	                     ms.st_gid))) {
 		fprintf(stderr, "gridvfs meta attach: %s: %s\n", file, strerror(-rc));
 		goto out;
 	}

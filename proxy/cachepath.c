@@ -8,7 +8,9 @@
  *
  * A cached block is served to a credential only after upstream let that
  * credential read the file (a READ or an ACCESS with the READ bit), for
- * --access-ttl seconds: cache hits never widen who may read what.
+ * --access-ttl seconds and for that version of the file only (its ctime,
+ * mode and owners): cache hits never widen who may read what, and a chmod
+ * takes effect at once.
  */
 #include "config.h"
 #include "proxy/core.h"
@@ -50,6 +52,9 @@ struct px_grant {
 	struct cache_ident g_id;
 	uint64_t g_cred;
 	uint64_t g_until;   /* ms */
+	/* the version upstream answered for: a grant holds for it only, so a
+	 * chmod/chown (new ctime, mode, owner) revokes it at once (issue 16) */
+	uint8_t g_fattr[NFS3_FATTR_SIZE];
 	struct px_grant *g_next;
 };
 
@@ -237,9 +242,10 @@ static uint64_t cred_key(const uint8_t *msg, const struct rpc_call *h)
 	return authsys_key(&a);
 }
 
-static unsigned grant_bucket(const struct cache_ident *id, uint64_t cred)
+/* By file only: grant_revoke walks every credential's grant of a file. */
+static unsigned grant_bucket(const struct cache_ident *id)
 {
-	uint64_t h = id->ci_fileid * 0x9e3779b97f4a7c15ull ^ id->ci_fsid ^ cred;
+	uint64_t h = id->ci_fileid * 0x9e3779b97f4a7c15ull ^ id->ci_fsid;
 
 	return (unsigned)(h ^ h >> 29) & (ACC_BUCKETS - 1);
 }
@@ -247,7 +253,7 @@ static unsigned grant_bucket(const struct cache_ident *id, uint64_t cred)
 static struct px_grant **grant_find(struct px_rcache *rc,
 				    const struct cache_ident *id, uint64_t cred)
 {
-	struct px_grant **pp = &rc->rc_grants[grant_bucket(id, cred)];
+	struct px_grant **pp = &rc->rc_grants[grant_bucket(id)];
 
 	for (; *pp; pp = &(*pp)->g_next)
 		if ((*pp)->g_cred == cred && (*pp)->g_id.ci_fileid == id->ci_fileid &&
@@ -281,6 +287,7 @@ static void grant_set(struct px_rcache *rc, const uint8_t *fattr,
 		g->g_next = NULL;
 		*pp = g;
 	}
+	memcpy(g->g_fattr, fattr, NFS3_FATTR_SIZE);
 	g->g_until = px_now_ms() + rc->rc_access_ms;
 }
 
@@ -293,7 +300,37 @@ static bool grant_ok(struct px_rcache *rc, const uint8_t *fattr, uint64_t cred)
 		return false;
 	cache_ident_of_fattr(fattr, &id);
 	g = *grant_find(rc, &id, cred);
-	return g && g->g_until > px_now_ms();
+	if (!g || g->g_until <= px_now_ms())
+		return false;
+	/* strict: what is served is the latest version seen, and the grant
+	 * must be for it.  immutable: the cache serves the version it trusts
+	 * whatever upstream shows meanwhile, so only the mode is compared
+	 * here and grant_revoke drops grants when a new mode is seen. */
+	return rc->rc_flags == CACHE_F_IMMUTABLE
+		       ? !memcmp(g->g_fattr + 4, fattr + 4, 4)
+		       : cache_fattr_same_access(g->g_fattr, fattr);
+}
+
+/* Attributes of a file seen in any reply: grants given under another mode
+ * go at once (a chmod seen through any client revokes, in either policy). */
+static void grant_revoke(struct px_rcache *rc, const uint8_t *fattr)
+{
+	struct cache_ident id;
+	struct px_grant **pp, *g;
+
+	if (rpc_get32(fattr) != 1)
+		return;
+	cache_ident_of_fattr(fattr, &id);
+	pp = &rc->rc_grants[grant_bucket(&id)];
+	while ((g = *pp)) {
+		if (g->g_id.ci_fileid == id.ci_fileid &&
+		    g->g_id.ci_fsid == id.ci_fsid &&
+		    memcmp(g->g_fattr + 4, fattr + 4, 4)) {
+			*pp = g->g_next;
+			free(g);
+		} else
+			pp = &g->g_next;
+	}
 }
 
 /* ---------------------------------------------------------------------- */
@@ -419,6 +456,7 @@ enum mf_state {
 struct px_meta {
 	struct cache_meta *pm_m;
 	unsigned pm_refs;
+	uint32_t pm_owner;  /* the image's owner: the domain blocks are shared in */
 };
 
 struct px_mreq;
@@ -436,6 +474,9 @@ struct px_mfile {
 	uint64_t mf_retry_at;
 	struct rpc_authsys mf_cred;    /* of the LOOKUP that named it */
 	/* discovery */
+	uint8_t mf_mattr[NFS3_FATTR_SIZE]; /* of NAME.gvmeta, from its LOOKUP */
+	uint8_t mf_bad[16];            /* mtime+ctime of metadata that failed a */
+	bool mf_bad_set;               /* ... hash check: not loaded again */
 	uint8_t *mf_buf;
 	uint32_t mf_buflen, mf_reads;  /* metadata bytes; READs outstanding */
 	bool mf_readfail;
@@ -535,16 +576,20 @@ static void mf_note_fattr(struct px_rcache *rc, const uint8_t *fattr)
 	cache_ident_of_fattr(fattr, &id);
 	if (!(mf = *mf_slot(rc, &id)))
 		return;
+	/* mtime and ctime are adjacent: ctime moves with a chmod or chown,
+	 * which the metadata's trust depends on (its owner, docs/metadata.md) */
 	if (!memcmp(mf->mf_fattr + NFS3_FATTR_SIZE_OFF,
 		    fattr + NFS3_FATTR_SIZE_OFF, 8) &&
-	    !memcmp(mf->mf_fattr + NFS3_FATTR_MTIME, fattr + NFS3_FATTR_MTIME, 8)) {
+	    !memcmp(mf->mf_fattr + NFS3_FATTR_MTIME, fattr + NFS3_FATTR_MTIME,
+		    16)) {
 		memcpy(mf->mf_fattr, fattr, NFS3_FATTR_SIZE);
 		return;
 	}
 	memcpy(mf->mf_fattr, fattr, NFS3_FATTR_SIZE);
 	if (mf->mf_state == MF_READY) {
-		px_info("metadata of %s: the image changed (size or mtime); "
-			"metadata set aside until looked up again", mf->mf_name);
+		px_info("metadata of %s: the image changed (size, mtime or "
+			"ctime); metadata set aside until looked up again",
+			mf->mf_name);
 		mf_drop_meta(mf, MF_NAMED);
 	} else if (mf->mf_state == MF_NONE) {
 		mf->mf_state = MF_NAMED; /* its metadata may be new too */
@@ -605,6 +650,14 @@ static void ring_put(struct px_rcache *rc, const uint8_t *key,
 	memcpy(r->rg_key, key, CACHE_HASH_SIZE);
 	memcpy(r->rg_data, data, len);
 	r->rg_len = len;
+}
+
+/* The key a hashed block is shared under (ring, chunks): its hash in the
+ * domain of the image's owner.  false: share nothing for it. */
+static bool share_key(const struct px_meta *pm, const uint8_t *hash,
+		      uint8_t *out)
+{
+	return pm && cache_meta_dedup_key(pm->pm_owner, hash, out) == 0;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -799,7 +852,7 @@ static void fetch_block(struct px_loop *l, struct px_mfetch *mt, uint64_t b,
 	struct px_mfile *mf = mt->mt_mf;
 	uint32_t bs = cache_block_size(rc->rc_cache);
 	struct cache_meta *m = mt->mt_meta ? mt->mt_meta->pm_m : NULL;
-	uint8_t key[CACHE_HASH_SIZE];
+	uint8_t key[CACHE_HASH_SIZE], skey[CACHE_HASH_SIZE];
 	enum cache_meta_kind kind = CACHE_META_UNKNOWN;
 
 	/* metadata of another version than the data is ignored */
@@ -807,12 +860,12 @@ static void fetch_block(struct px_loop *l, struct px_mfetch *mt, uint64_t b,
 		m = NULL;
 	if (m)
 		kind = cache_meta_kind(m, b, key);
-	if (!have || (m && cache_meta_verify(m, b, data, blen))) {
-		rc->rc_mismatch++;
-		px_warn_rl("%s block %llu (offset %llu): %s; %s", mf->mf_name,
-			   (unsigned long long)b, (unsigned long long)(b * bs),
-			   have ? "hash mismatch with its metadata"
-				: "short read from upstream",
+	if (!have) {
+		/* upstream's own doing, not the metadata's: once more, then
+		 * the error (there are no bytes to serve) */
+		px_warn_rl("%s block %llu (offset %llu): short read from "
+			   "upstream; %s", mf->mf_name, (unsigned long long)b,
+			   (unsigned long long)(b * bs),
 			   mt->mt_retry ? "answering NFS3ERR_IO"
 					: "fetching it again");
 		if (!mt->mt_retry && !l->lp_draining) {
@@ -824,10 +877,30 @@ static void fetch_block(struct px_loop *l, struct px_mfetch *mt, uint64_t b,
 				w->mw_req->mr_status = NFS3ERR_IO;
 		return;
 	}
-	if (kind == CACHE_META_HASHED) {
+	if (m && cache_meta_verify(m, b, data, blen)) {
+		/* Upstream is the authority on the file's bytes; metadata is
+		 * a hint that proved wrong (forged for a file of one's own,
+		 * or changed with its times put back): serve upstream's bytes
+		 * as a plain read, share nothing, and drop this metadata for
+		 * good (until NAME.gvmeta itself changes).  Never NFS3ERR_IO
+		 * for it (issue 16). */
+		rc->rc_mismatch++;
+		px_warn_rl("%s block %llu (offset %llu): hash mismatch with its "
+			   "metadata; metadata %s%s set aside, serving the bytes "
+			   "upstream sent", mf->mf_name, (unsigned long long)b,
+			   (unsigned long long)(b * bs), mf->mf_name,
+			   CACHE_META_SUFFIX);
+		if (mf->mf_meta && mf->mf_meta == mt->mt_meta) {
+			memcpy(mf->mf_bad, mf->mf_mattr + NFS3_FATTR_MTIME, 16);
+			mf->mf_bad_set = true;
+			mf_drop_meta(mf, MF_NONE);
+		}
+		kind = CACHE_META_UNKNOWN;
+	}
+	if (kind == CACHE_META_HASHED && share_key(mt->mt_meta, key, skey)) {
 		cache_fill_hashed(rc->rc_cache, mt->mt_fh, mt->mt_fhlen, b, data,
-				  blen, key, fattr, rc->rc_flags);
-		ring_put(rc, key, data, blen);
+				  blen, skey, fattr, rc->rc_flags);
+		ring_put(rc, skey, data, blen);
 	} else if (kind != CACHE_META_ZERO) {
 		cache_fill(rc->rc_cache, mt->mt_fh, mt->mt_fhlen, b * bs, data,
 			   blen, eof, fattr, rc->rc_flags);
@@ -952,21 +1025,49 @@ static void fetch_cb(void *ctx, int err, uint8_t *res, size_t len)
 /* ---------------------------------------------------------------------- */
 /* Serving a READ of a file with metadata                                  */
 
+/*
+ * A block held under this file's sharing key (the ring of recent fetches,
+ * or another image's chunk in the cache): copied to data only when its
+ * bytes match the hash this file's own trusted metadata gives for block b.
+ * The key puts the owner in (share_key), so another user's blocks are
+ * never found; the check makes sure what is served is what the metadata
+ * says, whoever stored the chunk.
+ */
+static bool shared_block(struct px_rcache *rc, const struct px_meta *pm,
+			 uint64_t b, const uint8_t *key, uint32_t blen,
+			 uint8_t *skey, const uint8_t **data)
+{
+	struct px_ring *rg;
+
+	if (!share_key(pm, key, skey))
+		return false;
+	if ((rg = ring_find(rc, skey, blen))) {
+		*data = rg->rg_data; /* verified when fetched, a moment ago */
+		return true;
+	}
+	if (cache_read_chunk(rc->rc_cache, skey, rc->rc_scratch, blen) ||
+	    cache_meta_verify(pm->pm_m, b, rc->rc_scratch, blen))
+		return false;
+	*data = rc->rc_scratch;
+	return true;
+}
+
 /* One block of the request that the cache did not have: zero, a chunk
  * another image holds, a fetch in flight, or part of a new fetch run. */
 static void mreq_block(struct px_loop *l, struct px_mreq *mr,
-		       struct cache_meta *m, bool auth, uint64_t b,
+		       const struct px_meta *pm, bool auth, uint64_t b,
 		       uint64_t *run, uint32_t *nrun)
 {
 	struct px_rcache *rc = l->lp_rcache;
+	struct cache_meta *m = pm ? pm->pm_m : NULL;
 	uint32_t bs = cache_block_size(rc->rc_cache);
 	uint64_t size = rpc_get64(mr->mr_fattr + NFS3_FATTR_SIZE_OFF);
 	uint32_t blen = cache_blk_len(b, bs, size);
-	uint8_t key[CACHE_HASH_SIZE];
+	uint8_t key[CACHE_HASH_SIZE], skey[CACHE_HASH_SIZE];
+	const uint8_t *data;
 	enum cache_meta_kind kind =
 		m ? cache_meta_kind(m, b, key) : CACHE_META_UNKNOWN;
 	struct px_mfetch *mt;
-	struct px_ring *rg;
 
 	if (!blen)
 		return;
@@ -980,21 +1081,18 @@ static void mreq_block(struct px_loop *l, struct px_mreq *mr,
 		rc->rc_zero_bytes += e - s;
 		return;
 	}
-	if (auth && kind == CACHE_META_HASHED) {
-		if ((rg = ring_find(rc, key, blen))) {
-			mreq_copy(mr, b * bs, rg->rg_data, blen);
-			return;
-		}
-		if (cache_read_chunk(rc->rc_cache, key, rc->rc_scratch, blen) == 0) {
+	if (auth && kind == CACHE_META_HASHED &&
+	    shared_block(rc, pm, b, key, blen, skey, &data)) {
+		mreq_copy(mr, b * bs, data, blen);
+		if (data == rc->rc_scratch) {
 			/* another image's identical block: link it to this one */
-			mreq_copy(mr, b * bs, rc->rc_scratch, blen);
 			cache_fill_hashed(rc->rc_cache, mr->mr_fh, mr->mr_fhlen, b,
-					  rc->rc_scratch, blen, key, mr->mr_fattr,
+					  data, blen, skey, mr->mr_fattr,
 					  rc->rc_flags);
-			ring_put(rc, key, rc->rc_scratch, blen);
+			ring_put(rc, skey, data, blen);
 			rc->rc_dedup_hits++;
-			return;
 		}
+		return;
 	}
 	if (auth && (mt = fetch_find(mr->mr_mf, b))) {
 		if (fetch_wait(mt, mr))
@@ -1020,9 +1118,7 @@ static void mreq_start(struct px_loop *l, struct px_mreq *mr)
 	struct px_rcache *rc = l->lp_rcache;
 	struct px_mfile *mf = mr->mr_mf;
 	uint32_t bs = cache_block_size(rc->rc_cache), got, nmiss = 0, nrun = 0;
-	struct cache_meta *m = mf->mf_state == MF_READY && mf->mf_meta
-				       ? mf->mf_meta->pm_m
-				       : NULL;
+	const struct px_meta *pm = mf->mf_state == MF_READY ? mf->mf_meta : NULL;
 	struct cache_range miss[MREQ_MAXMISS];
 	uint8_t fa[NFS3_FATTR_SIZE];
 	uint64_t size, run = 0;
@@ -1057,7 +1153,7 @@ static void mreq_start(struct px_loop *l, struct px_mreq *mr)
 	for (unsigned i = 0; i < nmiss; i++)
 		for (uint64_t b = miss[i].cr_off / bs;
 		     b * bs < miss[i].cr_off + miss[i].cr_len; b++)
-			mreq_block(l, mr, m, auth, b, &run, &nrun);
+			mreq_block(l, mr, pm, auth, b, &run, &nrun);
 	if (nrun) {
 		struct px_mfetch *mt = fetch_new(l, mf, mr->mr_fh, mr->mr_fhlen,
 						 run, nrun, &mr->mr_cred, false, 0);
@@ -1077,29 +1173,30 @@ static void mreq_start(struct px_loop *l, struct px_mreq *mr)
 /* Prefetch along the profile                                              */
 
 static bool pf_needed(struct px_loop *l, struct px_mfile *mf,
-		      struct cache_meta *m, uint64_t b, uint64_t size)
+		      const struct px_meta *pm, uint64_t b, uint64_t size)
 {
 	struct px_rcache *rc = l->lp_rcache;
 	uint32_t bs = cache_block_size(rc->rc_cache), blen = cache_blk_len(b, bs, size);
-	uint8_t key[CACHE_HASH_SIZE];
-	enum cache_meta_kind kind = cache_meta_kind(m, b, key);
+	uint8_t key[CACHE_HASH_SIZE], skey[CACHE_HASH_SIZE];
+	enum cache_meta_kind kind = cache_meta_kind(pm->pm_m, b, key);
+	const uint8_t *data;
 	uint32_t got;
 	bool eof;
 
 	if (!blen || kind == CACHE_META_ZERO || fetch_find(mf, b))
 		return false;
-	if (kind == CACHE_META_HASHED && ring_find(rc, key, blen))
-		return false;
 	if (cache_read(rc->rc_cache, mf->mf_fh, mf->mf_fhlen, b * bs, blen,
 		       rc->rc_scratch, &got, &eof, NULL) == 0)
 		return false;
 	if (kind == CACHE_META_HASHED &&
-	    cache_read_chunk(rc->rc_cache, key, rc->rc_scratch, blen) == 0) {
-		cache_fill_hashed(rc->rc_cache, mf->mf_fh, mf->mf_fhlen, b,
-				  rc->rc_scratch, blen, key, mf->mf_fattr,
-				  rc->rc_flags);
-		ring_put(rc, key, rc->rc_scratch, blen);
-		rc->rc_dedup_hits++;
+	    shared_block(rc, pm, b, key, blen, skey, &data)) {
+		if (data == rc->rc_scratch) {
+			cache_fill_hashed(rc->rc_cache, mf->mf_fh, mf->mf_fhlen,
+					  b, data, blen, skey, mf->mf_fattr,
+					  rc->rc_flags);
+			ring_put(rc, skey, data, blen);
+			rc->rc_dedup_hits++;
+		}
 		return false;
 	}
 	return true;
@@ -1111,7 +1208,7 @@ static void pf_pump(struct px_loop *l, struct px_mfile *mf)
 {
 	struct px_rcache *rc = l->lp_rcache;
 	uint32_t bs = cache_block_size(rc->rc_cache);
-	struct cache_meta *m;
+	const struct px_meta *pm;
 	const uint64_t *prof;
 	unsigned fg = 0, limit;
 	uint64_t size;
@@ -1120,8 +1217,8 @@ static void pf_pump(struct px_loop *l, struct px_mfile *mf)
 	if (mf->mf_state != MF_READY || !mf->mf_meta || mf->mf_pf_stop ||
 	    !rc->rc_prefetch)
 		return;
-	m = mf->mf_meta->pm_m;
-	prof = cache_meta_view_profile(m, &n);
+	pm = mf->mf_meta;
+	prof = cache_meta_view_profile(pm->pm_m, &n);
 	size = rpc_get64(mf->mf_fattr + NFS3_FATTR_SIZE_OFF);
 	for (struct px_mfetch *mt = mf->mf_fetches; mt; mt = mt->mt_next)
 		fg += !mt->mt_prefetch;
@@ -1131,11 +1228,11 @@ static void pf_pump(struct px_loop *l, struct px_mfile *mf)
 		uint64_t b = prof[mf->mf_pf_next++];
 		uint32_t nb = 1;
 
-		if (!pf_needed(l, mf, m, b, size))
+		if (!pf_needed(l, mf, pm, b, size))
 			continue;
 		while (mf->mf_pf_next < n && prof[mf->mf_pf_next] == b + nb &&
 		       (uint64_t)(nb + 1) * bs <= PF_FETCH_BYTES &&
-		       pf_needed(l, mf, m, b + nb, size)) {
+		       pf_needed(l, mf, pm, b + nb, size)) {
 			nb++;
 			mf->mf_pf_next++;
 		}
@@ -1177,6 +1274,7 @@ static void disc_done(struct px_loop *l, struct px_mfile *mf,
 		} else {
 			pm->pm_m = m;
 			pm->pm_refs = 1;
+			pm->pm_owner = rpc_get32(mf->mf_fattr + NFS3_FATTR_UID);
 			mf->mf_meta = pm;
 			mf->mf_state = MF_READY;
 			mf->mf_pf_next = 0;
@@ -1195,6 +1293,33 @@ static void disc_done(struct px_loop *l, struct px_mfile *mf,
 	}
 	if (m && !cancel)
 		pf_pump(l, mf);
+}
+
+/*
+ * Metadata decides what readers of the image are served: it counts only
+ * when written by the image's owner or root, not writable by others, and
+ * not older than the image's last change (issue 16; docs/metadata.md).
+ * true (logged) when it must be ignored.  early: before the file is read,
+ * when its age is left for after parsing, so that a stale file (size or
+ * mtime) is called stale.
+ */
+static bool disc_untrusted(struct px_mfile *mf, bool early)
+{
+	enum cache_meta_trust t = cache_meta_trust(mf->mf_fattr, mf->mf_mattr);
+
+	if (t == CACHE_META_TRUSTED || (early && t == CACHE_META_UNTRUSTED_OLDER))
+		return false;
+	if (t == CACHE_META_UNTRUSTED_OLDER)
+		px_warn("metadata %s%s ignored: untrusted: %s", mf->mf_name,
+			CACHE_META_SUFFIX, cache_meta_trust_str(t));
+	else
+		px_warn("metadata %s%s ignored: untrusted: %s (uid %u, mode "
+			"%04o; the image's owner is uid %u)", mf->mf_name,
+			CACHE_META_SUFFIX, cache_meta_trust_str(t),
+			rpc_get32(mf->mf_mattr + NFS3_FATTR_UID),
+			rpc_get32(mf->mf_mattr + 4) & 07777,
+			rpc_get32(mf->mf_fattr + NFS3_FATTR_UID));
+	return true;
 }
 
 static void disc_check(struct px_loop *l, struct px_mfile *mf)
@@ -1230,6 +1355,13 @@ static void disc_check(struct px_loop *l, struct px_mfile *mf)
 						      NFS3_FATTR_SIZE_OFF),
 			rpc_get32(mf->mf_fattr + NFS3_FATTR_MTIME),
 			rpc_get32(mf->mf_fattr + NFS3_FATTR_MTIME + 4));
+		cache_meta_free(m);
+		disc_done(l, mf, NULL, false);
+		return;
+	}
+	/* again in full: the image's attributes may have moved meanwhile
+	 * (a chown), and its age was left for here */
+	if (disc_untrusted(mf, false)) {
 		cache_meta_free(m);
 		disc_done(l, mf, NULL, false);
 		return;
@@ -1297,6 +1429,22 @@ static void disc_lookup_cb(void *ctx, int err, uint8_t *res, size_t len)
 	p = 8 + ((fhlen + 3u) & ~3u);
 	if (fhlen == 0 || fhlen > NFS3_FHSIZE || len < p + 4 ||
 	    !rpc_get32(res + p) || len < p + 4 + NFS3_FATTR_SIZE) {
+		/* no attributes: who wrote it cannot be told */
+		px_warn("metadata %s%s ignored: no attributes in its LOOKUP "
+			"reply", mf->mf_name, CACHE_META_SUFFIX);
+		disc_done(l, mf, NULL, false);
+		return;
+	}
+	memcpy(mf->mf_mattr, res + p + 4, NFS3_FATTR_SIZE);
+	/* who wrote it, before a byte of it is read */
+	if (disc_untrusted(mf, true)) {
+		disc_done(l, mf, NULL, false);
+		return;
+	}
+	if (mf->mf_bad_set &&
+	    !memcmp(mf->mf_bad, mf->mf_mattr + NFS3_FATTR_MTIME, 16)) {
+		px_debug("metadata %s%s: the version that failed a hash check; "
+			 "not used", mf->mf_name, CACHE_META_SUFFIX);
 		disc_done(l, mf, NULL, false);
 		return;
 	}
@@ -1665,6 +1813,7 @@ static void note_fattr(void *ctx, uint8_t *fattr)
 	struct note_ctx *nc = ctx;
 
 	cache_note_attr(nc->nc_rc->rc_cache, fattr, nc->nc_rc->rc_flags);
+	grant_revoke(nc->nc_rc, fattr);
 	look_retire(nc->nc_rc, fattr);
 	mf_note_fattr(nc->nc_rc, fattr);
 	if (!nc->nc_nfattr++)

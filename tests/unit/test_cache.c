@@ -1069,6 +1069,29 @@ static void test_dedup(void)
 	free(buf);
 }
 
+/* issue 16 item 9: an access grant holds for one version of the file as
+ * far as permissions go: a chmod is a new one even when the ctime clock
+ * did not move; a chown/chgrp moves ctime; atime, nlink are not part. */
+static void test_same_access(void)
+{
+	uint8_t a[CACHE_FATTR_SIZE], b[CACHE_FATTR_SIZE];
+
+	mkattr(a, 10, 8 * BS, 5, 1);
+	mkattr(b, 10, 8 * BS, 5, 2); /* another nlink */
+	put32(b + 60, 99);           /* another atime */
+	CU_ASSERT_TRUE(cache_fattr_same_access(a, b));
+	put32(b + 4, 0600);          /* chmod, same ctime */
+	CU_ASSERT_FALSE(cache_fattr_same_access(a, b));
+	CU_ASSERT_TRUE(cache_fattr_same_version(a, b)); /* the data did not move */
+	mkattr(b, 10, 8 * BS, 5, 1);
+	put32(b + 12, 2002);         /* another uid as a mapping shows it */
+	CU_ASSERT_TRUE(cache_fattr_same_access(a, b));
+	put32(b + 80, 1);            /* chown: ctime moved (1 ns) */
+	CU_ASSERT_FALSE(cache_fattr_same_access(a, b));
+	mkattr(b, 11, 8 * BS, 5, 1); /* another file */
+	CU_ASSERT_FALSE(cache_fattr_same_access(a, b));
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -1082,6 +1105,7 @@ int main(void)
 	CU_add_test(s, "fill/read round trips", test_roundtrip);
 	CU_add_test(s, "partial reads list missing blocks", test_partial);
 	CU_add_test(s, "version change invalidates", test_version_change);
+	CU_add_test(s, "access versions: chmod, ctime", test_same_access);
 	CU_add_test(s, "immutable mode", test_immutable);
 	CU_add_test(s, "invalidate (write-through)", test_invalidate);
 	CU_add_test(s, "warm after restart", test_restart);

@@ -3,7 +3,8 @@
  * encode/parse round trips, every malformed input the parser must refuse
  * (truncated, bad magic, checksum, version, sizes, profile), the size and
  * mtime check, zero detection, and the cache-block view for equal,
- * larger and smaller cache blocks (kinds, keys, verification, profile).
+ * larger and smaller cache blocks (kinds, keys, verification, profile),
+ * the trust rules for a metadata file and the per-owner sharing keys.
  */
 #include "config.h"
 
@@ -312,6 +313,78 @@ static void test_keys(void)
 	free(h2);
 }
 
+static void put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* An encoded fattr3 with what the trust rules read: type (offset 0), mode
+ * (4), uid (12), ctime (76). */
+static void mkattr(uint8_t *f, uint32_t type, uint32_t mode, uint32_t uid,
+                   uint32_t csec, uint32_t cnsec)
+{
+	memset(f, 0, 84);
+	put32(f, type);
+	put32(f + 4, mode);
+	put32(f + 12, uid);
+	put32(f + 76, csec);
+	put32(f + 80, cnsec);
+}
+
+/* issue 16 items 1-2: metadata counts only from the image's owner or
+ * root, not writable by group/others, not older than the image's change */
+static void test_trust(void)
+{
+	uint8_t img[84], meta[84];
+
+	mkattr(img, 1, 0600, 2001, 1000, 500);
+	mkattr(meta, 1, 0600, 2001, 1000, 500); /* same instant: trusted */
+	CU_ASSERT_EQUAL(cache_meta_trust(img, meta), CACHE_META_TRUSTED);
+	mkattr(meta, 1, 0644, 0, 1001, 0); /* root's, readable by all */
+	CU_ASSERT_EQUAL(cache_meta_trust(img, meta), CACHE_META_TRUSTED);
+	mkattr(meta, 1, 0644, 2002, 1001, 0); /* another user planted it */
+	CU_ASSERT_EQUAL(cache_meta_trust(img, meta), CACHE_META_UNTRUSTED_OWNER);
+	mkattr(meta, 1, 0620, 2001, 1001, 0); /* group may write it */
+	CU_ASSERT_EQUAL(cache_meta_trust(img, meta), CACHE_META_UNTRUSTED_MODE);
+	mkattr(meta, 1, 0602, 2001, 1001, 0); /* others may write it */
+	CU_ASSERT_EQUAL(cache_meta_trust(img, meta), CACHE_META_UNTRUSTED_MODE);
+	mkattr(meta, 1, 01666, 0, 1001, 0); /* root's but world-writable */
+	CU_ASSERT_EQUAL(cache_meta_trust(img, meta), CACHE_META_UNTRUSTED_MODE);
+	mkattr(meta, 2, 0600, 2001, 1001, 0); /* a directory */
+	CU_ASSERT_EQUAL(cache_meta_trust(img, meta), CACHE_META_UNTRUSTED_TYPE);
+	mkattr(meta, 1, 0600, 2001, 1000, 499); /* 1 ns before the image's change */
+	CU_ASSERT_EQUAL(cache_meta_trust(img, meta), CACHE_META_UNTRUSTED_OLDER);
+	mkattr(meta, 1, 0600, 2001, 999, 999999999);
+	CU_ASSERT_EQUAL(cache_meta_trust(img, meta), CACHE_META_UNTRUSTED_OLDER);
+	mkattr(img, 1, 0600, 0, 1000, 500); /* root's image: only root's metadata */
+	mkattr(meta, 1, 0600, 2001, 1001, 0);
+	CU_ASSERT_EQUAL(cache_meta_trust(img, meta), CACHE_META_UNTRUSTED_OWNER);
+	CU_ASSERT_PTR_NOT_NULL(strstr(cache_meta_trust_str(CACHE_META_UNTRUSTED_OWNER),
+	                              "owner"));
+}
+
+/* issue 16 item 1: a block is shared only between images of one owner */
+static void test_share_domain(void)
+{
+	uint8_t h[CACHE_HASH_SIZE], h2[CACHE_HASH_SIZE], a[CACHE_HASH_SIZE],
+		a2[CACHE_HASH_SIZE], b[CACHE_HASH_SIZE], c[CACHE_HASH_SIZE];
+
+	memset(h, 0x42, sizeof(h));
+	memcpy(h2, h, sizeof(h));
+	h2[31] ^= 1;
+	CU_ASSERT_EQUAL(cache_meta_dedup_key(2001, h, a), 0);
+	CU_ASSERT_EQUAL(cache_meta_dedup_key(2001, h, a2), 0);
+	CU_ASSERT_EQUAL(memcmp(a, a2, sizeof(a)), 0);   /* stable */
+	CU_ASSERT_EQUAL(cache_meta_dedup_key(2002, h, b), 0);
+	CU_ASSERT_NOT_EQUAL(memcmp(a, b, sizeof(a)), 0); /* owner is in it */
+	CU_ASSERT_EQUAL(cache_meta_dedup_key(2001, h2, c), 0);
+	CU_ASSERT_NOT_EQUAL(memcmp(a, c, sizeof(a)), 0); /* content is in it */
+	CU_ASSERT_NOT_EQUAL(memcmp(a, h, sizeof(a)), 0); /* not the bare hash */
+}
+
 int main(void)
 {
 	CU_pSuite s;
@@ -325,6 +398,8 @@ int main(void)
 	CU_add_test(s, "zero detection", test_zero);
 	CU_add_test(s, "cache-block view: kinds, verify, profile", test_view);
 	CU_add_test(s, "dedup keys follow content", test_keys);
+	CU_add_test(s, "trust: owner, mode, type, ctime", test_trust);
+	CU_add_test(s, "sharing keys per owner", test_share_domain);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	fails = CU_get_number_of_failures();
