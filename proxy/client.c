@@ -28,6 +28,10 @@ static void client_free(struct px_client *c)
 		idmap_peer_ids_clear(c->cl_peer);
 		free(c->cl_peer);
 	}
+	if (c->cl_own) {
+		idmap_peer_ids_clear(c->cl_own);
+		free(c->cl_own);
+	}
 	px_reader_free(&c->cl_rd);
 	px_outq_clear(&c->cl_out);
 	free(c);
@@ -127,6 +131,48 @@ static void client_final_reply(struct px_client *c, struct rpc_xdr *x,
 }
 
 /*
+ * A plaintext client under --tls optional has no certificate to vouch for
+ * it: it may act only as the --plaintext-accounts (none by default: every
+ * id it claims becomes the anonymous one), just as a TLS peer may act only
+ * as its grid-mapfile accounts.  Without this its AUTH_SYS would be
+ * believed as it stands.
+ */
+static bool client_plaintext_admit(struct px_client *c)
+{
+	const char *list = c->cl_loop->lp_opts->o_plaintext_accounts;
+	struct idmap_peer_ids *ids = calloc(1, sizeof(*ids));
+	const char *accts[64];
+	char buf[1024], *save = NULL, *t;
+	size_t n = 0;
+	int rc = 0;
+
+	if (!ids) {
+		px_client_close(c, "out of memory");
+		return false;
+	}
+	if (list) {
+		snprintf(buf, sizeof(buf), "%s", list);
+		for (t = strtok_r(buf, ",", &save); t && n < 64;
+		     t = strtok_r(NULL, ",", &save))
+			accts[n++] = t;
+		rc = idmap_accounts_ids(accts, n, ids);
+	}
+	if (rc < 0) {
+		free(ids);
+		px_err_rl("client %s: plaintext client refused: "
+			  "--plaintext-accounts: %s", c->cl_name,
+			  rc == -ESRCH ? "its first account does not exist "
+					 "here" : strerror(-rc));
+		px_client_close(c, "--plaintext-accounts cannot be resolved");
+		return false;
+	}
+	c->cl_peer = ids;
+	px_info_rl("client %s: plaintext client (--tls optional) acts as %s",
+		   c->cl_name, list ? list : "the anonymous id");
+	return true;
+}
+
+/*
  * The first message on a TLS-enabled server port: the RFC 9289 probe
  * starts the handshake; a plaintext call is refused with AUTH_TOOWEAK
  * under --tls require and served under --tls optional.  Returns true when
@@ -163,6 +209,10 @@ static bool client_probe(struct px_client *c, uint8_t *mem, size_t len)
 		return false;
 	}
 	if (l->lp_opts->o_tls == PX_TLS_OPTIONAL) {
+		if (!client_plaintext_admit(c)) {
+			free(mem);
+			return false;
+		}
 		c->cl_state = CL_READY;
 		return true;
 	}
@@ -353,6 +403,7 @@ void px_client_accept(struct px_loop *l)
 		c->cl_addr = ss;
 		c->cl_refs = 1;
 		memcpy(c->cl_name, name, sizeof(c->cl_name));
+		px_peer_classify(c);
 		if (l->lp_tls_srv) {
 			c->cl_state = CL_PROBE;
 			c->cl_hs_since = px_now_ms();
@@ -444,7 +495,8 @@ void px_client_recheck_peers(struct px_loop *l)
 		int rc;
 
 		next = c->cl_next;
-		if (c->cl_closed || !c->cl_peer)
+		/* Plaintext clients (--tls optional) have no DN to look up. */
+		if (c->cl_closed || !c->cl_peer || !c->cl_tls)
 			continue;
 		if (!(ids = calloc(1, sizeof(*ids))))
 			continue; /* keep the old accounts */

@@ -30,6 +30,14 @@ enum px_cl_state {
 
 struct idmap_peer_ids;
 
+/* How far a client-role connection's AUTH_SYS claims are believed
+ * (peer.c, issue 16 item 3). */
+enum px_cl_trust {
+	CL_TRUST_ANY,  /* reserved port, root, the daemon's own user, --insecure */
+	CL_TRUST_OWN,  /* a non-root local peer: its own uid and groups only */
+	CL_TRUST_NONE, /* remote peer on an unreserved port: refused */
+};
+
 /* A client connection.  Freed only when closed and no call refers to it. */
 struct px_client {
 	struct px_ev cl_ev;
@@ -50,6 +58,9 @@ struct px_client {
 	uint64_t cl_hs_since;        /* ms: start of probe/handshake wait */
 	struct idmap_peer_ids *cl_peer; /* accounts the TLS peer may act as */
 	char cl_dn[256];             /* TLS peer's subject DN */
+	enum px_cl_trust cl_trust;
+	uint32_t cl_uid;             /* CL_TRUST_OWN: the peer's real uid */
+	struct idmap_peer_ids *cl_own; /* CL_TRUST_OWN: what it may claim */
 	struct px_client *cl_next, *cl_prev; /* loop's list of open clients */
 };
 
@@ -204,6 +215,14 @@ void px_client_resume_reading(struct px_client *c);
 /* After a grid-mapfile reload: every TLS peer is admitted again (its
  * accounts refreshed) or disconnected with the reason. */
 void px_client_recheck_peers(struct px_loop *l);
+
+/* peer.c: the client role's rule on local identities. */
+int px_peer_local_uid(int fd, const struct sockaddr_storage *peer,
+		      uint32_t *uid);
+void px_peer_note_start(void);
+void px_peer_classify(struct px_client *c);
+int px_peer_check_call(const struct px_client *c, const uint8_t *msg,
+		       const struct rpc_call *h, char *why, size_t wlen);
 
 /* link.c */
 void px_link_init(struct px_loop *l, struct px_link *ln, const char *name,

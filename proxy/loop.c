@@ -470,6 +470,17 @@ static int loop_tls_setup(struct px_loop *l, const struct px_opts *o)
 
 	if (o->o_tls == PX_TLS_OFF)
 		return 0;
+	/* Error level: a downgrade an attacker on the path can force. */
+	if (o->o_tls == PX_TLS_OPTIONAL && tc.tc_server)
+		px_err("--tls optional: plaintext clients are accepted without "
+		       "a certificate and act as %s; anyone on the network can "
+		       "be such a client", o->o_plaintext_accounts
+						? o->o_plaintext_accounts
+						: "the anonymous id");
+	else if (o->o_tls == PX_TLS_OPTIONAL)
+		px_err("--tls optional: the upstream link goes plaintext when "
+		       "the server does not answer the TLS probe; anyone on the "
+		       "path can force that and read or change every call");
 	if (!tc.tc_server) {
 		if (o->o_tls_server_name)
 			snprintf(host, sizeof(host), "%s", o->o_tls_server_name);
@@ -712,6 +723,9 @@ int px_run(struct px_opts *const *eo, unsigned neo, int notify_fd)
 	}
 	notify(&notify_fd, 0);
 	port = listen_port(l->lp_listen.ev_fd);
+	if (o->o_role == PX_ROLE_CLIENT && o->o_insecure)
+		px_warn("--insecure: every AUTH_SYS credential is believed; any "
+			"local user can act as any other at the store");
 	if (o->o_register)
 		px_rpcbind_register(true, port);
 	if (neo > 1)

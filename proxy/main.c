@@ -290,9 +290,11 @@ int main(int argc, char **argv)
 	char err[PX_CONFIG_MAX_LINE + 256];
 	int notify_fd = -1;
 	unsigned neo = 0;
-	int rc = px_config_load(&pc, argc, argv, px_opts_table(), err,
-				sizeof(err));
+	int rc;
 
+	px_peer_note_start(); /* before --user changes who we are */
+	rc = px_config_load(&pc, argc, argv, px_opts_table(), err,
+			    sizeof(err));
 	if (rc) {
 		fprintf(stderr, "gridvfsd: %s\n", err);
 		return 2;

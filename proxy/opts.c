@@ -78,6 +78,23 @@ static const char usage[] =
 "                       entry is refused, and its calls may act only as its\n"
 "                       accounts (other ids are squashed, or refused under\n"
 "                       --unmapped deny)\n"
+"  --plaintext-accounts ACCT[,ACCT...]\n"
+"                       server role with --tls optional: the accounts a\n"
+"                       plaintext client may act as (its other ids are\n"
+"                       squashed, or refused under --unmapped deny);\n"
+"                       default none: plaintext clients act as the\n"
+"                       anonymous id.  'optional' on either role lets a\n"
+"                       network attacker strip TLS: it is logged as an\n"
+"                       error at start-up\n"
+"\n"
+"Local identities (client role): AUTH_SYS is a claim the store believes.\n"
+"A call from a reserved source port (< 1024) is believed, as with Linux's\n"
+"'secure' exports; so is one from a local socket of root or of the user\n"
+"gridvfsd runs as (the kernel names the owner).  Another local user may\n"
+"claim only its own uid and groups; a remote peer on an unreserved port is\n"
+"refused.  Refused calls get AUTH_TOOWEAK and a log line.\n"
+"  --insecure           believe every AUTH_SYS credential, from any port\n"
+"                       (the behaviour before 0.2; logs a warning)\n"
 "\n"
 "Read cache (client role; LMDB, persistent across restarts):\n"
 "  --cache-dir DIR      keep a block cache in DIR (created if missing); off\n"
@@ -194,7 +211,7 @@ enum {
 	OPT_IMMUTABLE_TTL, OPT_ACCESS_TTL, OPT_WRITE_POLICY, OPT_DIRTY_MAX,
 	OPT_CHECK_CONFIG,
 	OPT_CONTROL, OPT_BUSY_POLL, OPT_USER, OPT_UPSTREAM_PRIVPORT,
-	OPT_METRICS,
+	OPT_METRICS, OPT_INSECURE, OPT_PLAINTEXT_ACCOUNTS,
 };
 
 static const struct option longopts[] = {
@@ -241,6 +258,8 @@ static const struct option longopts[] = {
 	{"user", required_argument, NULL, OPT_USER},
 	{"metrics", required_argument, NULL, OPT_METRICS},
 	{"upstream-privport", no_argument, NULL, OPT_UPSTREAM_PRIVPORT},
+	{"insecure", no_argument, NULL, OPT_INSECURE},
+	{"plaintext-accounts", required_argument, NULL, OPT_PLAINTEXT_ACCOUNTS},
 	{"config", required_argument, NULL, 'c'},
 	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
 	{"help", no_argument, NULL, 'h'},
@@ -548,6 +567,9 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 	case OPT_USER: return set_str(&o->o_user, arg);
 	case OPT_METRICS: return set_str(&o->o_metrics, arg);
 	case OPT_UPSTREAM_PRIVPORT: o->o_upstream_privport = true; return 0;
+	case OPT_INSECURE: o->o_insecure = true; return 0;
+	case OPT_PLAINTEXT_ACCOUNTS:
+		return set_str(&o->o_plaintext_accounts, arg);
 	case OPT_BUSY_POLL:
 		rc = parse_num("busy-poll", arg, 0, 100000, false, &v);
 		o->o_busy_poll_us = (unsigned)v;
@@ -696,6 +718,7 @@ void px_opts_free(struct px_opts *o)
 	free(o->o_upstream);
 	free(o->o_mount_upstream);
 	free(o->o_pidfile);
+	free(o->o_plaintext_accounts);
 	free(o->o_map);
 	free(o->o_tls_cert);
 	free(o->o_tls_key);

@@ -474,6 +474,19 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 	}
 	if (!(ln = call_route(c, l, &h)))
 		goto done;
+	if (c->cl_trust != CL_TRUST_ANY) {
+		char why[160];
+
+		if (px_peer_check_call(c, msg, &h, why, sizeof(why)) < 0) {
+			/* Forwarding it would let one local user act as
+			 * another at the store. */
+			px_warn_rl("client %s: call refused (AUTH_TOOWEAK): %s",
+				   c->cl_name, why);
+			reply_local(c, h.c_xid, LOCAL_AUTH, RPC_AUTH_TOOWEAK, 0,
+				    0);
+			goto done;
+		}
+	}
 	if (!call_args_ok(&h, msg, len)) {
 		px_warn_rl("client %s: garbage arguments for %s (xid %08x)",
 			   c->cl_name,

@@ -48,6 +48,15 @@ extern int px_log_level;
 			px__skipped++;                                     \
 		}                                                          \
 	} while (0)
+#define px_err_rl(...)                                                     \
+	do {                                                               \
+		static time_t px__last_e;                                  \
+		time_t px__now_e = time(NULL);                             \
+		if (px__now_e - px__last_e >= 5) {                         \
+			px_err(__VA_ARGS__);                               \
+			px__last_e = px__now_e;                            \
+		}                                                          \
+	} while (0)
 #define px_info_rl(...)                                                    \
 	do {                                                               \
 		static time_t px__last_i;                                  \
@@ -93,6 +102,7 @@ struct px_opts {
 	char *o_tls_cert, *o_tls_key, *o_tls_ca, *o_tls_crl;
 	char *o_tls_server_name;     /* client role; default: upstream host */
 	char *o_grid_mapfile;        /* server role: cert DN -> accounts */
+	char *o_plaintext_accounts;  /* --tls optional: "a,b", NULL: anonymous */
 	/* read cache (client role) */
 	char *o_cache_dir;           /* NULL: no cache */
 	uint64_t o_cache_size;
@@ -110,6 +120,7 @@ struct px_opts {
 	char *o_user;                /* drop to this user after start-up */
 	char *o_metrics;             /* Prometheus endpoint ADDR:PORT, NULL */
 	bool o_upstream_privport;    /* connect upstream from ports < 1024 */
+	bool o_insecure;             /* client role: believe any AUTH_SYS */
 	/* [export NAME] (NULL name: the daemon serves one export, the
 	 * upstream's own paths, and handles pass unchanged) */
 	char *o_export_name;
