@@ -18,6 +18,10 @@
 #include "idmap/idmap.h"
 
 #define READ_BUDGET (4u << 20)
+/* Before the probe and handshake are done a client is nobody: it may send
+ * one record this big (the probe is 40 bytes, a plaintext call under
+ * --tls optional rarely more), so a thousand of them cost little. */
+#define PREAUTH_MAX_RECORD 4096u
 #define WRITE_BUDGET (4u << 20)
 
 static void client_event(struct px_ev *ev, uint32_t events);
@@ -209,8 +213,11 @@ static bool client_probe(struct px_client *c, uint8_t *mem, size_t len)
 		return false;
 	}
 	if (l->lp_opts->o_tls == PX_TLS_OPTIONAL) {
-		if (!client_plaintext_admit(c)) {
+		if (!client_plaintext_admit(c) ||
+		    px_reader_set_max(&c->cl_rd, l->lp_opts->o_max_record)) {
 			free(mem);
+			if (!c->cl_closed)
+				px_client_close(c, "out of memory");
 			return false;
 		}
 		c->cl_state = CL_READY;
@@ -254,6 +261,9 @@ static void client_read(struct px_client *c)
 	}
 	if (rc == 0 || rc == -ECONNRESET) {
 		px_client_close(c, NULL); /* an ordinary goodbye */
+	} else if (rc == -EMSGSIZE && c->cl_state == CL_PROBE) {
+		px_client_close(c, "record above 4 KiB before the TLS "
+				   "handshake (pre-authentication limit)");
 	} else if (rc == -EMSGSIZE) {
 		px_client_close(c, "record larger than --max-record or too "
 				   "many fragments");
@@ -359,6 +369,91 @@ static void set_sockopts(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 }
 
+/* Not (yet) vouched for: before the TLS handshake, plaintext under --tls
+ * optional, or a client-role peer whose claims are restricted. */
+static bool client_unauth(const struct px_client *c)
+{
+	return c->cl_state != CL_READY ||
+	       (c->cl_loop->lp_tls_srv && !c->cl_tls) ||
+	       c->cl_trust != CL_TRUST_ANY;
+}
+
+/* Do a and b count against the same --max-unauth-per-addr?  A non-root
+ * local user by its uid (it has every loopback address), others by
+ * address. */
+static bool client_same_source(const struct px_client *a,
+			       const struct px_client *b)
+{
+	if ((a->cl_trust == CL_TRUST_OWN) != (b->cl_trust == CL_TRUST_OWN))
+		return false;
+	if (a->cl_trust == CL_TRUST_OWN)
+		return a->cl_uid == b->cl_uid;
+	if (a->cl_addr.ss_family != b->cl_addr.ss_family)
+		return false;
+	if (a->cl_addr.ss_family == AF_INET6)
+		return !memcmp(&((const struct sockaddr_in6 *)&a->cl_addr)->sin6_addr,
+			       &((const struct sockaddr_in6 *)&b->cl_addr)->sin6_addr,
+			       16);
+	return ((const struct sockaddr_in *)&a->cl_addr)->sin_addr.s_addr ==
+	       ((const struct sockaddr_in *)&b->cl_addr)->sin_addr.s_addr;
+}
+
+/* Idle: nothing in flight either way, so closing it loses no call. */
+static bool client_idle(const struct px_client *c)
+{
+	return !c->cl_pending && !c->cl_out.q_head &&
+	       !rpc_rec_partial(&c->cl_rd.rd_rec);
+}
+
+/*
+ * Room for newcomer c (not yet on the list): within --max-unauth-per-addr
+ * for its source and --max-conns overall, by closing the oldest idle
+ * unauthenticated connection (of the same source for the first limit)
+ * when need be.  Authenticated connections are never shed: with none
+ * to shed, the newcomer is refused.  Without this, a thousand idle
+ * sockets locked every authenticated client out.
+ */
+static bool client_make_room(struct px_loop *l, struct px_client *nc)
+{
+	const struct px_opts *o = l->lp_opts;
+	struct px_client *c, *oldest = NULL;
+	unsigned same = 0;
+
+	if (client_unauth(nc)) {
+		for (c = l->lp_clients; c; c = c->cl_next)
+			if (!c->cl_closed && client_unauth(c) &&
+			    client_same_source(c, nc)) {
+				same++;
+				if (client_idle(c))
+					oldest = c; /* the list is newest first */
+			}
+		if (same >= o->o_max_unauth_per_addr) {
+			if (!oldest) {
+				px_warn_rl("client %s refused: "
+					   "--max-unauth-per-addr reached",
+					   nc->cl_name);
+				return false;
+			}
+			px_client_close(oldest, "shed: --max-unauth-per-addr "
+						"reached for its source");
+		}
+	}
+	if (l->lp_nclients < o->o_max_conns)
+		return true;
+	oldest = NULL;
+	for (c = l->lp_clients; c; c = c->cl_next)
+		if (!c->cl_closed && client_unauth(c) && client_idle(c))
+			oldest = c;
+	if (!oldest) {
+		px_warn_rl("client %s refused: --max-conns reached",
+			   nc->cl_name);
+		return false;
+	}
+	px_client_close(oldest, "shed: --max-conns reached, unauthenticated "
+				"and idle");
+	return true;
+}
+
 void px_client_accept(struct px_loop *l)
 {
 	for (int i = 0; i < 64; i++) {
@@ -378,16 +473,16 @@ void px_client_accept(struct px_loop *l)
 			return;
 		}
 		px_addr_str(&ss, name, sizeof(name));
-		if (l->lp_draining || l->lp_nclients >= l->lp_opts->o_max_conns) {
+		if (l->lp_draining) {
 			l->lp_stats.s_conns_refused++;
-			px_warn_rl("client %s refused: %s", name,
-				   l->lp_draining ? "shutting down"
-						  : "--max-conns reached");
+			px_warn_rl("client %s refused: shutting down", name);
 			close(fd);
 			continue;
 		}
 		c = calloc(1, sizeof(*c));
-		if (!c || px_reader_init(&c->cl_rd, l->lp_opts->o_max_record)) {
+		if (!c || px_reader_init(&c->cl_rd,
+					 l->lp_tls_srv ? PREAUTH_MAX_RECORD
+						       : l->lp_opts->o_max_record)) {
 			px_warn_rl("client %s refused: out of memory", name);
 			if (c)
 				px_reader_free(&c->cl_rd);
@@ -409,6 +504,12 @@ void px_client_accept(struct px_loop *l)
 			c->cl_hs_since = px_now_ms();
 		} else {
 			c->cl_state = CL_READY;
+		}
+		if (!client_make_room(l, c)) {
+			l->lp_stats.s_conns_refused++;
+			client_free(c);
+			close(fd);
+			continue;
 		}
 		if (px_ev_add(l, &c->cl_ev, EPOLLIN)) {
 			px_warn_rl("client %s refused: epoll: %s", name,
@@ -432,13 +533,19 @@ void px_client_tick(struct px_loop *l, uint64_t now_ms)
 {
 	struct px_client *c, *next;
 	uint64_t limit = (uint64_t)l->lp_opts->o_record_timeout * 1000u;
+	uint64_t hs_limit = (uint64_t)l->lp_opts->o_handshake_timeout * 1000u;
 
 	for (c = l->lp_clients; c; c = next) {
 		next = c->cl_next;
-		if (c->cl_state == CL_HANDSHAKE &&
-		    now_ms - c->cl_hs_since >= limit) {
-			px_client_close(c, "TLS handshake timed out "
-					   "(--record-timeout)");
+		/* A probe never sent holds a slot as surely as a stalled
+		 * handshake: both end at --handshake-timeout. */
+		if ((c->cl_state == CL_PROBE || c->cl_state == CL_HANDSHAKE) &&
+		    now_ms - c->cl_hs_since >= hs_limit) {
+			px_client_close(c, c->cl_state == CL_PROBE
+						   ? "no TLS probe within "
+						     "--handshake-timeout"
+						   : "TLS handshake not done "
+						     "within --handshake-timeout");
 			continue;
 		}
 		if (c->cl_rd.rd_partial_since &&
@@ -534,6 +641,10 @@ static void client_handshake(struct px_client *c)
 	}
 	if (!client_peer_admit(c))
 		return;
+	if (px_reader_set_max(&c->cl_rd, c->cl_loop->lp_opts->o_max_record)) {
+		px_client_close(c, "out of memory");
+		return;
+	}
 	c->cl_state = CL_READY;
 	c->cl_read_paused = false;
 	client_arm(c);

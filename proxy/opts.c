@@ -130,8 +130,23 @@ static const char usage[] =
 "  --max-record BYTES   largest RPC record accepted from either side\n"
 "                       (default 1052672 = 1 MiB + 4 KiB); a larger one\n"
 "                       closes that connection with a logged reason\n"
-"  --max-conns N        client connections at once (default 1024); more are\n"
-"                       accepted and closed at once, with a log line\n"
+"  --max-conns N        client connections at once (default 1024).  When\n"
+"                       full, the oldest idle unauthenticated connection\n"
+"                       makes room; authenticated ones are never shed: a\n"
+"                       newcomer is then accepted and closed, with a log\n"
+"                       line\n"
+"  --max-unauth-per-addr N\n"
+"                       unauthenticated connections from one source at\n"
+"                       once (default 32): server role, before the TLS\n"
+"                       handshake completes (or plaintext under --tls\n"
+"                       optional), per address; client role, a non-root\n"
+"                       local user per uid, a remote peer per address.\n"
+"                       One more replaces that source's oldest idle one\n"
+"  --handshake-timeout SEC\n"
+"                       server role: a client that has not completed the\n"
+"                       TLS probe and handshake this long after connecting\n"
+"                       is closed (default 10).  Before that, one record\n"
+"                       of at most 4 KiB is accepted\n"
 "  --max-client-calls N outstanding calls per client connection before the\n"
 "                       proxy stops reading from it (default 128)\n"
 "  --max-client-out BYTES\n"
@@ -212,6 +227,7 @@ enum {
 	OPT_CHECK_CONFIG,
 	OPT_CONTROL, OPT_BUSY_POLL, OPT_USER, OPT_UPSTREAM_PRIVPORT,
 	OPT_METRICS, OPT_INSECURE, OPT_PLAINTEXT_ACCOUNTS,
+	OPT_HANDSHAKE_TIMEOUT, OPT_MAX_UNAUTH_PER_ADDR,
 };
 
 static const struct option longopts[] = {
@@ -230,6 +246,9 @@ static const struct option longopts[] = {
 	{"max-client-out", required_argument, NULL, OPT_MAX_CLIENT_OUT},
 	{"max-pending", required_argument, NULL, OPT_MAX_PENDING},
 	{"record-timeout", required_argument, NULL, OPT_RECORD_TIMEOUT},
+	{"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+	{"max-unauth-per-addr", required_argument, NULL,
+	 OPT_MAX_UNAUTH_PER_ADDR},
 	{"upstream-timeout", required_argument, NULL, OPT_UPSTREAM_TIMEOUT},
 	{"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
 	{"dup-window", required_argument, NULL, OPT_DUP_WINDOW},
@@ -390,6 +409,8 @@ static void opts_defaults(struct px_opts *o)
 	o->o_max_client_out = 16u * 1024 * 1024;
 	o->o_max_pending = 4096;
 	o->o_record_timeout = 30;
+	o->o_handshake_timeout = 10;
+	o->o_max_unauth_per_addr = 32;
 	o->o_upstream_timeout = 120;
 	o->o_drain_timeout = 10;
 	o->o_dup_window = 120;
@@ -520,6 +541,15 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 	case OPT_RECORD_TIMEOUT:
 		rc = parse_num("record-timeout", arg, 1, 86400, false, &v);
 		o->o_record_timeout = (unsigned)v;
+		break;
+	case OPT_HANDSHAKE_TIMEOUT:
+		rc = parse_num("handshake-timeout", arg, 1, 3600, false, &v);
+		o->o_handshake_timeout = (unsigned)v;
+		break;
+	case OPT_MAX_UNAUTH_PER_ADDR:
+		rc = parse_num("max-unauth-per-addr", arg, 1, 1u << 20, false,
+			       &v);
+		o->o_max_unauth_per_addr = (unsigned)v;
 		break;
 	case OPT_UPSTREAM_TIMEOUT:
 		rc = parse_num("upstream-timeout", arg, 0, 86400 * 365, false,

@@ -89,6 +89,8 @@ struct px_opts {
 	size_t o_max_client_out;
 	unsigned o_max_pending;
 	unsigned o_record_timeout;   /* s: a half-received record */
+	unsigned o_handshake_timeout; /* s: TLS probe + handshake */
+	unsigned o_max_unauth_per_addr; /* unauthenticated conns per source */
 	unsigned o_upstream_timeout; /* s: calls wait this long for upstream */
 	unsigned o_drain_timeout;    /* s: SIGTERM grace for outstanding calls */
 	unsigned o_dup_window;       /* s: remember completed non-idempotent calls */
@@ -196,10 +198,13 @@ struct px_reader {
 	struct rpc_rec rd_rec;
 	uint8_t *rd_stage;
 	size_t rd_pos, rd_len;
+	size_t rd_stage_cap;       /* bytes of rd_stage */
 	uint64_t rd_partial_since; /* monotonic ms a partial record started, 0: none */
 };
 int px_reader_init(struct px_reader *rd, size_t max_record);
 void px_reader_free(struct px_reader *rd);
+/* A new bound on records (the stage grows with it); 0 or -ENOMEM. */
+int px_reader_set_max(struct px_reader *rd, size_t max_record);
 /*
  * Read from fd and deliver whole messages to on_msg (which takes ownership
  * of the buffer; it returns false to stop delivery for now).  Returns 1 if
