@@ -646,6 +646,8 @@ static void notify(int *fd, char verdict)
 {
 	if (*fd < 0)
 		return;
+	if (verdict == 0)
+		px_log_detached(); /* started: stderr is done with */
 	if (write(*fd, &verdict, 1) != 1)
 		px_debug("start-up notification lost");
 	close(*fd);

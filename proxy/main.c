@@ -15,14 +15,33 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/*
+ * The pid file is often in a directory others can write (/tmp, a shared
+ * /run): a symlink or hard link planted there must not make root
+ * overwrite its target, and a FIFO must not hang the start.  So: no
+ * symlink followed, no blocking open, only a regular file with one link,
+ * truncated only after those checks.
+ */
 static int pidfile_write(const char *path)
 {
 	char buf[32];
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	struct stat st;
+	int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
+				    O_CLOEXEC, 0644);
 	int n;
 
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) /* ENXIO: a FIFO nobody reads */
+		return errno == ENXIO ? -EPERM : -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		close(fd);
+		return -EPERM;
+	}
+	if (ftruncate(fd, 0) < 0) {
+		int err = errno;
+
+		close(fd);
+		return -err;
+	}
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 	if (write(fd, buf, (size_t)n) != n) {
 		int err = errno;
@@ -66,15 +85,28 @@ static int daemonize(int *notify_fd)
 		return -errno;
 	int fd = open("/dev/null", O_RDWR);
 
+	/* stderr stays until start-up is over (px_log_detached()). */
 	if (fd >= 0) {
 		dup2(fd, 0);
 		dup2(fd, 1);
-		dup2(fd, 2);
 		if (fd > 2)
 			close(fd);
 	}
 	*notify_fd = p[1];
 	return 0;
+}
+
+void px_log_detached(void)
+{
+	int fd;
+
+	px_log_startup(false);
+	fflush(stderr);
+	if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
 }
 
 /* Does export e's section set --key itself? */
@@ -311,13 +343,18 @@ int main(int argc, char **argv)
 		goto out;
 	o = *eo[0]; /* daemon-wide settings are every export's */
 	px_log_open(o.o_syslog || !o.o_foreground, o.o_log_level);
+	if (!o.o_foreground)
+		px_log_startup(true);
 	if (!o.o_foreground && daemonize(&notify_fd) < 0) {
 		fprintf(stderr, "gridvfsd: cannot detach: %s\n", strerror(errno));
 		return 1;
 	}
 	if (o.o_pidfile && (rc = pidfile_write(o.o_pidfile)) < 0) {
 		px_err("cannot write pid file %s: %s", o.o_pidfile,
-		       strerror(-rc));
+		       rc == -ELOOP ? "it is a symbolic link (refused)"
+		       : rc == -EPERM ? "not a regular file with one link "
+					"(refused)"
+				      : strerror(-rc));
 		return 1;
 	}
 	/* px_run() tells the waiting parent (notify_fd) once it listens. */

@@ -20,6 +20,10 @@
 /* Logging: stderr in the foreground, syslog as a daemon.                  */
 
 void px_log_open(bool use_syslog, int level);
+/* While starting detached: errors go to stderr as well as syslog.  Off
+ * once the daemon is ready (px_log_detached() then closes stderr). */
+void px_log_startup(bool on);
+void px_log_detached(void);
 void px_logf(int prio, const char *func, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 extern int px_log_level;
