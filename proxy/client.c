@@ -592,6 +592,27 @@ static bool client_peer_admit(struct px_client *c)
 	return true;
 }
 
+void px_client_recheck_certs(struct px_loop *l)
+{
+	struct px_client *c, *next;
+	char why[400], r[200];
+
+	for (c = l->lp_clients; c; c = next) {
+		next = c->cl_next;
+		if (c->cl_closed || !c->cl_tls || c->cl_state != CL_READY)
+			continue;
+		r[0] = '\0';
+		if (tls_conn_recheck(c->cl_tls, l->lp_tls_srv, r, sizeof(r)) !=
+		    -EACCES)
+			continue;
+		/* A revoked certificate must not keep the door it opened
+		 * before the new CRL came. */
+		snprintf(why, sizeof(why), "TLS peer '%s' refused after the "
+			 "reload: %s", c->cl_dn, r);
+		px_client_close(c, why);
+	}
+}
+
 void px_client_recheck_peers(struct px_loop *l)
 {
 	struct px_client *c, *next;

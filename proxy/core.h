@@ -215,6 +215,9 @@ void px_client_resume_reading(struct px_client *c);
 /* After a grid-mapfile reload: every TLS peer is admitted again (its
  * accounts refreshed) or disconnected with the reason. */
 void px_client_recheck_peers(struct px_loop *l);
+/* After a TLS reload: every TLS peer's certificate is verified again with
+ * the new CA bundle and CRL; a revoked (or now invalid) one is closed. */
+void px_client_recheck_certs(struct px_loop *l);
 
 /* peer.c: the client role's rule on local identities. */
 int px_peer_local_uid(int fd, const struct sockaddr_storage *peer,

@@ -246,7 +246,10 @@ static void engine_reload_tls(struct px_loop *e)
 		idmap_gridmap_unref(ogm);
 	px_info("SIGHUP: TLS certificate, key, CA and CRL reloaded%s",
 		e->lp_gridmap ? ", grid-mapfile too" : "");
-	/* Peers already in: the new grid-mapfile decides again. */
+	/* Peers already in: the new CA bundle and CRL, then the new
+	 * grid-mapfile, decide again. */
+	if (e->lp_tls_srv)
+		px_client_recheck_certs(e->lp_main);
 	if (e->lp_gridmap)
 		px_client_recheck_peers(e->lp_main);
 }

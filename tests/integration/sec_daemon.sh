@@ -4,6 +4,8 @@
 # user (or a FIFO, or a hard link) is refused with a reason; its target is
 # left alone.  startup_stderr: a detaching daemon that fails at start-up
 # (a malformed grid-mapfile) says why on stderr before exiting 1.
+# crl_reload: a certificate revoked while its connection is up loses that
+# connection when SIGHUP loads the new CRL.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 h_init sec_daemon
 GV="$top_builddir/gridvfs"
@@ -76,4 +78,30 @@ H_PIDS+=("$GPID")
 [ "$(readlink "/proc/$GPID/fd/2")" = /dev/null ] ||
 	h_fail "startup_stderr: the running daemon still holds the starter's stderr ($(readlink "/proc/$GPID/fd/2"))"
 kill -TERM "$GPID"
+
+# --- case crl_reload (item 11) ------------------------------------------------
+# node2's link is up when its certificate is revoked: SIGHUP's new CRL must
+# close it, not only refuse its next handshake.
+DN2=$($GV ca issue "$CA" --name node2 | tail -n 1 | sed 's/ ACCOUNT$//') || h_fail "ca issue node2 failed"
+printf '%s daemon\n' "$DN2" >"$H_DIR/grid-mapfile"
+echo hello >"$H_EXPORT/hello"
+h_gridvfsd_at server "$H_NFS_PORT" "$H_MNT_PORT" --role server --log-level info \
+	--tls-cert "$CA/store.crt" --tls-key "$CA/store.key" --tls-ca "$CA/ca.crt" \
+	--tls-crl "$CA/crl.pem" --grid-mapfile "$H_DIR/grid-mapfile"
+SP=$H_AT_PORT SPID=$H_AT_PID
+h_gridvfsd --tls-cert "$CA/node2.crt" --tls-key "$CA/node2.key" --tls-ca "$CA/ca.crt" \
+	--upstream "127.0.0.1:$SP" --mount-upstream "127.0.0.1:$SP" --upstream-timeout 5
+nfs-ls "$(h_url_proxy)" | grep -q hello || h_fail "crl_reload: the chain does not work before the revocation"
+DN2Q=${DN2//\"/}
+grep -q "TLS peer '$DN2Q'" "$H_DIR/server.log" || h_fail "crl_reload: node2 never connected"
+$GV ca revoke "$CA" --name node2 >/dev/null || h_fail "crl_reload: ca revoke failed"
+kill -HUP "$SPID"
+for _ in $(seq 50); do
+	grep -q "refused after the reload: certificate revoked" "$H_DIR/server.log" && break
+	sleep 0.1
+done
+grep -q "client .* closed: TLS peer '$DN2Q' refused after the reload: certificate revoked" "$H_DIR/server.log" ||
+	h_fail "crl_reload: the revoked peer's established connection stayed open after SIGHUP"
+timeout 30 nfs-ls "$(h_url_proxy)" >/dev/null 2>&1 &&
+	h_fail "crl_reload: the revoked node still reads through a new connection"
 h_pass
