@@ -12,6 +12,8 @@
 
 struct px_call;
 
+#define PX_HKEY_LEN 32 /* bytes of the handle-tag key (exports.c) */
+
 /*
  * The answer to a call the proxy made itself (px_icall): err 0 with the
  * NFS/MOUNT results (after the RPC header; they live only during the
@@ -175,11 +177,22 @@ struct px_loop {
 	bool lp_wrap;                /* several exports: tag client handles */
 	struct px_opts **lp_retired; /* engine 0: options of SIGHUP reloads */
 	unsigned lp_nretired, lp_maxretired;
-	uint8_t lp_fhtag[4];
+	uint8_t lp_hkey[PX_HKEY_LEN]; /* engine 0: the handle-tag key */
+	uint8_t lp_rootfh[NFS3_FHSIZE]; /* the export's root upstream */
+	uint32_t lp_rootfh_len;      /* 0: not known yet */
+	bool lp_root_asking;         /* a MNT of our own is out */
 };
 
 /* exports.c: several exports, one daemon. */
-void px_export_tag(const char *name, uint8_t tag[4]);
+/* STATE-DIR/handle-key into main->lp_hkey, made on first use.  0 or
+ * -errno after a log line. */
+int px_export_key_load(struct px_loop *main, const char *dir);
+/* Ask upstream for e's root handle (LOOKUP ".." there stays in it). */
+void px_export_learn_root(struct px_loop *e);
+/* A MNT path without "." components or repeated slashes, into out (at
+ * least MNT3_PATHLEN + 2 bytes): 0, -EACCES (a ".." component), -EINVAL
+ * (not absolute, a NUL, too long). */
+int px_mnt_path_norm(const char *in, size_t len, char *out, size_t *olen);
 /* A checked call (header and arguments) on engine 0 of a daemon with
  * several exports: the engine it is for, with the call rewritten for that
  * export's upstream (*memp may be replaced, *lenp changes); NULL when it

@@ -152,6 +152,7 @@ static const struct restart_field {
 	RF("user", o_user, F_STR),
 	RF("metrics", o_metrics, F_STR),
 	RF("upstream-privport", o_upstream_privport, F_BOOL),
+	RF("state-dir", o_state_dir, F_STR),
 #undef RF
 };
 
@@ -693,8 +694,6 @@ static struct px_loop *loop_alloc(struct px_opts *const *eo, unsigned n)
 		e->lp_opts = eo[i];
 		e->lp_main = l;
 		e->lp_wrap = n > 1;
-		if (eo[i]->o_export_name)
-			px_export_tag(eo[i]->o_export_name, e->lp_fhtag);
 	}
 	return l;
 }
@@ -711,6 +710,14 @@ int px_run(struct px_opts *const *eo, unsigned neo, int notify_fd)
 		return -ENOMEM;
 	the_loop = l;
 	signal(SIGPIPE, SIG_IGN);
+	/* Several exports: handle tags are keyed (exports.c). */
+	if (neo > 1 && (rc = px_export_key_load(l, o->o_state_dir
+							 ? o->o_state_dir
+							 : PX_STATE_DIR)) < 0) {
+		loop_free(l);
+		notify(&notify_fd, 1);
+		return rc;
+	}
 	if ((rc = loop_setup(l, o)) < 0) {
 		if (rc != -EADDRINUSE && rc != -EACCES &&
 		    rc != -EADDRNOTAVAIL && rc != -EINVAL)
@@ -728,6 +735,8 @@ int px_run(struct px_opts *const *eo, unsigned neo, int notify_fd)
 	}
 	notify(&notify_fd, 0);
 	port = listen_port(l->lp_listen.ev_fd);
+	for (unsigned i = 0; neo > 1 && i < l->lp_neng; i++)
+		px_export_learn_root(l->lp_eng[i]);
 	if (o->o_role == PX_ROLE_CLIENT && o->o_insecure)
 		px_warn("--insecure: every AUTH_SYS credential is believed; any "
 			"local user can act as any other at the store");

@@ -202,7 +202,6 @@ static int exports_check(const struct px_config *pc, struct px_opts *const *eo,
 	for (unsigned i = 0; i < n; i++)
 		for (unsigned j = 0; j < i; j++) {
 			const char *w = pc->pc_exports[i].ce_where;
-			uint8_t ti[4], tj[4];
 
 			if (!strcmp(eo[i]->o_export_path, eo[j]->o_export_path)) {
 				fprintf(stderr, "gridvfsd: %s: [export %s]: path "
@@ -219,16 +218,6 @@ static int exports_check(const struct px_config *pc, struct px_opts *const *eo,
 						"already (one cache per export)\n",
 					w, eo[i]->o_export_name,
 					eo[i]->o_cache_dir,
-					eo[j]->o_export_name);
-				return -EINVAL;
-			}
-			px_export_tag(eo[i]->o_export_name, ti);
-			px_export_tag(eo[j]->o_export_name, tj);
-			if (!memcmp(ti, tj, 4)) {
-				fprintf(stderr, "gridvfsd: %s: [export %s]: its "
-						"handle tag collides with export "
-						"%s's: rename one\n",
-					w, eo[i]->o_export_name,
 					eo[j]->o_export_name);
 				return -EINVAL;
 			}

@@ -192,7 +192,12 @@ static const char usage[] =
 "                       the path a client mounts (gridvfs.conf(5))\n"
 "  --check-config       check the options and the file, print the\n"
 "                       effective configuration, and exit\n"
-"  --pidfile FILE       write the daemon's pid to FILE\n"
+"  --pidfile FILE       write the daemon's pid to FILE (refused if it is a\n"
+"                       symlink or not a regular file)\n"
+"  --state-dir DIR      where the secret key of export handle tags is kept\n"
+"                       (DIR/handle-key, made on first use, mode 0600;\n"
+"                       default " PX_STATE_DIR "); only with [export]\n"
+"                       sections\n"
 "  --user NAME          after opening the listening socket, keys, cache and\n"
 "                       control socket as root, run as NAME (no way back)\n"
 "  --upstream-privport  connect upstream from a reserved port (< 1024), as\n"
@@ -227,7 +232,7 @@ enum {
 	OPT_CHECK_CONFIG,
 	OPT_CONTROL, OPT_BUSY_POLL, OPT_USER, OPT_UPSTREAM_PRIVPORT,
 	OPT_METRICS, OPT_INSECURE, OPT_PLAINTEXT_ACCOUNTS,
-	OPT_HANDSHAKE_TIMEOUT, OPT_MAX_UNAUTH_PER_ADDR,
+	OPT_HANDSHAKE_TIMEOUT, OPT_MAX_UNAUTH_PER_ADDR, OPT_STATE_DIR,
 };
 
 static const struct option longopts[] = {
@@ -278,6 +283,7 @@ static const struct option longopts[] = {
 	{"metrics", required_argument, NULL, OPT_METRICS},
 	{"upstream-privport", no_argument, NULL, OPT_UPSTREAM_PRIVPORT},
 	{"insecure", no_argument, NULL, OPT_INSECURE},
+	{"state-dir", required_argument, NULL, OPT_STATE_DIR},
 	{"plaintext-accounts", required_argument, NULL, OPT_PLAINTEXT_ACCOUNTS},
 	{"config", required_argument, NULL, 'c'},
 	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
@@ -598,6 +604,7 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 	case OPT_METRICS: return set_str(&o->o_metrics, arg);
 	case OPT_UPSTREAM_PRIVPORT: o->o_upstream_privport = true; return 0;
 	case OPT_INSECURE: o->o_insecure = true; return 0;
+	case OPT_STATE_DIR: return set_str(&o->o_state_dir, arg);
 	case OPT_PLAINTEXT_ACCOUNTS:
 		return set_str(&o->o_plaintext_accounts, arg);
 	case OPT_BUSY_POLL:
@@ -749,6 +756,7 @@ void px_opts_free(struct px_opts *o)
 	free(o->o_mount_upstream);
 	free(o->o_pidfile);
 	free(o->o_plaintext_accounts);
+	free(o->o_state_dir);
 	free(o->o_map);
 	free(o->o_tls_cert);
 	free(o->o_tls_key);

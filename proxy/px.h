@@ -127,6 +127,7 @@ struct px_opts {
 	char *o_metrics;             /* Prometheus endpoint ADDR:PORT, NULL */
 	bool o_upstream_privport;    /* connect upstream from ports < 1024 */
 	bool o_insecure;             /* client role: believe any AUTH_SYS */
+	char *o_state_dir;           /* the handle key's directory */
 	/* [export NAME] (NULL name: the daemon serves one export, the
 	 * upstream's own paths, and handles pass unchanged) */
 	char *o_export_name;
@@ -291,6 +292,9 @@ struct option; /* <getopt.h> */
 
 #ifndef PX_CONFIG_PATH /* the build may set it from $(sysconfdir) */
 #define PX_CONFIG_PATH "/etc/gridvfs/gridvfsd.conf"
+#endif
+#ifndef PX_STATE_DIR /* the build may set it from $(localstatedir) */
+#define PX_STATE_DIR "/var/lib/gridvfs"
 #endif
 #define PX_CONFIG_MAX_LINE 4096          /* bytes, newline included */
 #define PX_CONFIG_MAX_SIZE (1024u * 1024) /* bytes per file */
