@@ -94,7 +94,7 @@ static const char usage[] =
 "claim only its own uid and groups; a remote peer on an unreserved port is\n"
 "refused.  Refused calls get AUTH_TOOWEAK and a log line.\n"
 "  --insecure           believe every AUTH_SYS credential, from any port\n"
-"                       (the behaviour before 0.2; logs a warning)\n"
+"                       (the old behaviour; logs a warning)\n"
 "\n"
 "Read cache (client role; LMDB, persistent across restarts):\n"
 "  --cache-dir DIR      keep a block cache in DIR (created if missing); off\n"

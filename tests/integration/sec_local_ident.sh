@@ -50,6 +50,21 @@ asm --uid 65534 --gid 65534 getattr / >/dev/null || h_fail "own_ids: M cannot GE
 	h_fail "root_peer: root acting as 2001 could not read the file"
 nfs-ls "$(h_url_proxy)" | grep -q secret || h_fail "root_peer: nfs-ls through the proxy failed"
 
+# --- case unprivileged_daemon: a user's own gridvfsd (mount.gridvfs run by
+# that user) serves that user from an unreserved port; the default control
+# socket in root's /run/gridvfs is skipped with a warning, not fatal.
+echo "for all" >"$H_EXPORT/public"
+chmod 644 "$H_EXPORT/public"
+h_take_port P2
+"${M_AS[@]}" "$top_builddir/gridvfsd" -c /dev/null --listen "127.0.0.1:$P2" \
+	--upstream "127.0.0.1:$H_NFS_PORT" --mount-upstream "127.0.0.1:$H_MNT_PORT" --foreground \
+	</dev/null >"$H_DIR/unpriv.log" 2>&1 &
+H_PIDS+=($!)
+h_wait_tcp "$P2" 20 $! || h_fail "unprivileged_daemon: gridvfsd as uid 65534 did not start: $(tail -n 2 "$H_DIR/unpriv.log")"
+out=$("${M_AS[@]}" $PY "$top_srcdir/tests/tools/nfsrpc.py" 127.0.0.1 "$P2" "$H_EXPORT" \
+	--mountcred 65534:65534 --uid 65534 --gid 65534 read /public 2>&1)
+[ "$out" = "for all" ] || h_fail "unprivileged_daemon: its own user got '$out'"
+
 # --- case insecure: the old behaviour, on request, with a warning ----------
 h_gridvfsd_stop
 h_gridvfsd --insecure
