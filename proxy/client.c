@@ -261,7 +261,8 @@ static void client_read(struct px_client *c)
 	}
 	if (rc == 0 || rc == -ECONNRESET) {
 		px_client_close(c, NULL); /* an ordinary goodbye */
-	} else if (rc == -EMSGSIZE && c->cl_state == CL_PROBE) {
+	} else if (rc == -EMSGSIZE && c->cl_state == CL_PROBE &&
+		   c->cl_rd.rd_rec.r_max == PREAUTH_MAX_RECORD) {
 		px_client_close(c, "record above 4 KiB before the TLS "
 				   "handshake (pre-authentication limit)");
 	} else if (rc == -EMSGSIZE) {
@@ -398,11 +399,17 @@ static bool client_same_source(const struct px_client *a,
 	       ((const struct sockaddr_in *)&b->cl_addr)->sin_addr.s_addr;
 }
 
-/* Idle: nothing in flight either way, so closing it loses no call. */
-static bool client_idle(const struct px_client *c)
+/* May c be closed to make room?  Before TLS is up always (nothing of it
+ * is in flight, and a half-sent record must not make a socket keep its
+ * slot); after, only when idle: nothing in flight either way, so closing
+ * it loses no call. */
+static bool client_sheddable(const struct px_client *c)
 {
-	return !c->cl_pending && !c->cl_out.q_head &&
-	       !rpc_rec_partial(&c->cl_rd.rd_rec);
+	if (!client_unauth(c))
+		return false;
+	return c->cl_state != CL_READY ||
+	       (!c->cl_pending && !c->cl_out.q_head &&
+		!rpc_rec_partial(&c->cl_rd.rd_rec));
 }
 
 /*
@@ -424,7 +431,7 @@ static bool client_make_room(struct px_loop *l, struct px_client *nc)
 			if (!c->cl_closed && client_unauth(c) &&
 			    client_same_source(c, nc)) {
 				same++;
-				if (client_idle(c))
+				if (client_sheddable(c))
 					oldest = c; /* the list is newest first */
 			}
 		if (same >= o->o_max_unauth_per_addr) {
@@ -442,15 +449,14 @@ static bool client_make_room(struct px_loop *l, struct px_client *nc)
 		return true;
 	oldest = NULL;
 	for (c = l->lp_clients; c; c = c->cl_next)
-		if (!c->cl_closed && client_unauth(c) && client_idle(c))
+		if (!c->cl_closed && client_sheddable(c))
 			oldest = c;
 	if (!oldest) {
 		px_warn_rl("client %s refused: --max-conns reached",
 			   nc->cl_name);
 		return false;
 	}
-	px_client_close(oldest, "shed: --max-conns reached, unauthenticated "
-				"and idle");
+	px_client_close(oldest, "shed: --max-conns reached, unauthenticated");
 	return true;
 }
 
@@ -480,9 +486,14 @@ void px_client_accept(struct px_loop *l)
 			continue;
 		}
 		c = calloc(1, sizeof(*c));
+		/* Under --tls optional a plaintext client's first record is
+		 * an ordinary call (a reconnecting client may well start with
+		 * a 1 MiB WRITE): only 'require' can bound it before TLS. */
 		if (!c || px_reader_init(&c->cl_rd,
-					 l->lp_tls_srv ? PREAUTH_MAX_RECORD
-						       : l->lp_opts->o_max_record)) {
+					 l->lp_tls_srv && l->lp_opts->o_tls ==
+								  PX_TLS_REQUIRE
+						 ? PREAUTH_MAX_RECORD
+						 : l->lp_opts->o_max_record)) {
 			px_warn_rl("client %s refused: out of memory", name);
 			if (c)
 				px_reader_free(&c->cl_rd);

@@ -6,7 +6,7 @@
 # socket that never sends the probe is closed at --handshake-timeout
 # (there was no deadline at all).  exhaustion: 200 idle sockets from six
 # addresses no longer lock an mTLS client out of a server role with
-# --max-conns 48 (per-address cap, idle unauthenticated sockets shed).
+# --max-conns 48 (per-address cap, unauthenticated sockets shed).
 # client_role_local: the same from a local non-root user against the
 # client role, where root must still get in.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
@@ -125,7 +125,7 @@ timeout 20 nfs-ls "$(h_url_proxy)" 2>"$H_DIR/ls.err" | grep -q hello ||
 grep -q "shed: --max-unauth-per-addr reached" "$H_DIR/s3.log" ||
 	h_fail "exhaustion: the per-address cap never acted"
 grep -q "closed: shed: --max-conns reached" "$H_DIR/s3.log" ||
-	h_fail "exhaustion: no idle unauthenticated socket was shed for the mTLS client"
+	h_fail "exhaustion: no unauthenticated socket was shed for the mTLS client"
 kill "$HOLD" 2>/dev/null
 wait "$HOLD" 2>/dev/null
 h_gridvfsd_stop

@@ -5,6 +5,8 @@
 # create files as any uid.  Now a plaintext client acts as the anonymous id
 # unless --plaintext-accounts names accounts, chown to another account is
 # refused, and the downgrade risk is logged at error level on both roles.
+# A plaintext client may still open with a full-size call (the pre-TLS
+# 4 KiB bound of item 8 is for --tls require).
 # An mTLS client in the same daemon still acts as its grid-mapfile account.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 h_init sec_tls_optional
@@ -41,6 +43,23 @@ out=$($RPC 127.0.0.1 "$SP" "$H_EXPORT" --uid 2001 --gid 2001 create /p2 2001 200
 	h_fail "plaintext_anonymous: giving a new file to uid 2001 got '$out'"
 grep -q "gridvfsd\[error\].*--tls optional: plaintext clients are accepted" "$H_DIR/server.log" ||
 	h_fail "plaintext_anonymous: the downgrade risk is not logged at error level"
+
+# --- case plaintext_big_first_call: under optional the pre-TLS 4 KiB bound
+# must not cut off a plaintext client whose first call is a 64 KiB WRITE
+# (a client reconnecting in the middle of a copy).
+python3 - "$SP" "$H_EXPORT" "$top_srcdir/tests/tools" <<'PY' || h_fail "plaintext_big_first_call: a 64 KiB first call was refused"
+import sys
+sys.path.insert(0, sys.argv[3])
+from nfsrpc import Nfs, opaque, u32, u64
+port, exp = int(sys.argv[1]), sys.argv[2]
+a = Nfs("127.0.0.1", port, exp)
+a.create("/big")
+fh = a.lookup_path("/big")
+b = Nfs("127.0.0.1", port, exp)   # a fresh NFS connection: WRITE is its first record
+st, r = b.call(7, opaque(fh) + u64(0) + u32(65536) + u32(2) + opaque(b"x" * 65536))
+sys.exit(0 if st == 0 else 1)
+PY
+[ "$(stat -c %s "$H_EXPORT/big")" = 65536 ] || h_fail "plaintext_big_first_call: the WRITE did not land"
 
 # --- case plaintext_accounts ------------------------------------------------
 h_stop_pid "$SPID"
