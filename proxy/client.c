@@ -414,9 +414,9 @@ static bool client_sheddable(const struct px_client *c)
 
 /*
  * Room for newcomer c (not yet on the list): within --max-unauth-per-addr
- * for its source and --max-conns overall, by closing the oldest idle
- * unauthenticated connection (of the same source for the first limit)
- * when need be.  Authenticated connections are never shed: with none
+ * for its source and --max-conns overall, by closing the oldest
+ * sheddable connection (of the same source for the first limit) when
+ * need be.  Authenticated connections are never shed: with none
  * to shed, the newcomer is refused.  Without this, a thousand idle
  * sockets locked every authenticated client out.
  */
