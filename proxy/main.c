@@ -344,7 +344,8 @@ int main(int argc, char **argv)
 		       : rc == -EPERM ? "not a regular file with one link "
 					"(refused)"
 				      : strerror(-rc));
-		return 1;
+		rc = -EIO; /* exit 1, with the options freed */
+		goto out;
 	}
 	/* px_run() tells the waiting parent (notify_fd) once it listens. */
 	rc = px_run(eo, neo, notify_fd);
