@@ -795,6 +795,36 @@ static X509 *conn_peer(const struct tls_conn *c)
 	return SSL_get0_peer_certificate(c->cn_ssl);
 }
 
+int tls_conn_recheck(const struct tls_conn *c, const struct tls_ctx *ctx,
+		     char *why, size_t wlen)
+{
+	X509 *cert = conn_peer(c);
+	STACK_OF(X509) *chain = SSL_get_peer_cert_chain(c->cn_ssl);
+	X509_STORE_CTX *xs;
+	int ok;
+
+	if (!cert)
+		return -ENOTCONN;
+	if (!(xs = X509_STORE_CTX_new()))
+		return -ENOMEM;
+	/* The same checks the handshake made, against the new store: its
+	 * CA bundle and CRL (with the CRL_CHECK flag when one is set). */
+	if (!X509_STORE_CTX_init(xs, SSL_CTX_get_cert_store(ctx->cx_ssl), cert,
+				 chain)) {
+		X509_STORE_CTX_free(xs);
+		return -ENOMEM;
+	}
+	X509_STORE_CTX_set_default(xs, ctx->cx_server ? "ssl_client"
+						      : "ssl_server");
+	ok = X509_verify_cert(xs);
+	if (ok <= 0)
+		snprintf(why, wlen, "%s",
+			 X509_verify_cert_error_string(
+				 X509_STORE_CTX_get_error(xs)));
+	X509_STORE_CTX_free(xs);
+	return ok > 0 ? 0 : -EACCES;
+}
+
 int tls_conn_peer_dn(const struct tls_conn *c, char *dn, size_t dnlen)
 {
 	X509 *cert = conn_peer(c);

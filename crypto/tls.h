@@ -170,6 +170,11 @@ const char *tls_conn_error(const struct tls_conn *c);
 /* ---------------------------------------------------------------------- */
 /* Peer identity and session facts (after a successful handshake).        */
 
+/* Verify c's peer certificate again against ctx's CA bundle and CRL (a
+ * reload): 0, -EACCES with the reason in why (revoked, expired...),
+ * -ENOTCONN (no verified peer) or -ENOMEM. */
+int tls_conn_recheck(const struct tls_conn *c, const struct tls_ctx *ctx,
+		     char *why, size_t wlen);
 /*
  * The peer certificate's subject DN in the Globus / OpenSSL "oneline"
  * slash form, e.g. "/O=gridvfs/CN=node1": bytes outside printable ASCII are

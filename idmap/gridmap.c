@@ -413,19 +413,16 @@ static int add_groups(const char *name, uint32_t gid, struct idvec *gids)
 	return rc;
 }
 
-int idmap_gridmap_ids(const struct idmap_gridmap *g, const char *dn,
-		      struct idmap_peer_ids *out)
+int idmap_accounts_ids(const char *const *accts, size_t n,
+		       struct idmap_peer_ids *out)
 {
-	const struct gm_entry *e = gridmap_find(g, dn);
 	struct idvec uids = { 0 }, gids = { 0 };
 	uint32_t uid, gid;
 	int rc = 0;
 
-	if (!e)
-		return -ENOENT;
 	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < e->e_n && !rc; i++) {
-		rc = idmap_user_lookup(e->e_accts[i], &uid, &gid);
+	for (size_t i = 0; i < n && !rc; i++) {
+		rc = idmap_user_lookup(accts[i], &uid, &gid);
 		if (rc == -ENOENT) {
 			rc = i == 0 ? -ESRCH : 0; /* unknown here: not claimable */
 			continue;
@@ -437,7 +434,7 @@ int idmap_gridmap_ids(const struct idmap_gridmap *g, const char *dn,
 		if (!rc)
 			rc = idvec_add(&uids, uid);
 		if (!rc)
-			rc = add_groups(e->e_accts[i], gid, &gids);
+			rc = add_groups(accts[i], gid, &gids);
 	}
 	if (rc) {
 		free(uids.v);
@@ -451,6 +448,17 @@ int idmap_gridmap_ids(const struct idmap_gridmap *g, const char *dn,
 	out->pi_gids = gids.v;
 	out->pi_ngids = gids.n;
 	return 0;
+}
+
+int idmap_gridmap_ids(const struct idmap_gridmap *g, const char *dn,
+		      struct idmap_peer_ids *out)
+{
+	const struct gm_entry *e = gridmap_find(g, dn);
+
+	if (!e)
+		return -ENOENT;
+	return idmap_accounts_ids((const char *const *)e->e_accts, e->e_n,
+				  out);
 }
 
 void idmap_peer_ids_clear(struct idmap_peer_ids *p)

@@ -234,6 +234,10 @@ struct idmap_peer_ids {
  */
 int idmap_gridmap_ids(const struct idmap_gridmap *g, const char *dn,
 		      struct idmap_peer_ids *out);
+/* The same for a list of account names (the first is the default): what
+ * a plaintext client may act as under --plaintext-accounts. */
+int idmap_accounts_ids(const char *const *accts, size_t n,
+		       struct idmap_peer_ids *out);
 void idmap_peer_ids_clear(struct idmap_peer_ids *p);
 bool idmap_peer_ids_has_uid(const struct idmap_peer_ids *p, uint32_t uid);
 bool idmap_peer_ids_has_gid(const struct idmap_peer_ids *p, uint32_t gid);

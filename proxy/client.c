@@ -18,6 +18,10 @@
 #include "idmap/idmap.h"
 
 #define READ_BUDGET (4u << 20)
+/* Before the probe and handshake are done a client is nobody: it may send
+ * one record this big (the probe is 40 bytes, a plaintext call under
+ * --tls optional rarely more), so a thousand of them cost little. */
+#define PREAUTH_MAX_RECORD 4096u
 #define WRITE_BUDGET (4u << 20)
 
 static void client_event(struct px_ev *ev, uint32_t events);
@@ -27,6 +31,10 @@ static void client_free(struct px_client *c)
 	if (c->cl_peer) {
 		idmap_peer_ids_clear(c->cl_peer);
 		free(c->cl_peer);
+	}
+	if (c->cl_own) {
+		idmap_peer_ids_clear(c->cl_own);
+		free(c->cl_own);
 	}
 	px_reader_free(&c->cl_rd);
 	px_outq_clear(&c->cl_out);
@@ -127,6 +135,48 @@ static void client_final_reply(struct px_client *c, struct rpc_xdr *x,
 }
 
 /*
+ * A plaintext client under --tls optional has no certificate to vouch for
+ * it: it may act only as the --plaintext-accounts (none by default: every
+ * id it claims becomes the anonymous one), just as a TLS peer may act only
+ * as its grid-mapfile accounts.  Without this its AUTH_SYS would be
+ * believed as it stands.
+ */
+static bool client_plaintext_admit(struct px_client *c)
+{
+	const char *list = c->cl_loop->lp_opts->o_plaintext_accounts;
+	struct idmap_peer_ids *ids = calloc(1, sizeof(*ids));
+	const char *accts[64];
+	char buf[1024], *save = NULL, *t;
+	size_t n = 0;
+	int rc = 0;
+
+	if (!ids) {
+		px_client_close(c, "out of memory");
+		return false;
+	}
+	if (list) {
+		snprintf(buf, sizeof(buf), "%s", list);
+		for (t = strtok_r(buf, ",", &save); t && n < 64;
+		     t = strtok_r(NULL, ",", &save))
+			accts[n++] = t;
+		rc = idmap_accounts_ids(accts, n, ids);
+	}
+	if (rc < 0) {
+		free(ids);
+		px_err_rl("client %s: plaintext client refused: "
+			  "--plaintext-accounts: %s", c->cl_name,
+			  rc == -ESRCH ? "its first account does not exist "
+					 "here" : strerror(-rc));
+		px_client_close(c, "--plaintext-accounts cannot be resolved");
+		return false;
+	}
+	c->cl_peer = ids;
+	px_info_rl("client %s: plaintext client (--tls optional) acts as %s",
+		   c->cl_name, list ? list : "the anonymous id");
+	return true;
+}
+
+/*
  * The first message on a TLS-enabled server port: the RFC 9289 probe
  * starts the handshake; a plaintext call is refused with AUTH_TOOWEAK
  * under --tls require and served under --tls optional.  Returns true when
@@ -163,6 +213,13 @@ static bool client_probe(struct px_client *c, uint8_t *mem, size_t len)
 		return false;
 	}
 	if (l->lp_opts->o_tls == PX_TLS_OPTIONAL) {
+		if (!client_plaintext_admit(c) ||
+		    px_reader_set_max(&c->cl_rd, l->lp_opts->o_max_record)) {
+			free(mem);
+			if (!c->cl_closed)
+				px_client_close(c, "out of memory");
+			return false;
+		}
 		c->cl_state = CL_READY;
 		return true;
 	}
@@ -204,6 +261,10 @@ static void client_read(struct px_client *c)
 	}
 	if (rc == 0 || rc == -ECONNRESET) {
 		px_client_close(c, NULL); /* an ordinary goodbye */
+	} else if (rc == -EMSGSIZE && c->cl_state == CL_PROBE &&
+		   c->cl_rd.rd_rec.r_max == PREAUTH_MAX_RECORD) {
+		px_client_close(c, "record above 4 KiB before the TLS "
+				   "handshake (pre-authentication limit)");
 	} else if (rc == -EMSGSIZE) {
 		px_client_close(c, "record larger than --max-record or too "
 				   "many fragments");
@@ -309,6 +370,96 @@ static void set_sockopts(int fd)
 	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
 }
 
+/* Not (yet) vouched for: before the TLS handshake, plaintext under --tls
+ * optional, or a client-role peer whose claims are restricted. */
+static bool client_unauth(const struct px_client *c)
+{
+	return c->cl_state != CL_READY ||
+	       (c->cl_loop->lp_tls_srv && !c->cl_tls) ||
+	       c->cl_trust != CL_TRUST_ANY;
+}
+
+/* Do a and b count against the same --max-unauth-per-addr?  A non-root
+ * local user by its uid (it has every loopback address), others by
+ * address. */
+static bool client_same_source(const struct px_client *a,
+			       const struct px_client *b)
+{
+	if ((a->cl_trust == CL_TRUST_OWN) != (b->cl_trust == CL_TRUST_OWN))
+		return false;
+	if (a->cl_trust == CL_TRUST_OWN)
+		return a->cl_uid == b->cl_uid;
+	if (a->cl_addr.ss_family != b->cl_addr.ss_family)
+		return false;
+	if (a->cl_addr.ss_family == AF_INET6)
+		return !memcmp(&((const struct sockaddr_in6 *)&a->cl_addr)->sin6_addr,
+			       &((const struct sockaddr_in6 *)&b->cl_addr)->sin6_addr,
+			       16);
+	return ((const struct sockaddr_in *)&a->cl_addr)->sin_addr.s_addr ==
+	       ((const struct sockaddr_in *)&b->cl_addr)->sin_addr.s_addr;
+}
+
+/* May c be closed to make room?  Before TLS is up always (nothing of it
+ * is in flight, and a half-sent record must not make a socket keep its
+ * slot); after, only when idle: nothing in flight either way, so closing
+ * it loses no call. */
+static bool client_sheddable(const struct px_client *c)
+{
+	if (!client_unauth(c))
+		return false;
+	return c->cl_state != CL_READY ||
+	       (!c->cl_pending && !c->cl_out.q_head &&
+		!rpc_rec_partial(&c->cl_rd.rd_rec));
+}
+
+/*
+ * Room for newcomer c (not yet on the list): within --max-unauth-per-addr
+ * for its source and --max-conns overall, by closing the oldest
+ * sheddable connection (of the same source for the first limit) when
+ * need be.  Authenticated connections are never shed: with none
+ * to shed, the newcomer is refused.  Without this, a thousand idle
+ * sockets locked every authenticated client out.
+ */
+static bool client_make_room(struct px_loop *l, struct px_client *nc)
+{
+	const struct px_opts *o = l->lp_opts;
+	struct px_client *c, *oldest = NULL;
+	unsigned same = 0;
+
+	if (client_unauth(nc)) {
+		for (c = l->lp_clients; c; c = c->cl_next)
+			if (!c->cl_closed && client_unauth(c) &&
+			    client_same_source(c, nc)) {
+				same++;
+				if (client_sheddable(c))
+					oldest = c; /* the list is newest first */
+			}
+		if (same >= o->o_max_unauth_per_addr) {
+			if (!oldest) {
+				px_warn_rl("client %s refused: "
+					   "--max-unauth-per-addr reached",
+					   nc->cl_name);
+				return false;
+			}
+			px_client_close(oldest, "shed: --max-unauth-per-addr "
+						"reached for its source");
+		}
+	}
+	if (l->lp_nclients < o->o_max_conns)
+		return true;
+	oldest = NULL;
+	for (c = l->lp_clients; c; c = c->cl_next)
+		if (!c->cl_closed && client_sheddable(c))
+			oldest = c;
+	if (!oldest) {
+		px_warn_rl("client %s refused: --max-conns reached",
+			   nc->cl_name);
+		return false;
+	}
+	px_client_close(oldest, "shed: --max-conns reached, unauthenticated");
+	return true;
+}
+
 void px_client_accept(struct px_loop *l)
 {
 	for (int i = 0; i < 64; i++) {
@@ -328,16 +479,21 @@ void px_client_accept(struct px_loop *l)
 			return;
 		}
 		px_addr_str(&ss, name, sizeof(name));
-		if (l->lp_draining || l->lp_nclients >= l->lp_opts->o_max_conns) {
+		if (l->lp_draining) {
 			l->lp_stats.s_conns_refused++;
-			px_warn_rl("client %s refused: %s", name,
-				   l->lp_draining ? "shutting down"
-						  : "--max-conns reached");
+			px_warn_rl("client %s refused: shutting down", name);
 			close(fd);
 			continue;
 		}
 		c = calloc(1, sizeof(*c));
-		if (!c || px_reader_init(&c->cl_rd, l->lp_opts->o_max_record)) {
+		/* Under --tls optional a plaintext client's first record is
+		 * an ordinary call (a reconnecting client may well start with
+		 * a 1 MiB WRITE): only 'require' can bound it before TLS. */
+		if (!c || px_reader_init(&c->cl_rd,
+					 l->lp_tls_srv && l->lp_opts->o_tls ==
+								  PX_TLS_REQUIRE
+						 ? PREAUTH_MAX_RECORD
+						 : l->lp_opts->o_max_record)) {
 			px_warn_rl("client %s refused: out of memory", name);
 			if (c)
 				px_reader_free(&c->cl_rd);
@@ -353,11 +509,18 @@ void px_client_accept(struct px_loop *l)
 		c->cl_addr = ss;
 		c->cl_refs = 1;
 		memcpy(c->cl_name, name, sizeof(c->cl_name));
+		px_peer_classify(c);
 		if (l->lp_tls_srv) {
 			c->cl_state = CL_PROBE;
 			c->cl_hs_since = px_now_ms();
 		} else {
 			c->cl_state = CL_READY;
+		}
+		if (!client_make_room(l, c)) {
+			l->lp_stats.s_conns_refused++;
+			client_free(c);
+			close(fd);
+			continue;
 		}
 		if (px_ev_add(l, &c->cl_ev, EPOLLIN)) {
 			px_warn_rl("client %s refused: epoll: %s", name,
@@ -381,13 +544,19 @@ void px_client_tick(struct px_loop *l, uint64_t now_ms)
 {
 	struct px_client *c, *next;
 	uint64_t limit = (uint64_t)l->lp_opts->o_record_timeout * 1000u;
+	uint64_t hs_limit = (uint64_t)l->lp_opts->o_handshake_timeout * 1000u;
 
 	for (c = l->lp_clients; c; c = next) {
 		next = c->cl_next;
-		if (c->cl_state == CL_HANDSHAKE &&
-		    now_ms - c->cl_hs_since >= limit) {
-			px_client_close(c, "TLS handshake timed out "
-					   "(--record-timeout)");
+		/* A probe never sent holds a slot as surely as a stalled
+		 * handshake: both end at --handshake-timeout. */
+		if ((c->cl_state == CL_PROBE || c->cl_state == CL_HANDSHAKE) &&
+		    now_ms - c->cl_hs_since >= hs_limit) {
+			px_client_close(c, c->cl_state == CL_PROBE
+						   ? "no TLS probe within "
+						     "--handshake-timeout"
+						   : "TLS handshake not done "
+						     "within --handshake-timeout");
 			continue;
 		}
 		if (c->cl_rd.rd_partial_since &&
@@ -434,6 +603,27 @@ static bool client_peer_admit(struct px_client *c)
 	return true;
 }
 
+void px_client_recheck_certs(struct px_loop *l)
+{
+	struct px_client *c, *next;
+	char why[400], r[200];
+
+	for (c = l->lp_clients; c; c = next) {
+		next = c->cl_next;
+		if (c->cl_closed || !c->cl_tls || c->cl_state != CL_READY)
+			continue;
+		r[0] = '\0';
+		if (tls_conn_recheck(c->cl_tls, l->lp_tls_srv, r, sizeof(r)) !=
+		    -EACCES)
+			continue;
+		/* A revoked certificate must not keep the door it opened
+		 * before the new CRL came. */
+		snprintf(why, sizeof(why), "TLS peer '%s' refused after the "
+			 "reload: %s", c->cl_dn, r);
+		px_client_close(c, why);
+	}
+}
+
 void px_client_recheck_peers(struct px_loop *l)
 {
 	struct px_client *c, *next;
@@ -444,7 +634,8 @@ void px_client_recheck_peers(struct px_loop *l)
 		int rc;
 
 		next = c->cl_next;
-		if (c->cl_closed || !c->cl_peer)
+		/* Plaintext clients (--tls optional) have no DN to look up. */
+		if (c->cl_closed || !c->cl_peer || !c->cl_tls)
 			continue;
 		if (!(ids = calloc(1, sizeof(*ids))))
 			continue; /* keep the old accounts */
@@ -482,6 +673,10 @@ static void client_handshake(struct px_client *c)
 	}
 	if (!client_peer_admit(c))
 		return;
+	if (px_reader_set_max(&c->cl_rd, c->cl_loop->lp_opts->o_max_record)) {
+		px_client_close(c, "out of memory");
+		return;
+	}
 	c->cl_state = CL_READY;
 	c->cl_read_paused = false;
 	client_arm(c);

@@ -422,9 +422,17 @@ int px_control_open(struct px_loop *l)
 		int err = errno;
 
 		umask(old);
-		px_err("--control %s: %s", path, strerror(err));
 		if (fd >= 0)
 			close(fd);
+		if (l->lp_opts->o_control_default &&
+		    (err == EACCES || err == EPERM)) {
+			/* /run/gridvfs is root's: an unprivileged daemon (a
+			 * user's mount.gridvfs) runs without the socket. */
+			px_warn("no control socket: %s: %s (use --control "
+				"PATH)", path, strerror(err));
+			return 0;
+		}
+		px_err("--control %s: %s", path, strerror(err));
 		return -err;
 	}
 	umask(old);

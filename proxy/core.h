@@ -12,6 +12,8 @@
 
 struct px_call;
 
+#define PX_HKEY_LEN 32 /* bytes of the handle-tag key (exports.c) */
+
 /*
  * The answer to a call the proxy made itself (px_icall): err 0 with the
  * NFS/MOUNT results (after the RPC header; they live only during the
@@ -30,6 +32,14 @@ enum px_cl_state {
 };
 
 struct idmap_peer_ids;
+
+/* How far a client-role connection's AUTH_SYS claims are believed
+ * (peer.c, issue 16 item 3). */
+enum px_cl_trust {
+	CL_TRUST_ANY,  /* reserved port, root, the daemon's own user, --insecure */
+	CL_TRUST_OWN,  /* a non-root local peer: its own uid and groups only */
+	CL_TRUST_NONE, /* remote peer on an unreserved port: refused */
+};
 
 /* A client connection.  Freed only when closed and no call refers to it. */
 struct px_client {
@@ -51,6 +61,9 @@ struct px_client {
 	uint64_t cl_hs_since;        /* ms: start of probe/handshake wait */
 	struct idmap_peer_ids *cl_peer; /* accounts the TLS peer may act as */
 	char cl_dn[256];             /* TLS peer's subject DN */
+	enum px_cl_trust cl_trust;
+	uint32_t cl_uid;             /* CL_TRUST_OWN: the peer's real uid */
+	struct idmap_peer_ids *cl_own; /* CL_TRUST_OWN: what it may claim */
 	struct px_client *cl_next, *cl_prev; /* loop's list of open clients */
 };
 
@@ -168,11 +181,22 @@ struct px_loop {
 	bool lp_wrap;                /* several exports: tag client handles */
 	struct px_opts **lp_retired; /* engine 0: options of SIGHUP reloads */
 	unsigned lp_nretired, lp_maxretired;
-	uint8_t lp_fhtag[4];
+	uint8_t lp_hkey[PX_HKEY_LEN]; /* engine 0: the handle-tag key */
+	uint8_t lp_rootfh[NFS3_FHSIZE]; /* the export's root upstream */
+	uint32_t lp_rootfh_len;      /* 0: not known yet */
+	bool lp_root_asking;         /* a MNT of our own is out */
 };
 
 /* exports.c: several exports, one daemon. */
-void px_export_tag(const char *name, uint8_t tag[4]);
+/* STATE-DIR/handle-key into main->lp_hkey, made on first use.  0 or
+ * -errno after a log line. */
+int px_export_key_load(struct px_loop *main, const char *dir);
+/* Ask upstream for e's root handle (LOOKUP ".." there stays in it). */
+void px_export_learn_root(struct px_loop *e);
+/* A MNT path without "." components or repeated slashes, into out (at
+ * least MNT3_PATHLEN + 2 bytes): 0, -EACCES (a ".." component), -EINVAL
+ * (not absolute, a NUL, too long). */
+int px_mnt_path_norm(const char *in, size_t len, char *out, size_t *olen);
 /* A checked call (header and arguments) on engine 0 of a daemon with
  * several exports: the engine it is for, with the call rewritten for that
  * export's upstream (*memp may be replaced, *lenp changes); NULL when it
@@ -208,6 +232,17 @@ void px_client_resume_reading(struct px_client *c);
 /* After a grid-mapfile reload: every TLS peer is admitted again (its
  * accounts refreshed) or disconnected with the reason. */
 void px_client_recheck_peers(struct px_loop *l);
+/* After a TLS reload: every TLS peer's certificate is verified again with
+ * the new CA bundle and CRL; a revoked (or now invalid) one is closed. */
+void px_client_recheck_certs(struct px_loop *l);
+
+/* peer.c: the client role's rule on local identities. */
+int px_peer_local_uid(int fd, const struct sockaddr_storage *peer,
+		      uint32_t *uid);
+void px_peer_note_start(void);
+void px_peer_classify(struct px_client *c);
+int px_peer_check_call(const struct px_client *c, const uint8_t *msg,
+		       const struct rpc_call *h, char *why, size_t wlen);
 
 /* link.c */
 void px_link_init(struct px_loop *l, struct px_link *ln, const char *name,

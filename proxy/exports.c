@@ -9,22 +9,30 @@
  *  - MOUNT MNT: the export whose path is the longest prefix of the path
  *    the client mounts (at a '/' boundary); the path is rewritten to the
  *    export's upstream-path before it goes upstream.
- *  - NFS: every file handle the daemon gives out carries a 4-byte tag in
- *    front of upstream's handle: the first 4 bytes of SHA-256("gridvfs
- *    export " NAME).  A call's handles are checked (all of one export,
+ *  - NFS: every file handle the daemon gives out carries an 8-byte tag in
+ *    front of upstream's handle: the first 8 bytes of HMAC-SHA256 under
+ *    the daemon's secret handle key (STATE-DIR/handle-key, made once and
+ *    kept across restarts) over "gridvfs export " NAME, a NUL and the
+ *    upstream handle.  A call's handles are checked (all of one export,
  *    else NFS3ERR_XDEV for RENAME/LINK, NFS3ERR_STALE otherwise), the tag
  *    is taken off, and the call goes to that export's upstream; the
- *    reply's handles get the tag back.  The tag is derived from the name,
- *    not from the section's position, so handles stay valid across
- *    restarts and reordered configuration files; an export that is gone
- *    answers NFS3ERR_STALE, never another export's file.
+ *    reply's handles get their tags.  Keyed and bound to the handle, a tag
+ *    cannot be computed by a client: re-tagging one export's handle as
+ *    another's (to be served under the other's policy) gives STALE.  It
+ *    does not depend on the section's position, so handles stay valid
+ *    across restarts and reordered configuration files; an export that is
+ *    gone answers NFS3ERR_STALE, never another export's file.
+ *  - An export's root is its ceiling: LOOKUP ".." there answers the root
+ *    itself (as a server does at its own root), READDIRPLUS gives no
+ *    handle for any ".." entry (the client looks it up), and MNT paths
+ *    are normalised, with ".." refused.
  *  - MOUNT NULL, DUMP, EXPORT, UMNT, UMNTALL and NFS NULL are answered
  *    here: no single upstream owns them.
  *
- * Upstream handles of more than 60 bytes leave no room for the tag (NFSv3
+ * Upstream handles of more than 56 bytes leave no room for the tag (NFSv3
  * handles are at most 64): such replies fail with NFS3ERR_SERVERFAULT and
- * a log line.  Tags cost READDIRPLUS 4 bytes per entry, so its maxcount is
- * lowered by an eighth on the way up (an entry with a handle is at least
+ * a log line.  Tags cost READDIRPLUS 8 bytes per entry, so its maxcount is
+ * lowered by a quarter on the way up (an entry with a handle is at least
  * 32 bytes), keeping the reply within what the client asked for.
  *
  * With a single export (no sections) none of this runs: handles and paths
@@ -33,28 +41,129 @@
 #include "config.h"
 #include "proxy/core.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 
-#define TAG 4u
+#define TAG 8u
 #define NFS3ERR_XDEV 18u
 #define NFS3ERR_STALE 70u
 #define NFS3ERR_BADHANDLE 10001u
 #define NFS3ERR_SERVERFAULT 10006u
+#define NFS3ERR_JUKEBOX 10008u
 #define MNT3ERR_NOENT 2u
+#define MNT3ERR_ACCES 13u
 
-void px_export_tag(const char *name, uint8_t tag[4])
+/* Read the handle key, or make it: 32 random bytes, mode 0600, created
+ * by link() so that two daemons starting at once agree on one. */
+int px_export_key_load(struct px_loop *main, const char *dir)
 {
-	uint8_t md[32];
-	unsigned mdlen = sizeof(md);
-	char buf[PX_EXPORT_NAME_MAX + 32];
-	int n = snprintf(buf, sizeof(buf), "gridvfs export %s", name);
+	char path[PATH_MAX], tmp[PATH_MAX];
+	uint8_t key[PX_HKEY_LEN];
+	struct stat st;
 
-	if (EVP_Digest(buf, (size_t)n, md, &mdlen, EVP_sha256(), NULL) != 1)
-		memset(md, 0, sizeof(md)); /* checked for collisions at start */
+	snprintf(path, sizeof(path), "%s/handle-key", dir);
+	for (int attempt = 0; attempt < 3; attempt++) {
+		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		ssize_t n;
+
+		if (fd >= 0) {
+			if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
+			    st.st_uid != geteuid() || (st.st_mode & 077)) {
+				close(fd);
+				px_err("handle key %s: must be a regular file "
+				       "of ours with mode 0600 (others who read "
+				       "it can forge export handles)", path);
+				return -EPERM;
+			}
+			n = read(fd, main->lp_hkey, sizeof(main->lp_hkey));
+			close(fd);
+			if (n != (ssize_t)sizeof(main->lp_hkey)) {
+				px_err("handle key %s: not %zu bytes", path,
+				       sizeof(main->lp_hkey));
+				return -EINVAL;
+			}
+			return 0;
+		}
+		if (errno != ENOENT) {
+			px_err("handle key %s: %s (see --state-dir)", path,
+			       strerror(errno));
+			return -errno;
+		}
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+			px_err("state dir %s: %s (see --state-dir)", dir,
+			       strerror(errno));
+			return -errno;
+		}
+		if (getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key)) {
+			px_err("handle key: no random bytes: %s",
+			       strerror(errno));
+			return -EIO;
+		}
+		snprintf(tmp, sizeof(tmp), "%s/.handle-key.%ld", dir,
+			 (long)getpid());
+		unlink(tmp);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+				       O_CLOEXEC, 0600);
+		if (fd < 0) {
+			px_err("handle key %s: %s (see --state-dir)", tmp,
+			       strerror(errno));
+			return -errno;
+		}
+		n = write(fd, key, sizeof(key));
+		if (n != (ssize_t)sizeof(key) || fsync(fd) < 0) {
+			close(fd);
+			unlink(tmp);
+			px_err("handle key %s: cannot write it", tmp);
+			return -EIO;
+		}
+		close(fd);
+		if (link(tmp, path) < 0 && errno != EEXIST) {
+			int err = errno;
+
+			unlink(tmp);
+			px_err("handle key %s: %s", path, strerror(err));
+			return -err;
+		}
+		unlink(tmp);
+		/* Ours or a concurrent daemon's: read what is there. */
+	}
+	px_err("handle key %s: cannot settle on one", path);
+	return -EIO;
+}
+
+/* The tag of upstream handle fh (len bytes) in export e.  false: the MAC
+ * failed (then nothing matches and nothing is given out). */
+static bool fh_tag(const struct px_loop *e, const uint8_t *fh, uint32_t len,
+		   uint8_t tag[TAG])
+{
+	uint8_t in[PX_EXPORT_NAME_MAX + 32 + NFS3_FHSIZE];
+	uint8_t md[EVP_MAX_MD_SIZE];
+	unsigned mdlen = 0;
+	int n = snprintf((char *)in, sizeof(in) - NFS3_FHSIZE,
+			 "gridvfs export %s", e->lp_opts->o_export_name);
+
+	if (n < 0 || len > NFS3_FHSIZE ||
+	    (size_t)n + 1 + len > sizeof(in))
+		return false;
+	in[n++] = '\0'; /* the name cannot run into the handle */
+	memcpy(in + n, fh, len);
+	if (!HMAC(EVP_sha256(), e->lp_main->lp_hkey,
+		  (int)sizeof(e->lp_main->lp_hkey), in, (size_t)n + len, md,
+		  &mdlen) || mdlen < TAG)
+		return false;
 	memcpy(tag, md, TAG);
+	return true;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -184,12 +293,54 @@ static void reply_mount_local(struct px_loop *main, struct px_client *c,
 /* ---------------------------------------------------------------------- */
 /* Calls                                                                   */
 
-static struct px_loop *engine_by_tag(struct px_loop *main, const uint8_t *t)
+/* The export whose tag the client's handle (tag + upstream handle)
+ * carries, or NULL. */
+static struct px_loop *engine_by_tag(struct px_loop *main, const uint8_t *fh,
+				     uint32_t len)
 {
+	uint8_t t[TAG];
+
 	for (unsigned i = 0; i < main->lp_neng; i++)
-		if (!memcmp(main->lp_eng[i]->lp_fhtag, t, TAG))
+		if (fh_tag(main->lp_eng[i], fh + TAG, len - TAG, t) &&
+		    !CRYPTO_memcmp(t, fh, TAG))
 			return main->lp_eng[i];
 	return NULL;
+}
+
+int px_mnt_path_norm(const char *in, size_t len, char *out, size_t *olen)
+{
+	size_t o = 0, i = 0;
+
+	if (!len || in[0] != '/')
+		return -EINVAL;
+	while (i < len) {
+		size_t j;
+
+		while (i < len && in[i] == '/')
+			i++;
+		for (j = i; j < len && in[j] != '/'; j++)
+			if (!in[j])
+				return -EINVAL; /* NUL inside the path */
+		if (j == i)
+			break;
+		if (j - i == 1 && in[i] == '.') {
+			i = j;
+			continue;
+		}
+		if (j - i == 2 && in[i] == '.' && in[i + 1] == '.')
+			return -EACCES;
+		if (o + 1 + (j - i) > MNT3_PATHLEN)
+			return -EINVAL;
+		out[o++] = '/';
+		memcpy(out + o, in + i, j - i);
+		o += j - i;
+		i = j;
+	}
+	if (!o)
+		out[o++] = '/';
+	out[o] = '\0';
+	*olen = o;
+	return 0;
 }
 
 /* The export whose path is the longest prefix of dir (at a '/'). */
@@ -231,7 +382,24 @@ static struct px_loop *route_mnt(struct px_loop *main, struct px_client *c,
 	struct rpc_xdr x;
 	char *path;
 
-	/* call_args_ok() checked the string's bounds already. */
+	char norm[MNT3_PATHLEN + 2];
+	size_t normlen;
+	int rc;
+
+	/* call_args_ok() checked the string's bounds already.  Paths are
+	 * matched and forwarded normalised: "/pub/../priv" must neither pick
+	 * pub nor reach priv under pub's policy. */
+	if ((rc = px_mnt_path_norm(dir, dlen, norm, &normlen)) < 0) {
+		px_info_rl("client %s: MNT %.*s refused: %s", c->cl_name,
+			   (int)(dlen > 200 ? 200 : dlen), dir,
+			   rc == -EACCES ? "'..' in the path"
+					 : "not an absolute path");
+		reply_status(c, h, rc == -EACCES ? MNT3ERR_ACCES
+						 : MNT3ERR_NOENT);
+		return NULL;
+	}
+	dir = norm;
+	dlen = (uint32_t)normlen;
 	if (!(e = engine_by_path(main, dir, dlen, &plen))) {
 		px_info_rl("client %s: MNT %.*s: no export has that path",
 			   c->cl_name, (int)(dlen > 200 ? 200 : dlen), dir);
@@ -239,8 +407,11 @@ static struct px_loop *route_mnt(struct px_loop *main, struct px_client *c,
 		return NULL;
 	}
 	up = e->lp_opts->o_upstream_path;
-	if (!up)
-		return e; /* same path upstream */
+	if (!up) {
+		up = e->lp_opts->o_export_path; /* the same path upstream */
+		if (!strcmp(up, "/"))
+			up = "";
+	}
 	if (!strcmp(up, "/") && plen < dlen)
 		up = ""; /* "/" + "/rest" */
 	nlen = strlen(up) + (dlen - plen);
@@ -265,6 +436,72 @@ static struct px_loop *route_mnt(struct px_loop *main, struct px_client *c,
 	*memp = mem;
 	*lenp = off + x.x_pos;
 	return e;
+}
+
+/* The export's root handle upstream, asked for with a MNT of its own. */
+static void root_learnt(void *ctx, int err, uint8_t *res, size_t len)
+{
+	struct px_loop *e = ctx;
+	uint32_t n;
+
+	e->lp_root_asking = false;
+	if (err || len < 8 || rpc_get32(res) != 0)
+		return;
+	n = rpc_get32(res + 4);
+	if (n == 0 || n > NFS3_FHSIZE || 8 + (size_t)n > len)
+		return;
+	memcpy(e->lp_rootfh, res + 8, n);
+	e->lp_rootfh_len = n;
+}
+
+void px_export_learn_root(struct px_loop *e)
+{
+	const char *p = e->lp_opts->o_upstream_path ? e->lp_opts->o_upstream_path
+						    : e->lp_opts->o_export_path;
+	uint8_t args[8 + MNT3_PATHLEN];
+	struct rpc_xdr x;
+
+	if (e->lp_root_asking || !p)
+		return;
+	rpc_xdr_init(&x, args, sizeof(args));
+	rpc_xdr_put_opaque(&x, p, (uint32_t)strlen(p));
+	if (!x.x_err && px_icall(e, RPC_PROG_MOUNT, MNT3_MNT, NULL, args,
+				 x.x_pos, root_learnt, e) == 0)
+		e->lp_root_asking = true;
+}
+
+/*
+ * LOOKUP ".." in an export's root would climb into the upstream's parent
+ * directory, where other exports (or unexported files) live, and hand out
+ * their handles under this export's tag and policy.  Asked of the root it
+ * becomes LOOKUP "." (the root itself, as a server answers at its own
+ * root).  The arguments are already untagged: the handle, then the name.
+ * false: answered here.
+ */
+static bool lookup_dotdot_at_root(struct px_loop *e, struct px_client *c,
+				  const struct rpc_call *h, uint8_t *msg,
+				  size_t len, uint32_t fhlen)
+{
+	size_t no = h->c_args_off + 4 + ((fhlen + 3u) & ~3u);
+	uint8_t *fh = msg + h->c_args_off + 4;
+
+	if (no + 8 > len || rpc_get32(msg + no) != 2 ||
+	    memcmp(msg + no + 4, "..", 2))
+		return true;
+	if (!e->lp_rootfh_len) {
+		/* Not known yet (upstream was down at start): have the
+		 * client try again shortly rather than guess. */
+		px_export_learn_root(e);
+		reply_status(c, h, NFS3ERR_JUKEBOX);
+		return false;
+	}
+	if (fhlen == e->lp_rootfh_len && !memcmp(fh, e->lp_rootfh, fhlen)) {
+		rpc_put32(msg + no, 1);
+		memcpy(msg + no + 4, ".\0\0\0", 4);
+		px_debug("client %s: LOOKUP .. at export %s's root: the root",
+			 c->cl_name, e->lp_opts->o_export_name);
+	}
+	return true;
 }
 
 struct px_loop *px_export_route(struct px_loop *main, struct px_client *c,
@@ -298,7 +535,7 @@ struct px_loop *px_export_route(struct px_loop *main, struct px_client *c,
 			reply_status(c, h, NFS3ERR_BADHANDLE);
 			goto out;
 		}
-		if (!(ei = engine_by_tag(main, msg + f.off[i]))) {
+		if (!(ei = engine_by_tag(main, msg + f.off[i], f.len[i]))) {
 			px_info_rl("client %s: %s with a handle of no export "
 				   "here (an export removed?): STALE",
 				   c->cl_name, rpc_nfs3_proc_name(h->c_proc));
@@ -340,9 +577,12 @@ struct px_loop *px_export_route(struct px_loop *main, struct px_client *c,
 		if (mo + 4 <= *lenp) {
 			uint32_t mc = rpc_get32(msg + mo);
 
-			rpc_put32(msg + mo, mc - mc / 8);
+			rpc_put32(msg + mo, mc - mc / 4);
 		}
 	}
+	if (h->c_proc == NFS3_LOOKUP && f.n == 1 &&
+	    !lookup_dotdot_at_root(e, c, h, msg, *lenp, f.len[0] - TAG))
+		goto out;
 	ok = true;
 out:
 	fh_free(&f);
@@ -352,6 +592,61 @@ out:
 /* ---------------------------------------------------------------------- */
 /* Replies                                                                 */
 
+/*
+ * Offsets (in msg) of the handle data of READDIRPLUS entries named "..":
+ * in an export's root that is the upstream's parent, outside the export,
+ * so no ".." entry gets a handle (post_op_fh3 may always be absent; the
+ * client then looks the name up, and LOOKUP ".." is guarded).  The reply
+ * was checked by the walker already; this only reads.  Returns how many
+ * (at most max).
+ */
+static unsigned rdp_dotdot(const uint8_t *msg, size_t off, size_t len,
+			   uint32_t *offs, unsigned max)
+{
+	size_t p = off;
+	unsigned n = 0;
+
+#define NEED(k) do { if (p + (k) > len) return n; } while (0)
+	NEED(4);
+	if (rpc_get32(msg + p))
+		return 0; /* a failure carries no entries */
+	p += 4;
+	NEED(4);
+	if (rpc_get32(msg + p))
+		p += 84;  /* dir_attributes */
+	p += 4 + 8;       /* the bool, cookieverf */
+	for (;;) {
+		uint32_t nl, fl;
+		bool dotdot;
+
+		NEED(4);
+		if (!rpc_get32(msg + p))
+			break;
+		p += 4 + 8;       /* value_follows, fileid */
+		NEED(4);
+		nl = rpc_get32(msg + p);
+		NEED(4 + (size_t)((nl + 3u) & ~3u));
+		dotdot = nl == 2 && !memcmp(msg + p + 4, "..", 2);
+		p += 4 + ((nl + 3u) & ~3u) + 8; /* name, cookie */
+		NEED(4);
+		if (rpc_get32(msg + p))
+			p += 84;
+		p += 4;
+		NEED(4);
+		if (rpc_get32(msg + p)) {
+			NEED(8);
+			fl = rpc_get32(msg + p + 4);
+			if (dotdot && n < max)
+				offs[n++] = (uint32_t)(p + 8);
+			p += 8 + ((fl + 3u) & ~3u);
+		} else {
+			p += 4;
+		}
+	}
+#undef NEED
+	return n;
+}
+
 struct px_msg *px_export_wrap_reply(struct px_loop *l, uint32_t prog,
 				    uint32_t proc, struct px_msg *m,
 				    size_t res_off)
@@ -359,6 +654,8 @@ struct px_msg *px_export_wrap_reply(struct px_loop *l, uint32_t prog,
 	uint8_t *msg = px_msg_data(m);
 	struct px_msg *out;
 	struct fhlist f;
+	uint32_t dd[4];
+	unsigned ndd = 0;
 	size_t r, w;
 
 	if (fh_find(prog, proc, false, msg, res_off, m->m_len, &f))
@@ -368,13 +665,15 @@ struct px_msg *px_export_wrap_reply(struct px_loop *l, uint32_t prog,
 		m->m_refs++;
 		return m;
 	}
+	if (prog == RPC_PROG_NFS && proc == NFS3_READDIRPLUS)
+		ndd = rdp_dotdot(msg, res_off, m->m_len, dd, 4);
 	for (unsigned i = 0; i < f.n; i++)
 		if (f.len[i] + TAG > NFS3_FHSIZE) {
 			px_warn_rl("export %s: upstream gave a %u-byte file "
-				   "handle: no room for the 4-byte export tag "
+				   "handle: no room for the %u-byte export tag "
 				   "(NFSv3 allows 64); serve this export from "
 				   "a gridvfsd of its own",
-				   l->lp_opts->o_export_name, f.len[i]);
+				   l->lp_opts->o_export_name, f.len[i], TAG);
 			fh_free(&f);
 			return NULL;
 		}
@@ -386,11 +685,25 @@ struct px_msg *px_export_wrap_reply(struct px_loop *l, uint32_t prog,
 	for (unsigned i = 0; i < f.n; i++) {
 		size_t o = f.off[i], padded = (f.len[i] + 3u) & ~3u;
 		uint8_t *d = px_msg_data(out);
+		bool drop = false;
 
+		for (unsigned k = 0; k < ndd; k++)
+			drop |= dd[k] == o;
 		memcpy(d + w, msg + r, o - 4 - r);
 		w += o - 4 - r;
+		if (drop) {
+			/* The handle_follows word just copied becomes FALSE;
+			 * its length and bytes are left out. */
+			rpc_put32(d + w - 4, 0);
+			r = o + padded;
+			continue;
+		}
 		rpc_put32(d + w, f.len[i] + TAG);
-		memcpy(d + w + 4, l->lp_fhtag, TAG);
+		if (!fh_tag(l, msg + o, f.len[i], d + w + 4)) {
+			px_msg_unref(out);
+			fh_free(&f);
+			return NULL;
+		}
 		memcpy(d + w + 4 + TAG, msg + o, padded);
 		w += 4 + TAG + padded;
 		r = o + padded;

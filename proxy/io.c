@@ -157,12 +157,37 @@ void px_outq_clear(struct px_outq *q)
 	q->q_bytes = 0;
 }
 
+/* A reader for small records needs no 64 KiB stage (a connection that
+ * has not authenticated yet should cost little). */
+static size_t stage_size(size_t max_record)
+{
+	return max_record + 8 < STAGE_SIZE ? max_record + 8 : STAGE_SIZE;
+}
+
 int px_reader_init(struct px_reader *rd, size_t max_record)
 {
 	memset(rd, 0, sizeof(*rd));
 	rpc_rec_init(&rd->rd_rec, max_record);
-	rd->rd_stage = malloc(STAGE_SIZE);
+	rd->rd_stage_cap = stage_size(max_record);
+	rd->rd_stage = malloc(rd->rd_stage_cap);
 	return rd->rd_stage ? 0 : -ENOMEM;
+}
+
+int px_reader_set_max(struct px_reader *rd, size_t max_record)
+{
+	size_t want = stage_size(max_record);
+
+	if (want > rd->rd_stage_cap) {
+		/* Staged bytes keep their offsets. */
+		uint8_t *n = realloc(rd->rd_stage, want);
+
+		if (!n)
+			return -ENOMEM;
+		rd->rd_stage = n;
+		rd->rd_stage_cap = want;
+	}
+	rd->rd_rec.r_max = max_record;
+	return 0;
 }
 
 void px_reader_free(struct px_reader *rd)
@@ -228,7 +253,7 @@ int px_reader_run(struct px_reader *rd, int fd, struct tls_conn *tls,
 			n = io_read(fd, tls, direct, room);
 		} else {
 			direct = NULL;
-			n = io_read(fd, tls, rd->rd_stage, STAGE_SIZE);
+			n = io_read(fd, tls, rd->rd_stage, rd->rd_stage_cap);
 		}
 		if (n < 0) {
 			if (errno == EINTR)

@@ -12,6 +12,12 @@
 
 int px_log_level = LOG_INFO;
 static bool log_syslog;
+static bool log_startup; /* detaching: errors go to stderr too */
+
+void px_log_startup(bool on)
+{
+	log_startup = on;
+}
 
 void px_log_open(bool use_syslog, int level)
 {
@@ -60,6 +66,11 @@ void px_logf(int prio, const char *func, const char *fmt, ...)
 	va_end(ap);
 	if (log_syslog) {
 		syslog(prio, "%s: %s", func, msg);
+		/* Until the daemon has started, whoever started it is still
+		 * waiting on its stderr: a failure must not vanish into a
+		 * syslog nobody reads (sshd and nginx do the same). */
+		if (log_startup && prio <= LOG_ERR)
+			fprintf(stderr, "gridvfsd: %s\n", msg);
 		return;
 	}
 	struct timeval tv;

@@ -152,6 +152,7 @@ static const struct restart_field {
 	RF("user", o_user, F_STR),
 	RF("metrics", o_metrics, F_STR),
 	RF("upstream-privport", o_upstream_privport, F_BOOL),
+	RF("state-dir", o_state_dir, F_STR),
 #undef RF
 };
 
@@ -246,7 +247,10 @@ static void engine_reload_tls(struct px_loop *e)
 		idmap_gridmap_unref(ogm);
 	px_info("SIGHUP: TLS certificate, key, CA and CRL reloaded%s",
 		e->lp_gridmap ? ", grid-mapfile too" : "");
-	/* Peers already in: the new grid-mapfile decides again. */
+	/* Peers already in: the new CA bundle and CRL, then the new
+	 * grid-mapfile, decide again. */
+	if (e->lp_tls_srv)
+		px_client_recheck_certs(e->lp_main);
 	if (e->lp_gridmap)
 		px_client_recheck_peers(e->lp_main);
 }
@@ -470,6 +474,17 @@ static int loop_tls_setup(struct px_loop *l, const struct px_opts *o)
 
 	if (o->o_tls == PX_TLS_OFF)
 		return 0;
+	/* Error level: a downgrade an attacker on the path can force. */
+	if (o->o_tls == PX_TLS_OPTIONAL && tc.tc_server)
+		px_err("--tls optional: plaintext clients are accepted without "
+		       "a certificate and act as %s; anyone on the network can "
+		       "be such a client", o->o_plaintext_accounts
+						? o->o_plaintext_accounts
+						: "the anonymous id");
+	else if (o->o_tls == PX_TLS_OPTIONAL)
+		px_err("--tls optional: the upstream link goes plaintext when "
+		       "the server does not answer the TLS probe; anyone on the "
+		       "path can force that and read or change every call");
 	if (!tc.tc_server) {
 		if (o->o_tls_server_name)
 			snprintf(host, sizeof(host), "%s", o->o_tls_server_name);
@@ -635,6 +650,8 @@ static void notify(int *fd, char verdict)
 {
 	if (*fd < 0)
 		return;
+	if (verdict == 0)
+		px_log_detached(); /* started: stderr is done with */
 	if (write(*fd, &verdict, 1) != 1)
 		px_debug("start-up notification lost");
 	close(*fd);
@@ -677,8 +694,6 @@ static struct px_loop *loop_alloc(struct px_opts *const *eo, unsigned n)
 		e->lp_opts = eo[i];
 		e->lp_main = l;
 		e->lp_wrap = n > 1;
-		if (eo[i]->o_export_name)
-			px_export_tag(eo[i]->o_export_name, e->lp_fhtag);
 	}
 	return l;
 }
@@ -695,6 +710,14 @@ int px_run(struct px_opts *const *eo, unsigned neo, int notify_fd)
 		return -ENOMEM;
 	the_loop = l;
 	signal(SIGPIPE, SIG_IGN);
+	/* Several exports: handle tags are keyed (exports.c). */
+	if (neo > 1 && (rc = px_export_key_load(l, o->o_state_dir
+							 ? o->o_state_dir
+							 : PX_STATE_DIR)) < 0) {
+		loop_free(l);
+		notify(&notify_fd, 1);
+		return rc;
+	}
 	if ((rc = loop_setup(l, o)) < 0) {
 		if (rc != -EADDRINUSE && rc != -EACCES &&
 		    rc != -EADDRNOTAVAIL && rc != -EINVAL)
@@ -712,6 +735,11 @@ int px_run(struct px_opts *const *eo, unsigned neo, int notify_fd)
 	}
 	notify(&notify_fd, 0);
 	port = listen_port(l->lp_listen.ev_fd);
+	for (unsigned i = 0; neo > 1 && i < l->lp_neng; i++)
+		px_export_learn_root(l->lp_eng[i]);
+	if (o->o_role == PX_ROLE_CLIENT && o->o_insecure)
+		px_warn("--insecure: every AUTH_SYS credential is believed; any "
+			"local user can act as any other at the store");
 	if (o->o_register)
 		px_rpcbind_register(true, port);
 	if (neo > 1)

@@ -15,14 +15,33 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/*
+ * The pid file is often in a directory others can write (/tmp, a shared
+ * /run): a symlink or hard link planted there must not make root
+ * overwrite its target, and a FIFO must not hang the start.  So: no
+ * symlink followed, no blocking open, only a regular file with one link,
+ * truncated only after those checks.
+ */
 static int pidfile_write(const char *path)
 {
 	char buf[32];
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	struct stat st;
+	int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | O_NONBLOCK |
+				    O_CLOEXEC, 0644);
 	int n;
 
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) /* ENXIO: a FIFO nobody reads */
+		return errno == ENXIO ? -EPERM : -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+		close(fd);
+		return -EPERM;
+	}
+	if (ftruncate(fd, 0) < 0) {
+		int err = errno;
+
+		close(fd);
+		return -err;
+	}
 	n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
 	if (write(fd, buf, (size_t)n) != n) {
 		int err = errno;
@@ -66,15 +85,28 @@ static int daemonize(int *notify_fd)
 		return -errno;
 	int fd = open("/dev/null", O_RDWR);
 
+	/* stderr stays until start-up is over (px_log_detached()). */
 	if (fd >= 0) {
 		dup2(fd, 0);
 		dup2(fd, 1);
-		dup2(fd, 2);
 		if (fd > 2)
 			close(fd);
 	}
 	*notify_fd = p[1];
 	return 0;
+}
+
+void px_log_detached(void)
+{
+	int fd;
+
+	px_log_startup(false);
+	fflush(stderr);
+	if ((fd = open("/dev/null", O_RDWR)) >= 0) {
+		dup2(fd, 2);
+		if (fd > 2)
+			close(fd);
+	}
 }
 
 /* Does export e's section set --key itself? */
@@ -170,7 +202,6 @@ static int exports_check(const struct px_config *pc, struct px_opts *const *eo,
 	for (unsigned i = 0; i < n; i++)
 		for (unsigned j = 0; j < i; j++) {
 			const char *w = pc->pc_exports[i].ce_where;
-			uint8_t ti[4], tj[4];
 
 			if (!strcmp(eo[i]->o_export_path, eo[j]->o_export_path)) {
 				fprintf(stderr, "gridvfsd: %s: [export %s]: path "
@@ -187,16 +218,6 @@ static int exports_check(const struct px_config *pc, struct px_opts *const *eo,
 						"already (one cache per export)\n",
 					w, eo[i]->o_export_name,
 					eo[i]->o_cache_dir,
-					eo[j]->o_export_name);
-				return -EINVAL;
-			}
-			px_export_tag(eo[i]->o_export_name, ti);
-			px_export_tag(eo[j]->o_export_name, tj);
-			if (!memcmp(ti, tj, 4)) {
-				fprintf(stderr, "gridvfsd: %s: [export %s]: its "
-						"handle tag collides with export "
-						"%s's: rename one\n",
-					w, eo[i]->o_export_name,
 					eo[j]->o_export_name);
 				return -EINVAL;
 			}
@@ -290,9 +311,11 @@ int main(int argc, char **argv)
 	char err[PX_CONFIG_MAX_LINE + 256];
 	int notify_fd = -1;
 	unsigned neo = 0;
-	int rc = px_config_load(&pc, argc, argv, px_opts_table(), err,
-				sizeof(err));
+	int rc;
 
+	px_peer_note_start(); /* before --user changes who we are */
+	rc = px_config_load(&pc, argc, argv, px_opts_table(), err,
+			    sizeof(err));
 	if (rc) {
 		fprintf(stderr, "gridvfsd: %s\n", err);
 		return 2;
@@ -309,14 +332,20 @@ int main(int argc, char **argv)
 		goto out;
 	o = *eo[0]; /* daemon-wide settings are every export's */
 	px_log_open(o.o_syslog || !o.o_foreground, o.o_log_level);
+	if (!o.o_foreground)
+		px_log_startup(true);
 	if (!o.o_foreground && daemonize(&notify_fd) < 0) {
 		fprintf(stderr, "gridvfsd: cannot detach: %s\n", strerror(errno));
 		return 1;
 	}
 	if (o.o_pidfile && (rc = pidfile_write(o.o_pidfile)) < 0) {
 		px_err("cannot write pid file %s: %s", o.o_pidfile,
-		       strerror(-rc));
-		return 1;
+		       rc == -ELOOP ? "it is a symbolic link (refused)"
+		       : rc == -EPERM ? "not a regular file with one link "
+					"(refused)"
+				      : strerror(-rc));
+		rc = -EIO; /* exit 1, with the options freed */
+		goto out;
 	}
 	/* px_run() tells the waiting parent (notify_fd) once it listens. */
 	rc = px_run(eo, neo, notify_fd);

@@ -78,6 +78,23 @@ static const char usage[] =
 "                       entry is refused, and its calls may act only as its\n"
 "                       accounts (other ids are squashed, or refused under\n"
 "                       --unmapped deny)\n"
+"  --plaintext-accounts ACCT[,ACCT...]\n"
+"                       server role with --tls optional: the accounts a\n"
+"                       plaintext client may act as (its other ids are\n"
+"                       squashed, or refused under --unmapped deny);\n"
+"                       default none: plaintext clients act as the\n"
+"                       anonymous id.  'optional' on either role lets a\n"
+"                       network attacker strip TLS: it is logged as an\n"
+"                       error at start-up\n"
+"\n"
+"Local identities (client role): AUTH_SYS is a claim the store believes.\n"
+"A call from a reserved source port (< 1024) is believed, as with Linux's\n"
+"'secure' exports; so is one from a local socket of root or of the user\n"
+"gridvfsd runs as (the kernel names the owner).  Another local user may\n"
+"claim only its own uid and groups; a remote peer on an unreserved port is\n"
+"refused.  Refused calls get AUTH_TOOWEAK and a log line.\n"
+"  --insecure           believe every AUTH_SYS credential, from any port\n"
+"                       (the old behaviour; logs a warning)\n"
 "\n"
 "Read cache (client role; LMDB, persistent across restarts):\n"
 "  --cache-dir DIR      keep a block cache in DIR (created if missing); off\n"
@@ -114,8 +131,23 @@ static const char usage[] =
 "  --max-record BYTES   largest RPC record accepted from either side\n"
 "                       (default 1052672 = 1 MiB + 4 KiB); a larger one\n"
 "                       closes that connection with a logged reason\n"
-"  --max-conns N        client connections at once (default 1024); more are\n"
-"                       accepted and closed at once, with a log line\n"
+"  --max-conns N        client connections at once (default 1024).  When\n"
+"                       full, the oldest unauthenticated connection (one\n"
+"                       still before TLS, or an idle one) makes room;\n"
+"                       authenticated ones are never shed: a newcomer is\n"
+"                       then accepted and closed, with a log line\n"
+"  --max-unauth-per-addr N\n"
+"                       unauthenticated connections from one source at\n"
+"                       once (default 32): server role, before the TLS\n"
+"                       handshake completes (or plaintext under --tls\n"
+"                       optional), per address; client role, a non-root\n"
+"                       local user per uid, a remote peer per address.\n"
+"                       One more replaces that source's oldest such one\n"
+"  --handshake-timeout SEC\n"
+"                       server role: a client that has not completed the\n"
+"                       TLS probe and handshake this long after connecting\n"
+"                       is closed (default 10).  Before that, under --tls\n"
+"                       require, one record of at most 4 KiB is accepted\n"
 "  --max-client-calls N outstanding calls per client connection before the\n"
 "                       proxy stops reading from it (default 128)\n"
 "  --max-client-out BYTES\n"
@@ -161,7 +193,12 @@ static const char usage[] =
 "                       the path a client mounts (gridvfs.conf(5))\n"
 "  --check-config       check the options and the file, print the\n"
 "                       effective configuration, and exit\n"
-"  --pidfile FILE       write the daemon's pid to FILE\n"
+"  --pidfile FILE       write the daemon's pid to FILE (refused if it is a\n"
+"                       symlink or not a regular file)\n"
+"  --state-dir DIR      where the secret key of export handle tags is kept\n"
+"                       (DIR/handle-key, made on first use, mode 0600;\n"
+"                       default " PX_STATE_DIR "); only with [export]\n"
+"                       sections\n"
 "  --user NAME          after opening the listening socket, keys, cache and\n"
 "                       control socket as root, run as NAME (no way back)\n"
 "  --upstream-privport  connect upstream from a reserved port (< 1024), as\n"
@@ -195,7 +232,8 @@ enum {
 	OPT_IMMUTABLE_TTL, OPT_ACCESS_TTL, OPT_WRITE_POLICY, OPT_DIRTY_MAX,
 	OPT_CHECK_CONFIG,
 	OPT_CONTROL, OPT_BUSY_POLL, OPT_USER, OPT_UPSTREAM_PRIVPORT,
-	OPT_METRICS,
+	OPT_METRICS, OPT_INSECURE, OPT_PLAINTEXT_ACCOUNTS,
+	OPT_HANDSHAKE_TIMEOUT, OPT_MAX_UNAUTH_PER_ADDR, OPT_STATE_DIR,
 };
 
 static const struct option longopts[] = {
@@ -214,6 +252,9 @@ static const struct option longopts[] = {
 	{"max-client-out", required_argument, NULL, OPT_MAX_CLIENT_OUT},
 	{"max-pending", required_argument, NULL, OPT_MAX_PENDING},
 	{"record-timeout", required_argument, NULL, OPT_RECORD_TIMEOUT},
+	{"handshake-timeout", required_argument, NULL, OPT_HANDSHAKE_TIMEOUT},
+	{"max-unauth-per-addr", required_argument, NULL,
+	 OPT_MAX_UNAUTH_PER_ADDR},
 	{"upstream-timeout", required_argument, NULL, OPT_UPSTREAM_TIMEOUT},
 	{"drain-timeout", required_argument, NULL, OPT_DRAIN_TIMEOUT},
 	{"dup-window", required_argument, NULL, OPT_DUP_WINDOW},
@@ -242,6 +283,9 @@ static const struct option longopts[] = {
 	{"user", required_argument, NULL, OPT_USER},
 	{"metrics", required_argument, NULL, OPT_METRICS},
 	{"upstream-privport", no_argument, NULL, OPT_UPSTREAM_PRIVPORT},
+	{"insecure", no_argument, NULL, OPT_INSECURE},
+	{"state-dir", required_argument, NULL, OPT_STATE_DIR},
+	{"plaintext-accounts", required_argument, NULL, OPT_PLAINTEXT_ACCOUNTS},
 	{"config", required_argument, NULL, 'c'},
 	{"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
 	{"help", no_argument, NULL, 'h'},
@@ -372,6 +416,8 @@ static void opts_defaults(struct px_opts *o)
 	o->o_max_client_out = 16u * 1024 * 1024;
 	o->o_max_pending = 4096;
 	o->o_record_timeout = 30;
+	o->o_handshake_timeout = 10;
+	o->o_max_unauth_per_addr = 32;
 	o->o_upstream_timeout = 120;
 	o->o_drain_timeout = 10;
 	o->o_dup_window = 120;
@@ -503,6 +549,15 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 		rc = parse_num("record-timeout", arg, 1, 86400, false, &v);
 		o->o_record_timeout = (unsigned)v;
 		break;
+	case OPT_HANDSHAKE_TIMEOUT:
+		rc = parse_num("handshake-timeout", arg, 1, 3600, false, &v);
+		o->o_handshake_timeout = (unsigned)v;
+		break;
+	case OPT_MAX_UNAUTH_PER_ADDR:
+		rc = parse_num("max-unauth-per-addr", arg, 1, 1u << 20, false,
+			       &v);
+		o->o_max_unauth_per_addr = (unsigned)v;
+		break;
 	case OPT_UPSTREAM_TIMEOUT:
 		rc = parse_num("upstream-timeout", arg, 0, 86400 * 365, false,
 			       &v);
@@ -549,6 +604,10 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 	case OPT_USER: return set_str(&o->o_user, arg);
 	case OPT_METRICS: return set_str(&o->o_metrics, arg);
 	case OPT_UPSTREAM_PRIVPORT: o->o_upstream_privport = true; return 0;
+	case OPT_INSECURE: o->o_insecure = true; return 0;
+	case OPT_STATE_DIR: return set_str(&o->o_state_dir, arg);
+	case OPT_PLAINTEXT_ACCOUNTS:
+		return set_str(&o->o_plaintext_accounts, arg);
 	case OPT_BUSY_POLL:
 		rc = parse_num("busy-poll", arg, 0, 100000, false, &v);
 		o->o_busy_poll_us = (unsigned)v;
@@ -697,6 +756,8 @@ void px_opts_free(struct px_opts *o)
 	free(o->o_upstream);
 	free(o->o_mount_upstream);
 	free(o->o_pidfile);
+	free(o->o_plaintext_accounts);
+	free(o->o_state_dir);
 	free(o->o_map);
 	free(o->o_tls_cert);
 	free(o->o_tls_key);

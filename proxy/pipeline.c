@@ -436,6 +436,32 @@ static bool call_map_identity(struct px_client *c, const struct idmap *map,
 	return false;
 }
 
+/* One export: a MNT path with a ".." component is refused (MNT3ERR_ACCES)
+ * rather than left to the upstream's resolution; others go on as sent. */
+static bool call_mnt_path_ok(struct px_client *c, const uint8_t *msg,
+			     const struct rpc_call *h)
+{
+	uint32_t dlen = rpc_get32(msg + h->c_args_off);
+	char norm[MNT3_PATHLEN + 2];
+	size_t nlen;
+	struct px_msg *m;
+	struct rpc_xdr x;
+
+	if (px_mnt_path_norm((const char *)msg + h->c_args_off + 4, dlen, norm,
+			     &nlen) != -EACCES)
+		return true;
+	px_info_rl("client %s: MNT refused: '..' in the path", c->cl_name);
+	if (!(m = px_msg_new(64)))
+		return false;
+	rpc_xdr_init(&x, px_msg_data(m), 64);
+	px_nfs3_error_reply(&x, h->c_xid, RPC_PROG_MOUNT, MNT3_MNT, 13);
+	m->m_len = x.x_pos;
+	c->cl_loop->lp_stats.s_errors_local++;
+	px_client_send(c, m);
+	px_msg_unref(m);
+	return false;
+}
+
 bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 {
 	struct px_loop *l = c->cl_loop;
@@ -474,6 +500,19 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 	}
 	if (!(ln = call_route(c, l, &h)))
 		goto done;
+	if (c->cl_trust != CL_TRUST_ANY) {
+		char why[160];
+
+		if (px_peer_check_call(c, msg, &h, why, sizeof(why)) < 0) {
+			/* Forwarding it would let one local user act as
+			 * another at the store. */
+			px_warn_rl("client %s: call refused (AUTH_TOOWEAK): %s",
+				   c->cl_name, why);
+			reply_local(c, h.c_xid, LOCAL_AUTH, RPC_AUTH_TOOWEAK, 0,
+				    0);
+			goto done;
+		}
+	}
 	if (!call_args_ok(&h, msg, len)) {
 		px_warn_rl("client %s: garbage arguments for %s (xid %08x)",
 			   c->cl_name,
@@ -484,6 +523,9 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 		reply_local(c, h.c_xid, LOCAL_ACCEPTED, RPC_ACC_GARBAGE_ARGS, 0, 0);
 		goto done;
 	}
+	if (l->lp_neng == 1 && h.c_prog == RPC_PROG_MOUNT &&
+	    h.c_proc == MNT3_MNT && !call_mnt_path_ok(c, msg, &h))
+		goto done;
 	if (l->lp_neng > 1) {
 		/* Several exports: the call's handles (or MNT's path) pick
 		 * the engine, and lose their tag on the way. */

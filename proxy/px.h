@@ -20,6 +20,10 @@
 /* Logging: stderr in the foreground, syslog as a daemon.                  */
 
 void px_log_open(bool use_syslog, int level);
+/* While starting detached: errors go to stderr as well as syslog.  Off
+ * once the daemon is ready (px_log_detached() then closes stderr). */
+void px_log_startup(bool on);
+void px_log_detached(void);
 void px_logf(int prio, const char *func, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 extern int px_log_level;
@@ -46,6 +50,15 @@ extern int px_log_level;
 			px__skipped = 0;                                   \
 		} else {                                                   \
 			px__skipped++;                                     \
+		}                                                          \
+	} while (0)
+#define px_err_rl(...)                                                     \
+	do {                                                               \
+		static time_t px__last_e;                                  \
+		time_t px__now_e = time(NULL);                             \
+		if (px__now_e - px__last_e >= 5) {                         \
+			px_err(__VA_ARGS__);                               \
+			px__last_e = px__now_e;                            \
 		}                                                          \
 	} while (0)
 #define px_info_rl(...)                                                    \
@@ -80,6 +93,8 @@ struct px_opts {
 	size_t o_max_client_out;
 	unsigned o_max_pending;
 	unsigned o_record_timeout;   /* s: a half-received record */
+	unsigned o_handshake_timeout; /* s: TLS probe + handshake */
+	unsigned o_max_unauth_per_addr; /* unauthenticated conns per source */
 	unsigned o_upstream_timeout; /* s: calls wait this long for upstream */
 	unsigned o_drain_timeout;    /* s: SIGTERM grace for outstanding calls */
 	unsigned o_dup_window;       /* s: remember completed non-idempotent calls */
@@ -93,6 +108,7 @@ struct px_opts {
 	char *o_tls_cert, *o_tls_key, *o_tls_ca, *o_tls_crl;
 	char *o_tls_server_name;     /* client role; default: upstream host */
 	char *o_grid_mapfile;        /* server role: cert DN -> accounts */
+	char *o_plaintext_accounts;  /* --tls optional: "a,b", NULL: anonymous */
 	/* read cache (client role) */
 	char *o_cache_dir;           /* NULL: no cache */
 	uint64_t o_cache_size;
@@ -110,6 +126,8 @@ struct px_opts {
 	char *o_user;                /* drop to this user after start-up */
 	char *o_metrics;             /* Prometheus endpoint ADDR:PORT, NULL */
 	bool o_upstream_privport;    /* connect upstream from ports < 1024 */
+	bool o_insecure;             /* client role: believe any AUTH_SYS */
+	char *o_state_dir;           /* the handle key's directory */
 	/* [export NAME] (NULL name: the daemon serves one export, the
 	 * upstream's own paths, and handles pass unchanged) */
 	char *o_export_name;
@@ -185,10 +203,13 @@ struct px_reader {
 	struct rpc_rec rd_rec;
 	uint8_t *rd_stage;
 	size_t rd_pos, rd_len;
+	size_t rd_stage_cap;       /* bytes of rd_stage */
 	uint64_t rd_partial_since; /* monotonic ms a partial record started, 0: none */
 };
 int px_reader_init(struct px_reader *rd, size_t max_record);
 void px_reader_free(struct px_reader *rd);
+/* A new bound on records (the stage grows with it); 0 or -ENOMEM. */
+int px_reader_set_max(struct px_reader *rd, size_t max_record);
 /*
  * Read from fd and deliver whole messages to on_msg (which takes ownership
  * of the buffer; it returns false to stop delivery for now).  Returns 1 if
@@ -271,6 +292,9 @@ struct option; /* <getopt.h> */
 
 #ifndef PX_CONFIG_PATH /* the build may set it from $(sysconfdir) */
 #define PX_CONFIG_PATH "/etc/gridvfs/gridvfsd.conf"
+#endif
+#ifndef PX_STATE_DIR /* the build may set it from $(localstatedir) */
+#define PX_STATE_DIR "/var/lib/gridvfs"
 #endif
 #define PX_CONFIG_MAX_LINE 4096          /* bytes, newline included */
 #define PX_CONFIG_MAX_SIZE (1024u * 1024) /* bytes per file */

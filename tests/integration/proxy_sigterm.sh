@@ -31,11 +31,12 @@ fi
 # Upstream dead: calls are stuck until the drain timeout fails them.
 h_gridvfsd --drain-timeout 2 --upstream-timeout 0
 h_ganesha_stop KILL
-python3 - "$H_PX_PORT" <<'PY' &
+python3 - "$H_PX_PORT" "$H_DIR/probe.sent" <<'PY' &
 import socket, struct, sys
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 body = struct.pack(">IIIIIIIIII", 77, 0, 2, 100003, 3, 0, 0, 0, 0, 0)
 s.sendall(struct.pack(">I", 0x80000000 | len(body)) + body)
+open(sys.argv[2], "w").close()
 s.settimeout(30)
 hdr = s.recv(4)
 msg = s.recv(4096)
@@ -43,7 +44,11 @@ xid, mtype, stat, vf, vl, acc = struct.unpack(">IIIIII", msg[:24])
 sys.exit(0 if (xid, stat, acc) == (77, 0, 5) else 1)
 PY
 probe=$!
-sleep 1
+# The call must be in flight before SIGTERM: python alone can take more
+# than a second to start on a loaded machine.
+for _ in $(seq 100); do [ -e "$H_DIR/probe.sent" ] && break; sleep 0.1; done
+[ -e "$H_DIR/probe.sent" ] || h_fail "the probe did not send its call within 10 s"
+sleep 0.3
 h_gridvfsd_stop || h_fail "gridvfsd with a dead upstream exited $? on SIGTERM"
 wait $probe || h_fail "a stuck call did not get SYSTEM_ERR at the drain timeout"
 grep -q "drain timeout: failing 1 call" "$H_DIR/gridvfsd.log" || h_fail "no drain-timeout log line"

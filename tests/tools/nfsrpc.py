@@ -5,7 +5,8 @@ what libnfs cannot set: any AUTH_SYS credential (uid, gid, up to and past
 fattr3 owners in GETATTR and every READDIRPLUS entry.
 
 Used as a module (from nfsrpc import Nfs) or as a command:
-  nfsrpc.py HOST PORT EXPORT [--uid N --gid N --gids a,b,c] CMD ARGS
+  nfsrpc.py HOST PORT EXPORT [--uid N --gid N --gids a,b,c]
+            [--mountport P] [--mountcred UID:GID] CMD ARGS
     getattr PATH            -> "uid gid mode size"
     create PATH [UID GID]   -> create (UNCHECKED, mode 0644, optional owner)
     mkdir PATH              -> create a directory (mode 0755)
@@ -78,10 +79,11 @@ class Reader:
 
 class Nfs:
     def __init__(self, host, port, export, uid=0, gid=0, gids=(),
-                 mountport=None):
-        # The mount is made as root, as a kernel client does; the calls
-        # that follow carry the test's credential.
-        self.cred = (0, 0, [])
+                 mountport=None, mount_cred=(0, 0, [])):
+        # The mount is made as root, as a kernel client does (unless
+        # mount_cred says otherwise); the calls that follow carry the
+        # test's credential.
+        self.cred = mount_cred
         self.xid = 0x7000
         ms = socket.create_connection((host, mountport or port), timeout=30)
         rep = self._call(ms, MOUNT, 1, opaque(export.encode()))
@@ -230,6 +232,7 @@ def main(argv):
     uid = gid = 0
     gids = []
     mport = None
+    mcred = (0, 0, [])
     rest = argv[4:]
     while rest and rest[0].startswith("--"):
         opt, val = rest[0], rest[1]
@@ -241,10 +244,13 @@ def main(argv):
             gids = [int(g) for g in val.split(",") if g]
         elif opt == "--mountport":
             mport = int(val)
+        elif opt == "--mountcred":
+            mu, mg = (int(x) for x in val.split(":"))
+            mcred = (mu, mg, [])
         rest = rest[2:]
     cmd, args = rest[0], rest[1:]
     try:
-        c = Nfs(host, port, export, uid, gid, gids, mport)
+        c = Nfs(host, port, export, uid, gid, gids, mport, mcred)
         if cmd == "getattr":
             a = c.getattr(args[0])
             print(a["uid"], a["gid"], oct(a["mode"] & 0o7777), a["size"])
