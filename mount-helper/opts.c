@@ -485,7 +485,7 @@ int mh_kernel_argv(const struct mh_opts *o, const char *phost, unsigned pport,
 int mh_fuse_optstr(const struct mh_opts *o, int is_root, char *buf, size_t len)
 {
 	size_t n;
-	int have_other = 0;
+	int have_other = 0, have_perm = 0;
 
 	if (strchr(o->source, ','))
 		return -EINVAL;
@@ -494,12 +494,24 @@ int mh_fuse_optstr(const struct mh_opts *o, int is_root, char *buf, size_t len)
 	for (int i = 0; i < o->mntopts.n && n < len; i++) {
 		if (!strcmp(o->mntopts.v[i], "allow_other"))
 			have_other = 1;
+		if (!strcmp(o->mntopts.v[i], "default_permissions"))
+			have_perm = 1;
 		n += (size_t)snprintf(buf + n, len - n, ",%s", o->mntopts.v[i]);
 	}
 	/* A system mount (root) serves every user, like an NFS mount would;
 	 * the server checks each caller's AUTH_SYS credentials. */
-	if (is_root && !have_other && n < len)
+	if (is_root && !have_other && n < len) {
 		n += (size_t)snprintf(buf + n, len - n, ",allow_other");
+		have_other = 1;
+	}
+	/* Several users on one mount: the kernel checks each caller's mode
+	 * bits (fsuid, fsgid, all its groups) as a local file system does.
+	 * The store checks too, but only as far as its AUTH_SYS view goes
+	 * (16 groups, an owner may write a file it made read-only, root
+	 * maps), and a cached attribute can let a call through FUSE that
+	 * POSIX refuses; the two checks together are the strict one. */
+	if (have_other && !have_perm && n < len)
+		n += (size_t)snprintf(buf + n, len - n, ",default_permissions");
 	return n < len ? 0 : -ENAMETOOLONG;
 }
 

@@ -176,15 +176,26 @@ static void test_kernel_argv(void)
 static void test_fuse_optstr(void)
 {
 	static const char *const a[] = { "h:9:/x", "/m", "-o", "ro,rsize=65536", NULL };
+	static const char *const b[] = { "h:9:/x", "/m", "-o", "allow_other", NULL };
 	static const char *const c[] = { "h:/x,y", "/m", NULL };
+	static const char *const d[] = { "h:9:/x", "/m", "-o", "default_permissions", NULL };
 	struct mh_opts o;
 	char err[256], buf[512];
 
 	CU_ASSERT_EQUAL_FATAL(parse(&o, a, err), 0);
 	CU_ASSERT_EQUAL(mh_fuse_optstr(&o, 1, buf, sizeof(buf)), 0);
-	CU_ASSERT_STRING_EQUAL(buf, "fsname=h:9:/x,subtype=gridvfs,max_read=65536,ro,allow_other");
+	CU_ASSERT_STRING_EQUAL(buf, "fsname=h:9:/x,subtype=gridvfs,max_read=65536,ro,allow_other,default_permissions");
 	CU_ASSERT_EQUAL(mh_fuse_optstr(&o, 0, buf, sizeof(buf)), 0);
 	CU_ASSERT_STRING_EQUAL(buf, "fsname=h:9:/x,subtype=gridvfs,max_read=65536,ro");
+	mh_opts_free(&o);
+	/* A user's allow_other is multi-user too; never twice. */
+	CU_ASSERT_EQUAL_FATAL(parse(&o, b, err), 0);
+	CU_ASSERT_EQUAL(mh_fuse_optstr(&o, 0, buf, sizeof(buf)), 0);
+	CU_ASSERT_STRING_EQUAL(buf, "fsname=h:9:/x,subtype=gridvfs,max_read=1048576,allow_other,default_permissions");
+	mh_opts_free(&o);
+	CU_ASSERT_EQUAL_FATAL(parse(&o, d, err), 0);
+	CU_ASSERT_EQUAL(mh_fuse_optstr(&o, 1, buf, sizeof(buf)), 0);
+	CU_ASSERT_STRING_EQUAL(buf, "fsname=h:9:/x,subtype=gridvfs,max_read=1048576,default_permissions,allow_other");
 	mh_opts_free(&o);
 	CU_ASSERT_EQUAL_FATAL(parse(&o, c, err), 0);
 	CU_ASSERT_EQUAL(mh_fuse_optstr(&o, 1, buf, sizeof(buf)), -EINVAL);
