@@ -9,7 +9,8 @@
 # store's disk; readdir after unlink (rewinddir); nlink after link and
 # unlink of another name; EPERM (not EIO) from the store; NAME_MAX 255,
 # 256-byte names, the proxy answering NFS3ERR_NAMETOOLONG; a 4000-byte
-# symlink target; O_EXCL; O_APPEND; setuid cleared on write; permission
+# symlink target; O_EXCL; O_APPEND; setuid cleared on write and chown;
+# offsets past 4 GiB; permission
 # checks as two users (uid 1 and 2) and their ownership on the store.
 # FSX_OPS (default 1500) sets the exerciser's length.
 . "$(dirname "${BASH_SOURCE[0]}")/mount_lib.sh"
@@ -166,6 +167,15 @@ echo x >"$M/sgid" && chown 1:2 "$M/sgid" && chmod 6775 "$M/sgid" || h_fail "sgid
 echo x >"$M/strunc" && chown 1:2 "$M/strunc" && chmod 2775 "$M/strunc" || h_fail "truncate setup"
 "${U2[@]}" truncate -s 1 "$M/strunc" 2>"$H_DIR/err" || h_fail "group member's truncate of a 2775 file: $(cat "$H_DIR/err")"
 [ "$(stat -c %a "$E/strunc") $(stat -c %s "$E/strunc")" = "775 1" ] || h_fail "after truncate by a group member: $(stat -c '%a %s' "$E/strunc")"
+
+echo x >"$M/schown" && chmod 6755 "$M/schown" && chown 1:1 "$M/schown" || h_fail "chown setup"
+[ "$(stat -c %a "$E/schown")" = 755 ] || h_fail "setuid/setgid after chown: $(stat -c %a "$E/schown") (want 755)"
+
+# --- offsets past 4 GiB ---------------------------------------------------------
+printf 'far' | dd of="$M/big" bs=1 seek=$((5 * 1024 * 1024 * 1024)) conv=notrunc status=none || h_fail "write at 5 GiB"
+[ "$(stat -c %s "$M/big")" = $((5 * 1024 * 1024 * 1024 + 3)) ] && [ "$(tail -c 3 "$E/big")" = far ] &&
+	[ "$(tail -c 3 "$M/big")" = far ] || h_fail "5 GiB offset: size $(stat -c %s "$M/big")"
+rm "$M/big"
 
 # --- permissions as two users -------------------------------------------------
 mkdir "$M/pub" && chmod 1777 "$M/pub"
