@@ -9,10 +9,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fuse.h>
+#include <fuse_lowlevel.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <syslog.h>
@@ -92,12 +94,18 @@ static void nfs_done(struct nfs_context *nfs)
 	mh_pool_put(fs_get()->pool, nfs);
 }
 
+static struct fs *fs_get(void);
+
 /* libnfs returns -errno (NFS3ERR_PERM is -1 = -EPERM), so it passes
  * through unchanged. (libnfs also returns a bare -1 when it cannot even
  * queue a call — out of memory — which then reads as EPERM; it cannot be
  * told apart, and a real EPERM is by far the common case.) */
 static int err(int rc)
 {
+	/* soft: libnfs ends a call that got no reply within its timeout
+	 * with -EINTR; nfs(5) says a soft mount fails it with EIO. */
+	if ((rc == -EINTR || rc == -ETIMEDOUT) && mh_pool_soft_ms(fs_get()->pool))
+		return -EIO;
 	return rc;
 }
 
@@ -853,29 +861,133 @@ static const struct fuse_operations fs_ops = {
 	.statfs = fs_statfs,
 };
 
-/* Kernel readahead for FUSE is capped by the bdi's read_ahead_kb (128
- * KiB by default); root can raise it for this mount only. The bdi is named
- * after the mount's device, read from mountinfo: a stat() of the mount
- * point here would wait for the FUSE loop that has not started yet. */
-static void set_readahead(const char *dir, unsigned kb)
+/* The device ("0:39") of the mount on dir, from mountinfo (a stat() of
+ * the mount point would wait for the FUSE loop); with want set, only
+ * whether a mount of that device is still on dir. 1 found, 0 not. */
+static int mount_dev(const char *dir, char dev[32], const char *want)
 {
-	char line[4096], mp[PATH_MAX], dev[32], p[128];
-	FILE *f;
+	char line[4096], mp[PATH_MAX], d[32];
+	FILE *f = fopen("/proc/self/mountinfo", "r");
 	int found = 0;
 
-	if (!kb || geteuid() != 0 || !(f = fopen("/proc/self/mountinfo", "r")))
-		return;
+	if (!f)
+		return 0;
 	while (!found && fgets(line, sizeof(line), f))
-		found = sscanf(line, "%*s %*s %31s %*s %4095s", dev, mp) == 2 &&
-			!strcmp(mp, dir);
+		found = sscanf(line, "%*s %*s %31s %*s %4095s", d, mp) == 2 &&
+			!strcmp(mp, dir) && (!want || !strcmp(d, want));
 	fclose(f);
-	if (!found)
+	if (found && dev)
+		memcpy(dev, d, 32);
+	return found;
+}
+
+/* Kernel readahead for FUSE is capped by the bdi's read_ahead_kb (128
+ * KiB by default); root can raise it for this mount only. The bdi is named
+ * after the mount's device. */
+static void set_readahead(const char *dir, unsigned kb)
+{
+	char dev[32], p[128];
+	FILE *f;
+
+	if (!kb || geteuid() != 0 || !mount_dev(dir, dev, NULL))
 		return;
 	snprintf(p, sizeof(p), "/sys/class/bdi/%s/read_ahead_kb", dev);
 	if ((f = fopen(p, "w"))) {
 		fprintf(f, "%u\n", kb);
 		fclose(f);
 	}
+}
+
+/*
+ * umount -l (and umount -f) must release processes waiting on the mount,
+ * even when the proxy behind it does not answer (a hard mount whose
+ * proxy= is gone). umount -f aborts the FUSE connection itself; a lazy
+ * umount only detaches the mount, and a waiter keeps it alive forever.
+ * This thread notices the mount has left the mount table; then, if a
+ * call has been waiting for STUCK_MS (nobody is being served), it aborts
+ * the connection through fusectl (mounting it if needed, as systemd
+ * does at boot): the waiters get ENOTCONN. Processes still using a
+ * lazily unmounted but working mount keep it. Once aborted, workers may
+ * still be blocked in an NFS call that never ends; the process then
+ * exits (its gridvfsd dies with it).
+ */
+#define STUCK_MS 3000
+
+struct watch {
+	const char *dir;
+	char dev[32];
+	struct fuse_session *se;
+	struct mh_pool *pool;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop;
+};
+
+static int fusectl_abort(const char *dev)
+{
+	const char *ctl = "/sys/fs/fuse/connections";
+	unsigned maj, min;
+	char p[128];
+	FILE *f;
+
+	if (sscanf(dev, "%u:%u", &maj, &min) != 2)
+		return -EINVAL;
+	/* The connection is named after the device number (MKDEV). */
+	snprintf(p, sizeof(p), "%s/%u/abort", ctl, (maj << 20) | min);
+	if (access(p, W_OK) && mount("fusectl", ctl, "fusectl", 0, NULL) &&
+	    errno != EBUSY)
+		return -errno;
+	if (!(f = fopen(p, "w")))
+		return -errno;
+	fputs("1\n", f);
+	return fclose(f) ? -errno : 0;
+}
+
+static void *watch_main(void *arg)
+{
+	struct watch *w = arg;
+	struct timespec ts;
+	int gone = 0, rc;
+
+	pthread_mutex_lock(&w->mu);
+	while (!w->stop) {
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 500000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+		if (w->stop)
+			break;
+		pthread_mutex_unlock(&w->mu);
+		if (!gone && !mount_dev(w->dir, NULL, w->dev)) {
+			gone = 1;
+			syslog(LOG_INFO, "%s left the mount table", w->dir);
+		}
+		if (gone && !fuse_session_exited(w->se) &&
+		    mh_pool_stuck_ms(w->pool) > STUCK_MS) {
+			rc = fusectl_abort(w->dev);
+			syslog(LOG_WARNING, "%s unmounted while calls wait for the "
+			       "proxy: aborting the FUSE connection%s%s", w->dir,
+			       rc ? ": " : "", rc ? strerror(-rc) : "");
+			/* The loop ends by itself unless a worker is stuck. */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 5;
+			pthread_mutex_lock(&w->mu);
+			while (!w->stop &&
+			       pthread_cond_timedwait(&w->cv, &w->mu, &ts) != ETIMEDOUT)
+				;
+			if (!w->stop) {
+				syslog(LOG_WARNING, "calls still blocked in the proxy; exiting");
+				_exit(MH_EXIT_OK);
+			}
+			break;
+		}
+		pthread_mutex_lock(&w->mu);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
 }
 
 static int fuse_args_build(const struct mh_opts *o, unsigned io,
@@ -906,6 +1018,11 @@ int mh_fuse_run(const struct mh_opts *o, struct mh_pool *pool,
 	struct fs fs = { .pool = pool, .o = o };
 	struct fuse_loop_config *lc = NULL;
 	struct fuse *fuse = NULL;
+	struct watch w = { .dir = o->dir, .pool = pool,
+			   .mu = PTHREAD_MUTEX_INITIALIZER,
+			   .cv = PTHREAD_COND_INITIALIZER };
+	pthread_t wt;
+	int watching = 0;
 	size_t rmax = mh_pool_readmax(pool), wmax = mh_pool_writemax(pool);
 	int rc;
 
@@ -935,12 +1052,23 @@ int mh_fuse_run(const struct mh_opts *o, struct mh_pool *pool,
 	if (proxy)
 		mh_proxy_detach_log(proxy, o->foreground);
 	mh_ready(o, ready_fd);
+	w.se = fuse_get_session(fuse);
+	if (mount_dev(o->dir, w.dev, NULL) &&
+	    !pthread_create(&wt, NULL, watch_main, &w))
+		watching = 1;
 	lc = fuse_loop_cfg_create();
 	fuse_loop_cfg_set_max_threads(lc, 2 * (o->conns + 2));
 	fuse_loop_cfg_set_idle_threads(lc, o->conns + 2);
 	/* Ends on unmount or SIGTERM/SIGINT/SIGHUP; either is a clean end. */
 	fuse_loop_mt(fuse, lc);
 	rc = MH_EXIT_OK;
+	if (watching) {
+		pthread_mutex_lock(&w.mu);
+		w.stop = 1;
+		pthread_cond_broadcast(&w.cv);
+		pthread_mutex_unlock(&w.mu);
+		pthread_join(wt, NULL);
+	}
 	fuse_loop_cfg_destroy(lc);
 	fuse_remove_signal_handlers(fuse_get_session(fuse));
 	syslog(LOG_INFO, "unmounted %s from %s", o->source, o->dir);
