@@ -320,6 +320,8 @@ static int serve(const struct mh_opts *o, const char *bin, int pass_cons,
 		goto out;
 	}
 	if (o->mode == MH_MODE_FUSE) {
+		if (o->soft)
+			mh_pool_set_soft(pool, mh_soft_ms(o));
 		rc = mh_fuse_run(o, pool, px, ready_fd);
 	} else {
 		mh_pool_close(pool);

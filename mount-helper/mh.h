@@ -59,6 +59,10 @@ struct mh_opts {
 	unsigned timeout;       /* seconds to wait for reachability/readiness */
 	unsigned max_io;        /* cap on READ/WRITE size */
 	unsigned readahead_kb;  /* FUSE bdi readahead (0: kernel default) */
+	int soft;               /* soft: calls fail after timeo x (retrans+1) */
+	unsigned timeo;         /* deciseconds (nfs(5)); 0: not given (600) */
+	unsigned retrans;       /* retransmissions; retrans_set: given */
+	int retrans_set;
 	int log_level_set;      /* log-level= given: debug must not add one */
 	struct mh_argv mntopts; /* generic mount flags: ro, nosuid, ... */
 	struct mh_argv pass;    /* --name value pairs for gridvfsd */
@@ -82,6 +86,8 @@ int mh_proxy_argv(const struct mh_opts *o, const char *bin, unsigned lport,
  * phost:pport. */
 int mh_kernel_argv(const struct mh_opts *o, const char *phost, unsigned pport,
 		   struct mh_argv *out);
+/* nfs(5)'s soft major timeout in ms for o (0 for hard). */
+int mh_soft_ms(const struct mh_opts *o);
 /* The FUSE mount options string ("fsname=...,subtype=gridvfs,..."). */
 int mh_fuse_optstr(const struct mh_opts *o, int is_root, char *buf, size_t len);
 
@@ -121,6 +127,13 @@ struct nfs_context;
 int mh_pool_open(const char *host, unsigned port, const char *path,
 		 unsigned n, unsigned timeout_s, struct mh_pool **out,
 		 char *err, size_t errlen);
+/* soft_ms > 0: every call that gets no reply within soft_ms fails
+ * (-ETIMEDOUT from libnfs); 0: calls wait (hard). */
+void mh_pool_set_soft(struct mh_pool *p, int soft_ms);
+/* How long the oldest call in progress has been waiting (ms, 0: none). */
+long mh_pool_stuck_ms(struct mh_pool *p);
+/* The soft timeout set (0: hard). */
+int mh_pool_soft_ms(const struct mh_pool *p);
 void mh_pool_close(struct mh_pool *p);
 /* Borrow a context with AUTH_SYS uid/gid/groups set; blocks while all are
  * lent out. */

@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <nfsc/libnfs.h>
 #include <nfsc/libnfs-raw.h>
@@ -18,6 +19,7 @@
 struct slot {
 	struct nfs_context *nfs;
 	int busy;
+	long busy_since; /* monotonic ms when lent out */
 	/* The credential last installed, so the AUTH is rebuilt only when
 	 * another caller borrows the context. */
 	uid_t uid;
@@ -31,7 +33,16 @@ struct mh_pool {
 	pthread_cond_t cv;
 	unsigned n;
 	struct slot *s;
+	int soft_ms;
 };
+
+static long mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
 
 /* Sort a failed mount into "the store said no" and "the way there
  * failed". libnfs reports MNT status names and NFS3ERR names. */
@@ -166,6 +177,7 @@ struct nfs_context *mh_pool_get(struct mh_pool *p, uid_t uid, gid_t gid,
 		pthread_cond_wait(&p->cv, &p->mu);
 	}
 	s->busy = 1;
+	s->busy_since = mono_ms();
 	pthread_mutex_unlock(&p->mu);
 	slot_cred(s, uid, gid, ngroups, groups);
 	return s->nfs;
@@ -179,6 +191,30 @@ void mh_pool_put(struct mh_pool *p, struct nfs_context *nfs)
 			p->s[i].busy = 0;
 	pthread_cond_signal(&p->cv);
 	pthread_mutex_unlock(&p->mu);
+}
+
+long mh_pool_stuck_ms(struct mh_pool *p)
+{
+	long now = mono_ms(), age = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (unsigned i = 0; i < p->n; i++)
+		if (p->s[i].busy && now - p->s[i].busy_since > age)
+			age = now - p->s[i].busy_since;
+	pthread_mutex_unlock(&p->mu);
+	return age;
+}
+
+void mh_pool_set_soft(struct mh_pool *p, int soft_ms)
+{
+	p->soft_ms = soft_ms;
+	for (unsigned i = 0; i < p->n; i++)
+		nfs_set_timeout(p->s[i].nfs, soft_ms > 0 ? soft_ms : -1);
+}
+
+int mh_pool_soft_ms(const struct mh_pool *p)
+{
+	return p->soft_ms;
 }
 
 size_t mh_pool_readmax(struct mh_pool *p)

@@ -233,6 +233,15 @@ static int opt_helper_value(struct mh_opts *o, const char *name,
 		if (parse_uint(val, 1024 * 1024, &u) || u < 4096)
 			OPT_ERR("%s=%s: expected 4096..1048576 bytes", name, val);
 		o->max_io = u;
+	} else if (!strcmp(name, "timeo")) {
+		if (parse_uint(val, 36000, &u) || !u)
+			OPT_ERR("timeo=%s: expected deciseconds 1..36000", val);
+		o->timeo = u;
+	} else if (!strcmp(name, "retrans")) {
+		if (parse_uint(val, 100, &u))
+			OPT_ERR("retrans=%s: expected 0..100", val);
+		o->retrans = u;
+		o->retrans_set = 1;
 	} else if (!strcmp(name, "readahead")) {
 		if (parse_uint(val, 1024 * 1024, &u))
 			OPT_ERR("readahead=%s: expected KiB", val);
@@ -264,6 +273,10 @@ static int opt_one(struct mh_opts *o, char *opt, char *err, size_t errlen)
 			o->debug = o->foreground = 1;
 		else if (!strcmp(opt, "dry-run") || !strcmp(opt, "dry_run"))
 			o->dry_run = 1;
+		else if (!strcmp(opt, "soft"))
+			o->soft = 1;
+		else if (!strcmp(opt, "hard"))
+			o->soft = 0;
 		else if (is_ignored(opt))
 			;
 		else if (is_mount_flag(opt))
@@ -444,6 +457,19 @@ int mh_proxy_argv(const struct mh_opts *o, const char *bin, unsigned lport,
 	return rc ? -ENOMEM : 0;
 }
 
+int mh_soft_ms(const struct mh_opts *o)
+{
+	unsigned timeo = o->timeo ? o->timeo : 600;
+	unsigned retrans = o->retrans_set ? o->retrans : 2;
+	long ms = (long)timeo * 100 * (retrans + 1);
+
+	if (!o->soft)
+		return 0;
+	/* libnfs counts its timeout in whole seconds. */
+	ms = (ms + 999) / 1000 * 1000;
+	return ms > 24L * 3600 * 1000 ? 24 * 3600 * 1000 : (int)ms;
+}
+
 int mh_kernel_argv(const struct mh_opts *o, const char *phost, unsigned pport,
 		   struct mh_argv *out)
 {
@@ -464,7 +490,14 @@ int mh_kernel_argv(const struct mh_opts *o, const char *phost, unsigned pport,
 		len += (size_t)snprintf(opts + len, sizeof(opts) - len, ",%s", f);
 	}
 	if (o->consistency == MH_CONS_IMMUTABLE && len < sizeof(opts))
-		snprintf(opts + len, sizeof(opts) - len, ",actimeo=3600,nocto");
+		len += (size_t)snprintf(opts + len, sizeof(opts) - len, ",actimeo=3600,nocto");
+	/* The kernel client knows these itself (nfs(5)). */
+	if (o->soft && len < sizeof(opts))
+		len += (size_t)snprintf(opts + len, sizeof(opts) - len, ",soft");
+	if (o->timeo && len < sizeof(opts))
+		len += (size_t)snprintf(opts + len, sizeof(opts) - len, ",timeo=%u", o->timeo);
+	if (o->retrans_set && len < sizeof(opts))
+		snprintf(opts + len, sizeof(opts) - len, ",retrans=%u", o->retrans);
 	rc |= mh_argv_push(out, "mount");
 	rc |= mh_argv_push(out, "-t");
 	rc |= mh_argv_push(out, "nfs");
@@ -485,7 +518,7 @@ int mh_kernel_argv(const struct mh_opts *o, const char *phost, unsigned pport,
 int mh_fuse_optstr(const struct mh_opts *o, int is_root, char *buf, size_t len)
 {
 	size_t n;
-	int have_other = 0;
+	int have_other = 0, have_perm = 0;
 
 	if (strchr(o->source, ','))
 		return -EINVAL;
@@ -494,12 +527,24 @@ int mh_fuse_optstr(const struct mh_opts *o, int is_root, char *buf, size_t len)
 	for (int i = 0; i < o->mntopts.n && n < len; i++) {
 		if (!strcmp(o->mntopts.v[i], "allow_other"))
 			have_other = 1;
+		if (!strcmp(o->mntopts.v[i], "default_permissions"))
+			have_perm = 1;
 		n += (size_t)snprintf(buf + n, len - n, ",%s", o->mntopts.v[i]);
 	}
 	/* A system mount (root) serves every user, like an NFS mount would;
 	 * the server checks each caller's AUTH_SYS credentials. */
-	if (is_root && !have_other && n < len)
+	if (is_root && !have_other && n < len) {
 		n += (size_t)snprintf(buf + n, len - n, ",allow_other");
+		have_other = 1;
+	}
+	/* Several users on one mount: the kernel checks each caller's mode
+	 * bits (fsuid, fsgid, all its groups) as a local file system does.
+	 * The store checks too, but only as far as its AUTH_SYS view goes
+	 * (16 groups, an owner may write a file it made read-only, root
+	 * maps), and a cached attribute can let a call through FUSE that
+	 * POSIX refuses; the two checks together are the strict one. */
+	if (have_other && !have_perm && n < len)
+		n += (size_t)snprintf(buf + n, len - n, ",default_permissions");
 	return n < len ? 0 : -ENAMETOOLONG;
 }
 
@@ -539,6 +584,13 @@ void mh_usage(FILE *f)
 "  readahead=KiB   kernel readahead of the FUSE mount (root only; default\n"
 "                  4 x rsize)\n"
 "  timeout=SEC     how long to wait for the store and the proxy (15)\n"
+"  hard            (default) calls wait for the proxy for as long as it\n"
+"                  takes, like a hard NFS mount; a started gridvfsd that\n"
+"                  dies is restarted at once\n"
+"  soft, timeo=DS, retrans=N\n"
+"                  a call without a reply within timeo x (retrans + 1)\n"
+"                  (deciseconds; defaults 600 and 2, as nfs(5)) fails\n"
+"                  with EIO\n"
 "  foreground      stay in the foreground (default: detach once mounted)\n"
 "  debug           foreground, FUSE debug output, gridvfsd --log-level debug\n"
 "  dry-run         print the gridvfsd and mount command lines; do nothing\n"

@@ -1,7 +1,10 @@
 /* mount-helper/proxy.c: the client-role gridvfsd a mount runs through.
  * Started as our child on a free loopback port, killed with us
  * (PR_SET_PDEATHSIG), its stderr kept as a tail for error reports and
- * forwarded to syslog once the mount works. */
+ * forwarded to syslog once the mount works. Supervised: if it dies while
+ * the mount is up, it is started again at once on the same port, and the
+ * NFS contexts (autoreconnect) resend what was in flight, as a hard NFS
+ * mount does when its server comes back. */
 #include "config.h"
 
 #include <errno.h>
@@ -39,6 +42,15 @@ struct mh_proxy {
 	int to_stderr;
 	char line[1024]; /* partial line for syslog */
 	size_t line_len;
+	/* supervision */
+	const struct mh_opts *o;
+	const char *bin;
+	int pass_consistency;
+	pthread_t sup;
+	int sup_started;
+	int stopping;
+	unsigned restarts;
+	pthread_cond_t cv; /* with mu: pid became 0 while stopping */
 };
 
 static long now_ms(void)
@@ -193,6 +205,10 @@ static int spawn(struct mh_proxy *p, const struct mh_argv *av)
 	}
 	if (p->pid == 0)
 		child_exec(av, pfd[1], parent);
+	pthread_mutex_lock(&p->mu);
+	if (p->stopping) /* mh_proxy_stop ran meanwhile: it missed this one */
+		kill(p->pid, SIGTERM);
+	pthread_mutex_unlock(&p->mu);
 	close(pfd[1]);
 	p->errfd = pfd[0];
 	p->tail_len = 0;
@@ -219,7 +235,10 @@ static int wait_ready(struct mh_proxy *p, unsigned timeout_s, int *st)
 
 	while (now_ms() < deadline) {
 		if (waitpid(p->pid, st, WNOHANG) == p->pid) {
+			pthread_mutex_lock(&p->mu);
 			p->pid = 0;
+			pthread_cond_broadcast(&p->cv);
+			pthread_mutex_unlock(&p->mu);
 			drain_finish(p);
 			return 1;
 		}
@@ -246,6 +265,7 @@ static struct mh_proxy *proxy_new(void)
 
 	if (p) {
 		pthread_mutex_init(&p->mu, NULL);
+		pthread_cond_init(&p->cv, NULL);
 		p->errfd = -1;
 	}
 	return p;
@@ -290,6 +310,58 @@ static int start_once(struct mh_proxy *p, const struct mh_opts *o,
 	return MH_EXIT_PROXY;
 }
 
+/*
+ * The supervisor: waits for the running gridvfsd; if it ends while the
+ * mount is up (crash, OOM kill, kill -9), starts it again on the same
+ * port at once (retrying every second while that fails). Restarted
+ * children are this thread's, so PR_SET_PDEATHSIG ties them to it: it
+ * lives until mh_proxy_stop.
+ */
+static void *supervise_main(void *arg)
+{
+	struct mh_proxy *p = arg;
+	char why[64];
+	int st, rc;
+	pid_t pid;
+
+	for (;;) {
+		pthread_mutex_lock(&p->mu);
+		pid = p->pid;
+		pthread_mutex_unlock(&p->mu);
+		if (pid > 0) {
+			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+				;
+			pthread_mutex_lock(&p->mu);
+			p->pid = 0;
+			pthread_cond_broadcast(&p->cv);
+			pthread_mutex_unlock(&p->mu);
+			drain_finish(p);
+		}
+		pthread_mutex_lock(&p->mu);
+		if (p->stopping) {
+			pthread_mutex_unlock(&p->mu);
+			return NULL;
+		}
+		pthread_mutex_unlock(&p->mu);
+		describe_exit(st, why, sizeof(why));
+		syslog(LOG_WARNING, "gridvfsd %s while mounted; restarting it on "
+		       "127.0.0.1:%u", why, p->port);
+		rc = start_once(p, p->o, p->bin, p->pass_consistency);
+		if (rc == 0) {
+			p->restarts++;
+			syslog(LOG_NOTICE, "gridvfsd restarted (pid %d, restart %u)",
+			       (int)p->pid, p->restarts);
+			continue;
+		}
+		pthread_mutex_lock(&p->mu);
+		if (!p->stopping)
+			syslog(LOG_ERR, "gridvfsd restart failed; trying again in 1 s");
+		pthread_mutex_unlock(&p->mu);
+		st = 0;
+		sleep(1);
+	}
+}
+
 int mh_proxy_start(const struct mh_opts *o, const char *bin,
 		   int pass_consistency, struct mh_proxy **out)
 {
@@ -311,6 +383,11 @@ int mh_proxy_start(const struct mh_opts *o, const char *bin,
 		mh_proxy_stop(p);
 		return rc;
 	}
+	p->o = o;
+	p->bin = bin;
+	p->pass_consistency = pass_consistency;
+	if (pthread_create(&p->sup, NULL, supervise_main, p) == 0)
+		p->sup_started = 1;
 	*out = p;
 	return 0;
 }
@@ -357,6 +434,28 @@ void mh_proxy_print_tail(struct mh_proxy *p, FILE *f)
 	pthread_mutex_unlock(&p->mu);
 }
 
+/* With the supervisor: it reaps; we signal and wait for pid 0. */
+static void stop_supervised(struct mh_proxy *p)
+{
+	struct timespec ts;
+	pid_t pid;
+
+	pthread_mutex_lock(&p->mu);
+	p->stopping = 1;
+	if ((pid = p->pid) > 0)
+		kill(pid, SIGTERM);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += STOP_GRACE_MS / 1000;
+	while (p->pid > 0 &&
+	       pthread_cond_timedwait(&p->cv, &p->mu, &ts) != ETIMEDOUT)
+		;
+	if (p->pid > 0)
+		kill(p->pid, SIGKILL);
+	pthread_mutex_unlock(&p->mu);
+	pthread_join(p->sup, NULL);
+	p->sup_started = 0;
+}
+
 void mh_proxy_stop(struct mh_proxy *p)
 {
 	long deadline;
@@ -364,6 +463,8 @@ void mh_proxy_stop(struct mh_proxy *p)
 
 	if (!p)
 		return;
+	if (p->sup_started)
+		stop_supervised(p);
 	if (p->pid > 0) {
 		kill(p->pid, SIGTERM);
 		deadline = now_ms() + STOP_GRACE_MS;
@@ -377,6 +478,7 @@ void mh_proxy_stop(struct mh_proxy *p)
 		p->pid = 0;
 	}
 	drain_finish(p);
+	pthread_cond_destroy(&p->cv);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }

@@ -149,6 +149,37 @@ static void test_proxy_argv(void)
 	mh_opts_free(&o);
 }
 
+/* hard by default; soft with nfs(5)'s timeo/retrans, also for mount(8). */
+static void test_soft(void)
+{
+	static const char *const a[] = { "h:/x", "/m", "-o", "soft,timeo=10,retrans=1", NULL };
+	static const char *const b[] = { "h:/x", "/m", "-o", "soft", NULL };
+	static const char *const c[] = { "h:/x", "/m", "-o", "soft,hard,timeo=25", NULL };
+	static const char *const d[] = { "h:/x", "/m", "-o", "timeo=0", NULL };
+	static const char *const e[] = { "h:/x", "/m", "-o", "kernel,soft,retrans=4", NULL };
+	struct mh_opts o;
+	struct mh_argv av = { 0 };
+	char err[256];
+
+	CU_ASSERT_EQUAL_FATAL(parse(&o, a, err), 0);
+	CU_ASSERT_EQUAL(mh_soft_ms(&o), 2000);
+	CU_ASSERT_EQUAL(o.pass.n, 0); /* not gridvfsd's */
+	mh_opts_free(&o);
+	CU_ASSERT_EQUAL_FATAL(parse(&o, b, err), 0);
+	CU_ASSERT_EQUAL(mh_soft_ms(&o), 180000); /* 60 s x 3 */
+	mh_opts_free(&o);
+	CU_ASSERT_EQUAL_FATAL(parse(&o, c, err), 0);
+	CU_ASSERT_EQUAL(mh_soft_ms(&o), 0);
+	mh_opts_free(&o);
+	CU_ASSERT_EQUAL(parse(&o, d, err), MH_EXIT_USAGE);
+	mh_opts_free(&o);
+	CU_ASSERT_EQUAL_FATAL(parse(&o, e, err), 0);
+	CU_ASSERT_EQUAL(mh_kernel_argv(&o, "127.0.0.1", 9, &av), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(joined(&av), ",nolock,soft,retrans=4 "));
+	mh_argv_free(&av);
+	mh_opts_free(&o);
+}
+
 static void test_kernel_argv(void)
 {
 	static const char *const a[] = { "[fd00::5]:/images", "/var/lib/images",
@@ -176,15 +207,26 @@ static void test_kernel_argv(void)
 static void test_fuse_optstr(void)
 {
 	static const char *const a[] = { "h:9:/x", "/m", "-o", "ro,rsize=65536", NULL };
+	static const char *const b[] = { "h:9:/x", "/m", "-o", "allow_other", NULL };
 	static const char *const c[] = { "h:/x,y", "/m", NULL };
+	static const char *const d[] = { "h:9:/x", "/m", "-o", "default_permissions", NULL };
 	struct mh_opts o;
 	char err[256], buf[512];
 
 	CU_ASSERT_EQUAL_FATAL(parse(&o, a, err), 0);
 	CU_ASSERT_EQUAL(mh_fuse_optstr(&o, 1, buf, sizeof(buf)), 0);
-	CU_ASSERT_STRING_EQUAL(buf, "fsname=h:9:/x,subtype=gridvfs,max_read=65536,ro,allow_other");
+	CU_ASSERT_STRING_EQUAL(buf, "fsname=h:9:/x,subtype=gridvfs,max_read=65536,ro,allow_other,default_permissions");
 	CU_ASSERT_EQUAL(mh_fuse_optstr(&o, 0, buf, sizeof(buf)), 0);
 	CU_ASSERT_STRING_EQUAL(buf, "fsname=h:9:/x,subtype=gridvfs,max_read=65536,ro");
+	mh_opts_free(&o);
+	/* A user's allow_other is multi-user too; never twice. */
+	CU_ASSERT_EQUAL_FATAL(parse(&o, b, err), 0);
+	CU_ASSERT_EQUAL(mh_fuse_optstr(&o, 0, buf, sizeof(buf)), 0);
+	CU_ASSERT_STRING_EQUAL(buf, "fsname=h:9:/x,subtype=gridvfs,max_read=1048576,allow_other,default_permissions");
+	mh_opts_free(&o);
+	CU_ASSERT_EQUAL_FATAL(parse(&o, d, err), 0);
+	CU_ASSERT_EQUAL(mh_fuse_optstr(&o, 1, buf, sizeof(buf)), 0);
+	CU_ASSERT_STRING_EQUAL(buf, "fsname=h:9:/x,subtype=gridvfs,max_read=1048576,default_permissions,allow_other");
 	mh_opts_free(&o);
 	CU_ASSERT_EQUAL_FATAL(parse(&o, c, err), 0);
 	CU_ASSERT_EQUAL(mh_fuse_optstr(&o, 1, buf, sizeof(buf)), -EINVAL);
@@ -206,6 +248,7 @@ int main(void)
 	CU_add_test(s, "gridvfsd command line", test_proxy_argv);
 	CU_add_test(s, "kernel mount command line", test_kernel_argv);
 	CU_add_test(s, "FUSE option string", test_fuse_optstr);
+	CU_add_test(s, "hard, soft, timeo, retrans", test_soft);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	fails = CU_get_number_of_failures();

@@ -355,8 +355,10 @@ static struct px_link *call_route(struct px_client *c, struct px_loop *l,
 	return NULL;
 }
 
-/* Arguments must be exactly what the procedure takes. */
-static bool call_args_ok(const struct rpc_call *h, uint8_t *msg, size_t len)
+/* Arguments must be exactly what the procedure takes: 0, -ENAMETOOLONG
+ * for a well-formed NFS call whose name or symlink target is over the
+ * bound (a server answers NFS3ERR_NAMETOOLONG), else -EBADMSG. */
+static int call_args_check(const struct rpc_call *h, uint8_t *msg, size_t len)
 {
 	uint8_t *args = msg + h->c_args_off;
 	size_t alen = len - h->c_args_off;
@@ -364,7 +366,26 @@ static bool call_args_ok(const struct rpc_call *h, uint8_t *msg, size_t len)
 			       ? rpc_nfs3_walk_call(h->c_proc, args, alen, NULL, NULL)
 			       : rpc_mnt3_walk_call(h->c_proc, args, alen, NULL, NULL);
 
-	return used >= 0 && (size_t)used == alen;
+	if (used == -ENAMETOOLONG && h->c_prog == RPC_PROG_NFS)
+		return -ENAMETOOLONG;
+	return used >= 0 && (size_t)used == alen ? 0 : -EBADMSG;
+}
+
+/* Answer an NFS call here with an NFS-level failure status. */
+static void reply_nfs3_status(struct px_client *c, const struct rpc_call *h,
+			      uint32_t status)
+{
+	struct px_msg *m = px_msg_new(64);
+	struct rpc_xdr x;
+
+	if (!m)
+		return;
+	rpc_xdr_init(&x, px_msg_data(m), 64);
+	px_nfs3_error_reply(&x, h->c_xid, h->c_prog, h->c_proc, status);
+	m->m_len = x.x_pos;
+	c->cl_loop->lp_stats.s_errors_local++;
+	px_client_send(c, m);
+	px_msg_unref(m);
 }
 
 /* A call we already know: returns true when it was absorbed. */
@@ -406,8 +427,6 @@ static bool call_map_identity(struct px_client *c, const struct idmap *map,
 			      uint8_t **memp, size_t *lenp, struct rpc_call *h)
 {
 	int rc = px_ident_call(map, c->cl_peer, memp, lenp, h);
-	struct px_msg *m;
-	struct rpc_xdr x;
 
 	if (rc == 0)
 		return true;
@@ -425,14 +444,7 @@ static bool call_map_identity(struct px_client *c, const struct idmap *map,
 		reply_local(c, h->c_xid, LOCAL_AUTH, RPC_AUTH_REJECTEDCRED, 0, 0);
 		return false;
 	}
-	if (!(m = px_msg_new(64)))
-		return false;
-	rpc_xdr_init(&x, px_msg_data(m), 64);
-	px_nfs3_error_reply(&x, h->c_xid, h->c_prog, h->c_proc, 13 /* ACCES */);
-	m->m_len = x.x_pos;
-	c->cl_loop->lp_stats.s_errors_local++;
-	px_client_send(c, m);
-	px_msg_unref(m);
+	reply_nfs3_status(c, h, 13 /* ACCES */);
 	return false;
 }
 
@@ -513,7 +525,16 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 			goto done;
 		}
 	}
-	if (!call_args_ok(&h, msg, len)) {
+	switch (call_args_check(&h, msg, len)) {
+	case 0:
+		break;
+	case -ENAMETOOLONG:
+		px_debug("client %s: %s with a name over its bound (xid %08x): "
+			 "NAMETOOLONG", c->cl_name,
+			 rpc_nfs3_proc_name(h.c_proc), h.c_xid);
+		reply_nfs3_status(c, &h, 63 /* NAMETOOLONG */);
+		goto done;
+	default:
 		px_warn_rl("client %s: garbage arguments for %s (xid %08x)",
 			   c->cl_name,
 			   h.c_prog == RPC_PROG_NFS ? rpc_nfs3_proc_name(h.c_proc)

@@ -112,12 +112,17 @@ static ssize_t nfs3_walk_end(const struct nfs3_walk *w)
 }
 
 /*
- * Bounds the RFC leaves open (filename3 and nfspath3 are string<>): the
- * values Linux uses (NFS3_MAXNAMLEN, NFS3_MAXPATHLEN).  A longer name cannot
- * name anything on a real server, so refusing it only refuses garbage.
+ * Bounds the RFC leaves open (filename3 and nfspath3 are string<>): a
+ * name component as on every Linux file system (NAME_MAX), a symlink
+ * target as the servers' PATH_MAX (4096 on Linux: knfsd and ganesha
+ * pass it to symlink(2), which takes up to 4095 bytes).
+ * In a call, a well-formed string above its bound is a legal request the
+ * server answers with NFS3ERR_NAMETOOLONG, so the walk says -ENAMETOOLONG
+ * for it and the proxy answers that, not GARBAGE_ARGS (which a client
+ * reports as EIO/EFAULT instead of ENAMETOOLONG).
  */
 #define NFS3_NAME_MAX 255u
-#define NFS3_PATH_MAX 1024u
+#define NFS3_PATH_MAX 4096u
 
 enum { NF3REG = 1, NF3BLK = 3, NF3CHR = 4, NF3SOCK = 6, NF3FIFO = 7 };
 enum { SET_TO_CLIENT_TIME = 2, EXCLUSIVE = 2, FILE_SYNC = 2 };
@@ -139,10 +144,27 @@ static void nfs3_path(struct nfs3_walk *w)
 	rpc_xdr_opaque(&w->w_x, NFS3_PATH_MAX, &n);
 }
 
+/* A name or path in a call: above max but inside the message is
+ * -ENAMETOOLONG (the request is well formed, only refused); a length
+ * the message cannot hold stays -EMSGSIZE (garbage). */
+static void nfs3_arg_string(struct nfs3_walk *w, uint32_t max)
+{
+	uint32_t n;
+
+	if (rpc_xdr_u32(&w->w_x, &n))
+		return;
+	if (n > max) {
+		nfs3_walk_fail(w, n <= w->w_x.x_len - w->w_x.x_pos
+					  ? -ENAMETOOLONG : -EMSGSIZE);
+		return;
+	}
+	rpc_xdr_fixed(&w->w_x, n);
+}
+
 static void nfs3_diropargs(struct nfs3_walk *w)
 {
 	nfs3_walk_fh(w);
-	nfs3_name(w);
+	nfs3_arg_string(w, NFS3_NAME_MAX);
 }
 
 /* An fattr3; its ftype3 must be one of the seven file types. */
@@ -298,7 +320,7 @@ static void nfs3_args_symlink(struct nfs3_walk *w)
 {
 	nfs3_diropargs(w);
 	nfs3_sattr(w);
-	nfs3_path(w);
+	nfs3_arg_string(w, NFS3_PATH_MAX);
 }
 
 /* MKNOD: devices carry sattr3 + specdata3, sockets and fifos a sattr3,

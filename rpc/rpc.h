@@ -396,7 +396,9 @@ struct rpc_nfs3_visit {
  * buf/len cover the arguments or results only (after the RPC header).
  * Returns the number of bytes the body occupies (trailing bytes are the
  * caller's business), -EBADMSG for malformed input, -EMSGSIZE for a length
- * above its protocol bound, -EINVAL for proc >= NFS3_NPROC.
+ * above its protocol bound, -ENAMETOOLONG for a call's file name (> 255)
+ * or symlink target (> 4096) that is well formed but too long (answer
+ * NFS3ERR_NAMETOOLONG), -EINVAL for proc >= NFS3_NPROC.
  */
 ssize_t rpc_nfs3_walk_call(uint32_t proc, uint8_t *buf, size_t len,
 			   const struct rpc_nfs3_visit *v, void *ctx);

@@ -33,7 +33,7 @@ mh_run_mount "st:/img" /mnt/x -o "kernel,dry-run,proxy=127.0.0.1:2050"
 # FUSE mode (the default here: no kernel NFS client).
 mh_run_mount "st:/img" /mnt/x -o "dry-run,localport=41000,nodev"
 [ "$MH_RC" = 0 ] || h_fail "fuse dry-run exit $MH_RC"
-grep -qx "# FUSE mount of /img on /mnt/x through 127.0.0.1:41000, -o fsname=st:/img,subtype=gridvfs,max_read=1048576,nodev,allow_other" "$H_DIR/mount.out" ||
+grep -qx "# FUSE mount of /img on /mnt/x through 127.0.0.1:41000, -o fsname=st:/img,subtype=gridvfs,max_read=1048576,nodev,allow_other,default_permissions" "$H_DIR/mount.out" ||
 	h_fail "fuse dry-run: $(cat "$H_DIR/mount.out")"
 
 # -f (mount's fake) is a dry run too; nothing was started by any of this.

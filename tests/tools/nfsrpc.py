@@ -10,6 +10,7 @@ Used as a module (from nfsrpc import Nfs) or as a command:
     getattr PATH            -> "uid gid mode size"
     create PATH [UID GID]   -> create (UNCHECKED, mode 0644, optional owner)
     mkdir PATH              -> create a directory (mode 0755)
+    symlink PATH TARGET     -> create a symbolic link to TARGET
     setattr PATH UID GID    -> chown
     read PATH               -> file content to stdout
     write PATH TEXT         -> write TEXT at offset 0 (FILE_SYNC)
@@ -173,6 +174,13 @@ class Nfs:
         if st:
             raise NfsError(st, "CREATE")
 
+    def symlink(self, path, target):
+        d, name = self.split(path)
+        st, r = self.call(10, opaque(d) + opaque(name) + self.sattr(0o777)
+                          + opaque(target))
+        if st:
+            raise NfsError(st, "SYMLINK")
+
     def mkdir(self, path, mode=0o755):
         d, name = self.split(path)
         st, r = self.call(9, opaque(d) + opaque(name) + self.sattr(mode))
@@ -259,6 +267,8 @@ def main(argv):
             c.create(args[0], *own)
         elif cmd == "mkdir":
             c.mkdir(args[0])
+        elif cmd == "symlink":
+            c.symlink(args[0], args[1].encode())
         elif cmd == "setattr":
             c.setattr(args[0], int(args[1]), int(args[2]))
         elif cmd == "read":

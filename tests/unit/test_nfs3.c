@@ -617,7 +617,7 @@ static void test_header_fattr_offsets(void)
 /* Malformed, hand-built messages                                          */
 
 struct hb {
-	uint8_t b[4096];
+	uint8_t b[8192];
 	struct rpc_xdr x;
 };
 
@@ -641,7 +641,7 @@ static void hb_fh(struct hb *h, uint32_t len)
 
 static void hb_str(struct hb *h, uint32_t len)
 {
-	static uint8_t s[2048];
+	static uint8_t s[4100];
 
 	memset(s, 'n', sizeof(s));
 	rpc_xdr_put_opaque(&h->x, s, len);
@@ -822,24 +822,35 @@ static void test_bad_lengths(void)
 	CU_ASSERT_EQUAL(hb_call(&h, NFS3_LOOKUP), 12 + 4 + 256);
 	hb_init(&h);
 	hb_fh(&h, 8);
-	hb_str(&h, 256);
+	hb_str(&h, 256);	/* well formed, refused: NAMETOOLONG, not garbage */
+	CU_ASSERT_EQUAL(hb_call(&h, NFS3_LOOKUP), -ENAMETOOLONG);
+	hb_init(&h);		/* a length past the message stays garbage */
+	hb_fh(&h, 8);
+	hb_u32(&h, 300);
+	hb_u32(&h, 0);
 	CU_ASSERT_EQUAL(hb_call(&h, NFS3_LOOKUP), -EMSGSIZE);
 	hb_init(&h);
 	hb_fh(&h, 8);
 	hb_u32(&h, 0xffffffffu);
 	CU_ASSERT_EQUAL(hb_call(&h, NFS3_REMOVE), -EMSGSIZE);
-	hb_init(&h);		/* SYMLINK path 1024 ok, 1025 too long */
+	hb_init(&h);		/* SYMLINK path 4096 (server PATH_MAX) ok, 4097 too long */
 	hb_fh(&h, 8);
 	hb_str(&h, 3);
 	hb_sattr(&h, 0);
-	hb_str(&h, 1024);
+	hb_str(&h, 4096);
 	CU_ASSERT_EQUAL(hb_call(&h, NFS3_SYMLINK), (ssize_t)h.x.x_pos);
 	hb_init(&h);
 	hb_fh(&h, 8);
 	hb_str(&h, 3);
 	hb_sattr(&h, 0);
-	hb_str(&h, 1025);
-	CU_ASSERT_EQUAL(hb_call(&h, NFS3_SYMLINK), -EMSGSIZE);
+	hb_str(&h, 4097);
+	CU_ASSERT_EQUAL(hb_call(&h, NFS3_SYMLINK), -ENAMETOOLONG);
+	hb_init(&h);		/* RENAME's second name too */
+	hb_fh(&h, 8);
+	hb_str(&h, 3);
+	hb_fh(&h, 8);
+	hb_str(&h, 256);
+	CU_ASSERT_EQUAL(hb_call(&h, NFS3_RENAME), -ENAMETOOLONG);
 	hb_init(&h);		/* READLINK resok path 0xffffffff */
 	hb_u32(&h, 0);
 	hb_u32(&h, 0);
@@ -890,7 +901,7 @@ static void test_no_callbacks_on_error(void)
 	hb_str(&h, 300);
 	col_init(&c, h.b, h.x.x_pos);
 	CU_ASSERT_EQUAL(rpc_nfs3_walk_call(NFS3_RENAME, h.b, h.x.x_pos,
-					   &visit_all, &c), -EMSGSIZE);
+					   &visit_all, &c), -ENAMETOOLONG);
 	CU_ASSERT_EQUAL(c.c_nseq, 0);
 }
 
