@@ -176,26 +176,121 @@ exec switch_root /newroot /sbin/init
 INIT
 }
 
-# initramfs_build OUT: busybox (applets as symlinks), the modules, /init.
+# nfs_init: the /init of the kernel-NFS-client guest (issue 17). Brings up
+# virtio-net on QEMU's user network (the host's loopback is 10.0.2.2),
+# mounts gvfs.path from the gridvfs client role on gvfs.port with the
+# kernel's NFSv3 client, and runs a POSIX workload: 24 MiB written and read
+# back after a remount (sha256), truncate down and up (holes read as
+# zeros), a write past the end, rename, readdir after unlink, and two uids
+# (1 and 2) against a 0700 directory.  Each step prints GRIDVFS-NFS-STEP;
+# the end GRIDVFS-NFS-OK, or GRIDVFS-NFS-FAIL with the reason; then it
+# powers off.
+nfs_init() {
+	cat <<'INIT'
+#!/bin/sh
+export PATH=/bin:/sbin
+fail() { echo "GRIDVFS-NFS-FAIL $*"; poweroff -f; }
+step() { echo "GRIDVFS-NFS-STEP $*"; }
+# as UID CMD: run the shell command CMD as uid 1 (daemon) or 2 (bin)
+as() { [ "$1" = 1 ] && n=daemon || n=bin; su -s /bin/sh "$n" -c "$2"; }
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mount -t tmpfs -o size=200m tmpfs /tmp
+for m in $(cat /etc/modules.list); do
+	insmod "/lib/modules/$m" || fail "insmod $m"
+done
+for kv in $(cat /proc/cmdline); do
+	case $kv in
+	gvfs.port=*) PORT=${kv#*=} ;;
+	gvfs.path=*) EXPORT=${kv#*=} ;;
+	esac
+done
+[ -n "$PORT" ] && [ -n "$EXPORT" ] || fail "no gvfs.port/gvfs.path on the command line"
+i=0
+while [ ! -e /sys/class/net/eth0 ]; do
+	i=$((i + 1))
+	[ $i -gt 500 ] && fail "no eth0"
+	sleep 0.01
+done
+ip link set lo up
+ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up &&
+	ip route add default via 10.0.2.2 || fail "network"
+O="vers=3,proto=tcp,port=$PORT,mountport=$PORT,mountproto=tcp,nolock"
+mkdir -p /mnt
+mnt() { mount -t nfs -o "$O" "10.0.2.2:$EXPORT" /mnt || fail "mount -t nfs 10.0.2.2:$EXPORT ($O)"; }
+mnt
+step "mounted $(grep ' /mnt ' /proc/mounts)"
+D=/mnt/guest
+mkdir "$D" || fail "mkdir"
+dd if=/dev/urandom of=/tmp/big bs=1M count=24 2>/dev/null
+S0=$(sha256sum /tmp/big | cut -d' ' -f1)
+dd if=/tmp/big of="$D/big" bs=1M conv=fsync 2>/dev/null || fail "write 24 MiB"
+umount /mnt || fail "umount after the write"
+mnt
+S1=$(sha256sum "$D/big" | cut -d' ' -f1)
+[ "$S0" = "$S1" ] || fail "24 MiB read back after a remount differ"
+step "24 MiB written and read back"
+truncate -s 1000000 "$D/big" || fail "truncate down"
+[ "$(stat -c %s "$D/big")" = 1000000 ] || fail "size after truncate down: $(stat -c %s "$D/big")"
+head -c 1000000 /tmp/big | cmp -s - "$D/big" || fail "bytes kept by the truncate differ"
+truncate -s 3000000 "$D/big" || fail "truncate up"
+[ "$(tail -c 2000000 "$D/big" | tr -d '\000' | wc -c)" = 0 ] || fail "the extended part is not zeros"
+dd if=/tmp/big of="$D/big" bs=4096 count=3 seek=1000 conv=notrunc 2>/dev/null || fail "write past the end"
+[ "$(stat -c %s "$D/big")" = 4108288 ] || fail "size after writing past the end: $(stat -c %s "$D/big")"
+step "truncate and extend"
+for i in 1 2 3; do echo "$i" >"$D/f$i" || fail "create f$i"; done
+rm "$D/f2" || fail "unlink"
+ls "$D" | grep -qx f2 && fail "f2 listed after its unlink"
+mv "$D/f3" "$D/g3" || fail "rename"
+[ -e "$D/f3" ] && fail "f3 still there after the rename"
+[ "$(cat "$D/g3")" = 3 ] || fail "renamed file's content"
+step "rename and readdir after unlink"
+mkdir "$D/p" && chown 1:1 "$D/p" && chmod 0700 "$D/p" || fail "private dir"
+as 1 "echo one >$D/p/a" || fail "uid 1 cannot write in its own 0700 dir"
+[ "$(stat -c %u "$D/p/a")" = 1 ] || fail "uid 1's file is owned by $(stat -c %u "$D/p/a")"
+as 2 "echo two >$D/p/b" 2>/dev/null && fail "uid 2 wrote into uid 1's 0700 dir"
+as 2 "cat $D/p/a" >/dev/null 2>&1 && fail "uid 2 read uid 1's file in a 0700 dir"
+as 1 "chmod 0600 $D/p/a && chmod 0755 $D/p" || fail "uid 1 chmod"
+as 2 "cat $D/p/a" >/dev/null 2>&1 && fail "uid 2 read uid 1's 0600 file"
+as 1 "cat $D/p/a" | grep -qx one || fail "uid 1 cannot read its own file"
+step "permissions as two uids"
+sync
+umount /mnt || fail "final umount"
+echo "GRIDVFS-NFS-OK"
+poweroff -f
+INIT
+}
+
+# initramfs_build OUT INIT MODULE...: busybox (applets as symlinks), the
+# modules (with their dependencies) and /init from the function INIT.
 # Left uncompressed: under TCG decompressing costs more than copying.
 initramfs_build() {
-	local out=$1 d m
+	local out=$1 init=$2 d m
+	shift 2
 	d=$(mktemp -d "$CACHE/initrd.XXXXXX")
-	mkdir -p "$d"/{bin,sbin,etc,proc,sys,dev,newroot,lib/modules}
+	chmod 755 "$d" # the guest's /: mktemp made it 0700, closed to non-root
+	mkdir -p "$d"/{bin,sbin,etc,proc,sys,dev,newroot,tmp,mnt,lib/modules}
+	chmod 1777 "$d/tmp"
 	cp /bin/busybox "$d/bin/busybox"
 	for a in $("$d/bin/busybox" --list); do
 		[ "$a" = busybox ] || ln -s busybox "$d/bin/$a"
 	done
+	printf 'root:x:0:0:root:/:/bin/sh\ndaemon:x:1:1::/:/bin/sh\nbin:x:2:2::/:/bin/sh\n' \
+		>"$d/etc/passwd"
+	printf 'root:x:0:\ndaemon:x:1:\nbin:x:2:\n' >"$d/etc/group"
 	: >"$d/etc/modules.list"
-	for m in $(modules_for virtio_pci virtio_blk); do
+	for m in $(modules_for "$@"); do
 		mkdir -p "$d/lib/modules/$(dirname "$m")"
 		cp "$KSRC_MODULES/$m" "$d/lib/modules/$m"
 		echo "$m" >>"$d/etc/modules.list"
 	done
-	grep -q virtio_blk "$d/etc/modules.list" ||
-		grep -q virtio_blk "$KSRC_MODULES/modules.builtin" ||
-		die "virtio_blk is neither a module nor built in"
-	initramfs_init >"$d/init"
+	for m in "$@"; do
+		grep -q "/$m.ko" "$d/etc/modules.list" ||
+			grep -q "/$m.ko" "$KSRC_MODULES/modules.builtin" ||
+			die "$m is neither a module nor built in"
+	done
+	"$init" >"$d/init"
 	chmod 755 "$d/init"
 	find "$d" -exec touch -h -d "@$FS_EPOCH" {} +
 	(cd "$d" && find . | LC_ALL=C sort |
@@ -304,7 +399,9 @@ main() {
 		rm -f "$CACHE/vmlinux"
 		vmlinux_extract "$CACHE/bzImage" "$CACHE/vmlinux" ||
 			log "no bootable ELF vmlinux in $KSRC_VMLINUZ: using the bzImage"
-		initramfs_build "$CACHE/initrd.cpio"
+		initramfs_build "$CACHE/initrd.cpio" initramfs_init virtio_pci virtio_blk
+		initramfs_build "$CACHE/initrd-nfs.cpio" nfs_init virtio_pci \
+			virtio_net nfsv3
 		image_build "$CACHE/root.img"
 		echo "$key" >"$CACHE/stamp"
 		log "built in $((($(date +%s%N) - start) / 1000000)) ms"
@@ -317,6 +414,7 @@ main() {
 	fi
 	echo "BZIMAGE=$CACHE/bzImage"
 	echo "INITRD=$CACHE/initrd.cpio"
+	echo "NFS_INITRD=$CACHE/initrd-nfs.cpio"
 	echo "IMAGE=$CACHE/root.img"
 	echo "INPUTS_KEY=$key"
 }
