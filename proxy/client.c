@@ -700,3 +700,21 @@ void px_client_rpc_error(struct px_client *c, uint32_t xid, uint32_t stat)
 	px_client_send(c, m);
 	px_msg_unref(m);
 }
+
+void px_client_status_reply(struct px_client *c, const struct rpc_call *h,
+			    uint32_t status)
+{
+	struct px_msg *m;
+	struct rpc_xdr x;
+
+	if (c->cl_closed || !(m = px_msg_new(256)))
+		return;
+	rpc_xdr_init(&x, px_msg_data(m), 256);
+	px_nfs3_error_reply(&x, h->c_xid, h->c_prog, h->c_proc, status);
+	if (!x.x_err) {
+		m->m_len = x.x_pos;
+		c->cl_loop->lp_stats.s_errors_local++;
+		px_client_send(c, m);
+	}
+	px_msg_unref(m);
+}

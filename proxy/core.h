@@ -225,6 +225,10 @@ void px_client_send(struct px_client *c, struct px_msg *m);
 /* An accepted reply carrying only accept_stat (SYSTEM_ERR, ...); nothing
  * for a closed connection. */
 void px_client_rpc_error(struct px_client *c, uint32_t xid, uint32_t stat);
+/* Answer an NFS or MOUNT call here with a failure status of its program
+ * (NFS3ERR_*, MNT3ERR_*), counted as a local error. */
+void px_client_status_reply(struct px_client *c, const struct rpc_call *h,
+			    uint32_t status);
 /* Re-evaluate whether c (or, with NULL, every client) may be read. */
 void px_client_update_read(struct px_loop *l, struct px_client *c);
 void px_client_tick(struct px_loop *l, uint64_t now_ms);

@@ -233,30 +233,6 @@ static int fh_find(uint32_t prog, uint32_t proc, bool call, uint8_t *msg,
 /* ---------------------------------------------------------------------- */
 /* Local answers                                                           */
 
-static void send_built(struct px_client *c, struct px_msg *m,
-		       struct rpc_xdr *x)
-{
-	if (!x->x_err) {
-		m->m_len = x->x_pos;
-		c->cl_loop->lp_stats.s_errors_local++;
-		px_client_send(c, m);
-	}
-	px_msg_unref(m);
-}
-
-static void reply_status(struct px_client *c, const struct rpc_call *h,
-			 uint32_t status)
-{
-	struct px_msg *m = px_msg_new(256);
-	struct rpc_xdr x;
-
-	if (!m)
-		return;
-	rpc_xdr_init(&x, px_msg_data(m), 256);
-	px_nfs3_error_reply(&x, h->c_xid, h->c_prog, h->c_proc, status);
-	send_built(c, m, &x);
-}
-
 /* NULL, UMNT, UMNTALL (void), DUMP (an empty list), EXPORT (ours). */
 static void reply_mount_local(struct px_loop *main, struct px_client *c,
 			      const struct rpc_call *h)
@@ -394,7 +370,7 @@ static struct px_loop *route_mnt(struct px_loop *main, struct px_client *c,
 			   (int)(dlen > 200 ? 200 : dlen), dir,
 			   rc == -EACCES ? "'..' in the path"
 					 : "not an absolute path");
-		reply_status(c, h, rc == -EACCES ? MNT3ERR_ACCES
+		px_client_status_reply(c, h, rc == -EACCES ? MNT3ERR_ACCES
 						 : MNT3ERR_NOENT);
 		return NULL;
 	}
@@ -403,7 +379,7 @@ static struct px_loop *route_mnt(struct px_loop *main, struct px_client *c,
 	if (!(e = engine_by_path(main, dir, dlen, &plen))) {
 		px_info_rl("client %s: MNT %.*s: no export has that path",
 			   c->cl_name, (int)(dlen > 200 ? 200 : dlen), dir);
-		reply_status(c, h, MNT3ERR_NOENT);
+		px_client_status_reply(c, h, MNT3ERR_NOENT);
 		return NULL;
 	}
 	up = e->lp_opts->o_upstream_path;
@@ -416,7 +392,7 @@ static struct px_loop *route_mnt(struct px_loop *main, struct px_client *c,
 		up = ""; /* "/" + "/rest" */
 	nlen = strlen(up) + (dlen - plen);
 	if (nlen > MNT3_PATHLEN || !(path = malloc(nlen + 1))) {
-		reply_status(c, h, MNT3ERR_NOENT);
+		px_client_status_reply(c, h, MNT3ERR_NOENT);
 		return NULL;
 	}
 	memcpy(path, up, strlen(up));
@@ -492,7 +468,7 @@ static bool lookup_dotdot_at_root(struct px_loop *e, struct px_client *c,
 		/* Not known yet (upstream was down at start): have the
 		 * client try again shortly rather than guess. */
 		px_export_learn_root(e);
-		reply_status(c, h, NFS3ERR_JUKEBOX);
+		px_client_status_reply(c, h, NFS3ERR_JUKEBOX);
 		return false;
 	}
 	if (fhlen == e->lp_rootfh_len && !memcmp(fh, e->lp_rootfh, fhlen)) {
@@ -525,25 +501,25 @@ struct px_loop *px_export_route(struct px_loop *main, struct px_client *c,
 		return NULL;
 	}
 	if (fh_find(h->c_prog, h->c_proc, true, msg, h->c_args_off, len, &f)) {
-		reply_status(c, h, NFS3ERR_SERVERFAULT);
+		px_client_status_reply(c, h, NFS3ERR_SERVERFAULT);
 		return NULL;
 	}
 	for (unsigned i = 0; i < f.n; i++) {
 		struct px_loop *ei;
 
 		if (f.len[i] <= TAG) {
-			reply_status(c, h, NFS3ERR_BADHANDLE);
+			px_client_status_reply(c, h, NFS3ERR_BADHANDLE);
 			goto out;
 		}
 		if (!(ei = engine_by_tag(main, msg + f.off[i], f.len[i]))) {
 			px_info_rl("client %s: %s with a handle of no export "
 				   "here (an export removed?): STALE",
 				   c->cl_name, rpc_nfs3_proc_name(h->c_proc));
-			reply_status(c, h, NFS3ERR_STALE);
+			px_client_status_reply(c, h, NFS3ERR_STALE);
 			goto out;
 		}
 		if (e && ei != e) {
-			reply_status(c, h, h->c_proc == NFS3_RENAME ||
+			px_client_status_reply(c, h, h->c_proc == NFS3_RENAME ||
 						   h->c_proc == NFS3_LINK
 					       ? NFS3ERR_XDEV
 					       : NFS3ERR_STALE);
@@ -552,7 +528,7 @@ struct px_loop *px_export_route(struct px_loop *main, struct px_client *c,
 		e = ei;
 	}
 	if (!e) { /* every NFS procedure but NULL carries a handle */
-		reply_status(c, h, NFS3ERR_BADHANDLE);
+		px_client_status_reply(c, h, NFS3ERR_BADHANDLE);
 		goto out;
 	}
 	/* Take the tags off in place: each handle shrinks by 4 bytes and its

@@ -371,23 +371,6 @@ static int call_args_check(const struct rpc_call *h, uint8_t *msg, size_t len)
 	return used >= 0 && (size_t)used == alen ? 0 : -EBADMSG;
 }
 
-/* Answer an NFS call here with an NFS-level failure status. */
-static void reply_nfs3_status(struct px_client *c, const struct rpc_call *h,
-			      uint32_t status)
-{
-	struct px_msg *m = px_msg_new(64);
-	struct rpc_xdr x;
-
-	if (!m)
-		return;
-	rpc_xdr_init(&x, px_msg_data(m), 64);
-	px_nfs3_error_reply(&x, h->c_xid, h->c_prog, h->c_proc, status);
-	m->m_len = x.x_pos;
-	c->cl_loop->lp_stats.s_errors_local++;
-	px_client_send(c, m);
-	px_msg_unref(m);
-}
-
 /* A call we already know: returns true when it was absorbed. */
 static bool call_retransmission(struct px_loop *l, struct px_client *c,
 				const struct rpc_call *h, const uint8_t key[16],
@@ -444,7 +427,7 @@ static bool call_map_identity(struct px_client *c, const struct idmap *map,
 		reply_local(c, h->c_xid, LOCAL_AUTH, RPC_AUTH_REJECTEDCRED, 0, 0);
 		return false;
 	}
-	reply_nfs3_status(c, h, 13 /* ACCES */);
+	px_client_status_reply(c, h, 13 /* ACCES */);
 	return false;
 }
 
@@ -532,7 +515,7 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 		px_debug("client %s: %s with a name over its bound (xid %08x): "
 			 "NAMETOOLONG", c->cl_name,
 			 rpc_nfs3_proc_name(h.c_proc), h.c_xid);
-		reply_nfs3_status(c, &h, 63 /* NAMETOOLONG */);
+		px_client_status_reply(c, &h, 63 /* NAMETOOLONG */);
 		goto done;
 	default:
 		px_warn_rl("client %s: garbage arguments for %s (xid %08x)",
