@@ -182,7 +182,10 @@ INIT
 # kernel's NFSv3 client, and runs a POSIX workload: 24 MiB written and read
 # back after a remount (sha256), truncate down and up (holes read as
 # zeros), a write past the end, rename, readdir after unlink, and two uids
-# (1 and 2) against a 0700 directory.  Each step prints GRIDVFS-NFS-STEP;
+# (1 and 2) against a 0700 directory.  With gvfs.helper=HOST:PORT:PATH the
+# mount is made by mount.gridvfs in kernel mode instead (-o kernel,
+# gvfs.hopts): it starts its own client role in the guest, which the test
+# adds with a second cpio archive.  Each step prints GRIDVFS-NFS-STEP;
 # the end GRIDVFS-NFS-OK, or GRIDVFS-NFS-FAIL with the reason; then it
 # powers off.
 nfs_init() {
@@ -204,9 +207,12 @@ for kv in $(cat /proc/cmdline); do
 	case $kv in
 	gvfs.port=*) PORT=${kv#*=} ;;
 	gvfs.path=*) EXPORT=${kv#*=} ;;
+	gvfs.helper=*) HELPER=${kv#*=} ;;
+	gvfs.hopts=*) HOPTS=${kv#*=} ;;
 	esac
 done
-[ -n "$PORT" ] && [ -n "$EXPORT" ] || fail "no gvfs.port/gvfs.path on the command line"
+[ -n "$HELPER" ] || [ -n "$PORT" ] && [ -n "$EXPORT" ] ||
+	fail "no gvfs.port/gvfs.path or gvfs.helper on the command line"
 i=0
 while [ ! -e /sys/class/net/eth0 ]; do
 	i=$((i + 1))
@@ -219,6 +225,18 @@ ip addr add 10.0.2.15/24 dev eth0 && ip link set eth0 up &&
 O="vers=3,proto=tcp,port=$PORT,mountport=$PORT,mountproto=tcp,nolock"
 mkdir -p /mnt
 mnt() { mount -t nfs -o "$O" "10.0.2.2:$EXPORT" /mnt || fail "mount -t nfs 10.0.2.2:$EXPORT ($O)"; }
+if [ -n "$HELPER" ]; then
+	mnt() {
+		# The previous mount's helper and proxy leave with their mount.
+		i=0
+		while pidof gridvfsd >/dev/null; do
+			i=$((i + 1))
+			[ $i -gt 200 ] && fail "the previous gridvfsd did not exit"
+			sleep 0.1
+		done
+		mount.gridvfs "$HELPER" /mnt -o "kernel,$HOPTS" || fail "mount.gridvfs $HELPER -o kernel,$HOPTS"
+	}
+fi
 mnt
 step "mounted $(grep ' /mnt ' /proc/mounts)"
 D=/mnt/guest

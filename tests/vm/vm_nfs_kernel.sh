@@ -13,7 +13,11 @@
 # policy, through the whole chain: kernel client -> client role (LMDB cache,
 # through | back) -> mTLS -> server role (grid-mapfile: root, daemon, bin;
 # --squash none) -> ganesha.  The store's files are checked after each run.
-# About 60-90 s here.
+# A third run mounts with mount.gridvfs's kernel mode inside the guest
+# (-o kernel): the helper starts its own client role there (mTLS to the
+# server role at 10.0.2.2) and runs mount -t nfs against it; gridvfsd,
+# mount.gridvfs, their libraries and the node's TLS files come in a second
+# cpio archive appended to the initramfs.  About 60-90 s here.
 # shellcheck source=tests/lib/harness.sh
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 h_init vm_nfs_kernel
@@ -28,18 +32,30 @@ fi
 	h_fail "build-guest.sh failed: $(tail -n 3 "$H_DIR/build.log")"
 val() { sed -n "s/^$2=//p" "$1" | head -1; }
 KERNEL=$(val "$H_DIR/build.out" KERNEL)
-INITRD=$(val "$H_DIR/build.out" NFS_INITRD)
+NFS_INITRD=$(val "$H_DIR/build.out" NFS_INITRD)
+INITRD=$NFS_INITRD
 [ -r "$KERNEL" ] && [ -r "$INITRD" ] || h_fail "build-guest.sh gave no kernel / NFS initramfs"
+
+check_store() { # NAME: what the guest left, seen from the store's side
+	local G=$H_EXPORT/guest
+	[ "$(stat -c %s "$G/big")" = 4108288 ] || h_fail "$1: big is $(stat -c %s "$G/big") bytes at the store"
+	[ -e "$G/f2" ] && h_fail "$1: f2 still at the store"
+	[ "$(cat "$G/g3")" = 3 ] || h_fail "$1: g3 wrong at the store"
+	[ "$(stat -c '%u %a' "$G/p/a")" = "1 600" ] ||
+		h_fail "$1: p/a is '$(stat -c '%u %a' "$G/p/a")' at the store"
+	[ -e "$G/p/b" ] && h_fail "$1: uid 2's file reached the store"
+	rm -rf "$G"
+}
 
 h_ganesha
 H_STORE_ACCOUNTS=root,daemon,bin h_store "$H_NFS_PORT" "$H_MNT_PORT"
 
-guest() { # NAME PORT: boot the NFS guest against the client role on PORT
-	local name=$1 port=$2 rc
+guest() { # NAME INITRD ARGS: boot the NFS guest (ARGS: its gvfs.* settings)
+	local name=$1 initrd=$2 rc
 	timeout -k 5 "${VM_NFS_TIMEOUT:-240}" qemu-system-x86_64 -accel tcg -m 512 \
 		-nographic -monitor none -serial "file:$H_DIR/$name-console.log" \
-		-nic user,model=virtio-net-pci -kernel "$KERNEL" -initrd "$INITRD" \
-		-append "console=ttyS0 quiet gvfs.port=$port gvfs.path=$H_EXPORT" \
+		-nic user,model=virtio-net-pci -kernel "$KERNEL" -initrd "$initrd" \
+		-append "console=ttyS0 quiet gvfs.path=$H_EXPORT $3" \
 		-no-reboot </dev/null >"$H_DIR/$name-qemu.log" 2>&1
 	rc=$?
 	h_log "$name: qemu exit $rc; $(grep -a GRIDVFS-NFS "$H_DIR/$name-console.log" | tr '\n' ';')"
@@ -50,19 +66,46 @@ guest() { # NAME PORT: boot the NFS guest against the client role on PORT
 		h_fail "$name: no GRIDVFS-NFS-OK: $(tail -n 8 "$H_DIR/$name-console.log")"
 }
 
-for pol in through back; do
+# helper_initrd OUT: the NFS initramfs plus gridvfsd, mount.gridvfs, their
+# libraries and the node's TLS files.  busybox has no nfs-utils: the guest's
+# /sbin/mount.nfs is busybox's own mount, which calls mount(2) itself.
+helper_initrd() {
+	local d=$H_DIR/helper-root lib
+	mkdir -p "$d"/{sbin,etc/gridvfs,lib64,lib/x86_64-linux-gnu}
+	cp "$top_builddir/gridvfsd" "$top_builddir/mount.gridvfs" "$d/sbin/"
+	for lib in $(ldd "$top_builddir/gridvfsd" "$top_builddir/mount.gridvfs" |
+		awk '$3 ~ /^\// { print $3 }' | sort -u); do
+		cp -L "$lib" "$d/lib/x86_64-linux-gnu/"
+	done
+	cp -L /lib64/ld-linux-x86-64.so.2 "$d/lib64/"
+	cp "$H_CA/node.crt" "$H_CA/node.key" "$H_CA/ca.crt" "$d/etc/gridvfs/"
+	chmod 600 "$d/etc/gridvfs/node.key"
+	printf '#!/bin/sh\nexec mount -i -t nfs "$@"\n' >"$d/sbin/mount.nfs"
+	chmod 755 "$d/sbin/mount.nfs"
+	{ cat "$INITRD"; (cd "$d" && find . | cpio -o -H newc -R 0:0 --quiet); } >"$1" ||
+		h_fail "cannot build the helper initramfs"
+}
+
+for pol in through back helper; do
+	T0=$(date +%s)
+	if [ "$pol" = helper ]; then
+		helper_initrd "$H_DIR/initrd-helper.cpio"
+		HO=tls-cert=/etc/gridvfs/node.crt,tls-key=/etc/gridvfs/node.key
+		# The store is 10.0.2.2 through QEMU's NAT; its certificate names 127.0.0.1.
+		HO+=,tls-ca=/etc/gridvfs/ca.crt,tls-server-name=127.0.0.1
+		HO+=,cache-dir=/tmp/gvcache,write-policy=back
+		guest helper "$H_DIR/initrd-helper.cpio" \
+			"gvfs.helper=10.0.2.2:$H_SR_PORT:$H_EXPORT gvfs.hopts=$HO"
+		grep -aq "GRIDVFS-NFS-STEP mounted .*127.0.0.1:$H_EXPORT .*nfs .*vers=3" \
+			"$H_DIR/helper-console.log" ||
+			h_fail "helper: the guest's mount is not the kernel client on the helper's proxy"
+		check_store helper
+		continue
+	fi
 	h_gridvfsd_at "node-$pol" "$H_SR_PORT" "$H_SR_PORT" --role client "${H_NODE_TLS[@]}" \
 		--cache-dir "$H_DIR/cache-$pol" --write-policy "$pol"
-	T0=$(date +%s)
-	guest "$pol" "$H_AT_PORT"
-	# What the guest left on the store, seen from the store's side.
-	G=$H_EXPORT/guest
-	[ "$(stat -c %s "$G/big")" = 4108288 ] || h_fail "$pol: big is $(stat -c %s "$G/big") bytes at the store"
-	[ -e "$G/f2" ] && h_fail "$pol: f2 still at the store"
-	[ "$(cat "$G/g3")" = 3 ] || h_fail "$pol: g3 wrong at the store"
-	[ "$(stat -c '%u %a' "$G/p/a")" = "1 600" ] ||
-		h_fail "$pol: p/a is '$(stat -c '%u %a' "$G/p/a")' at the store"
-	[ -e "$G/p/b" ] && h_fail "$pol: uid 2's file reached the store"
+	guest "$pol" "$NFS_INITRD" "gvfs.port=$H_AT_PORT"
+	check_store "$pol"
 	h_log "$pol: guest done in $(($(date +%s) - T0)) s"
 	h_stop_pid "$H_AT_PID" || h_fail "$pol: client role exit status"
 	if [ "$pol" = back ]; then
