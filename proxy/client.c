@@ -345,6 +345,13 @@ static void client_event(struct px_ev *ev, uint32_t events)
 {
 	struct px_client *c = (struct px_client *)ev;
 
+	/* Closed and unreferenced earlier in this batch of events (a reply
+	 * to it met EPIPE and its last call finished): it is on the
+	 * graveyard already, and taking and dropping a reference here would
+	 * put it there twice -- freed twice after the batch.  Its event was
+	 * collected before the close. */
+	if (c->cl_closed && !c->cl_refs)
+		return;
 	c->cl_refs++; /* keep c alive through the callbacks below */
 	if (c->cl_state == CL_HANDSHAKE) {
 		client_handshake(c);
