@@ -197,18 +197,22 @@ int cache_ident_of_handle(struct cache *c, const void *fh, size_t fhlen,
 /* ---------------------------------------------------------------------- */
 /* Filling and invalidating                                                */
 
-int cache_fill(struct cache *c, const void *fh, size_t fhlen, uint64_t off,
-               const void *data, uint32_t len, bool eof,
-               const uint8_t *fattr3, unsigned flags)
+/* cache_fill and cache_fill_ref: with release, the item refers to data
+ * (the caller's buffer) instead of copying it, and release(arg) is called
+ * once, now or from the writer, whatever happens to the fill. */
+static int fill_common(struct cache *c, const void *fh, size_t fhlen,
+		       uint64_t off, const void *data, uint32_t len,
+		       const uint8_t *fattr3, unsigned flags,
+		       void (*release)(void *), void *arg, bool *owned)
 {
 	struct cache_ident id;
 	struct cver v;
 	struct witem *wi;
 	uint64_t first, n = 0, bytes = 0;
+	const uint8_t *start;
 	uint32_t bs;
 	int rc;
 
-	(void)eof; /* block ends come from the attributes' size */
 	if (!c || !fh || fhlen == 0 || fhlen > CACHE_FH_MAX || (len && !data))
 		return -EINVAL;
 	if (!fattr3 || get_be32(fattr3) != 1)
@@ -238,11 +242,44 @@ int cache_fill(struct cache *c, const void *fh, size_t fhlen, uint64_t off,
 		atomic_fetch_add(&c->a_dropped_bytes, bytes);
 		return -ENOBUFS;
 	}
+	start = (const uint8_t *)data + (first * bs - off);
 	if (!(wi = fill_item_new(&id, &v, flags, fattr3, fh, fhlen, first,
-				 (uint32_t)n, (const uint8_t *)data + (first * bs - off),
-				 bytes)))
+				 (uint32_t)n, release ? NULL : start, bytes)))
 		return -ENOMEM;
+	if (release) {
+		wi->wi_ext = start;
+		wi->wi_release = release;
+		wi->wi_release_arg = arg;
+		*owned = true; /* the item's free gives the data back */
+	}
 	return writer_enqueue_fill(c, wi);
+}
+
+int cache_fill(struct cache *c, const void *fh, size_t fhlen, uint64_t off,
+               const void *data, uint32_t len, bool eof,
+               const uint8_t *fattr3, unsigned flags)
+{
+	(void)eof; /* block ends come from the attributes' size */
+	return fill_common(c, fh, fhlen, off, data, len, fattr3, flags, NULL,
+			   NULL, NULL);
+}
+
+int cache_fill_ref(struct cache *c, const void *fh, size_t fhlen,
+		   uint64_t off, const void *data, uint32_t len, bool eof,
+		   const uint8_t *fattr3, unsigned flags,
+		   void (*release)(void *), void *arg)
+{
+	bool owned = false;
+	int rc;
+
+	(void)eof;
+	if (!release)
+		return -EINVAL;
+	rc = fill_common(c, fh, fhlen, off, data, len, fattr3, flags, release,
+			 arg, &owned);
+	if (!owned) /* no item was made: nothing holds the data */
+		release(arg);
+	return rc;
 }
 
 struct witem *fill_item_new(const struct cache_ident *id, const struct cver *v,
@@ -250,7 +287,7 @@ struct witem *fill_item_new(const struct cache_ident *id, const struct cver *v,
 			    size_t fhlen, uint64_t blk, uint32_t nblk,
 			    const void *data, uint32_t bytes)
 {
-	struct witem *wi = malloc(sizeof(*wi) + bytes);
+	struct witem *wi = malloc(sizeof(*wi) + (data ? bytes : 0));
 
 	if (!wi)
 		return NULL;
@@ -266,7 +303,8 @@ struct witem *fill_item_new(const struct cache_ident *id, const struct cver *v,
 	wi->wi_blk = blk;
 	wi->wi_nblk = nblk;
 	wi->wi_len = bytes;
-	memcpy(wi->wi_data, data, bytes);
+	if (data)
+		memcpy(wi->wi_data, data, bytes);
 	return wi;
 }
 

@@ -57,6 +57,9 @@ struct cache_opts {
 	uint64_t co_queue_bytes;   /* fill data queued for the writer; 0 = 64 MiB */
 	uint32_t co_group_bytes;   /* commit a group at this much data; 0 = 32 MiB */
 	uint32_t co_group_ms;      /* ... or this long after it began; 0 = 5 */
+	int co_writer_nice;        /* the writer thread's nice value (0..19):
+	                            * fills are background work; 0 = as the
+	                            * process */
 	uint32_t co_retry_ms;      /* bypass: retry writing after; 0 = 30000 */
 	unsigned co_low_pct;       /* evict down to this % of the cap; 0 = 90 */
 	unsigned co_flags;         /* CACHE_OPEN_* */
@@ -258,6 +261,19 @@ int cache_read_partial(struct cache *c, const void *fh, size_t fhlen,
 int cache_fill(struct cache *c, const void *fh, size_t fhlen, uint64_t off,
                const void *data, uint32_t len, bool eof,
                const uint8_t *fattr3, unsigned flags);
+
+/*
+ * cache_fill without the copy: the queued item refers to data, which the
+ * caller keeps valid and unchanged until release(arg) is called.  release
+ * is called exactly once in every case: before return when nothing was
+ * queued, else from the writer thread once the blocks are stored or
+ * dropped (so it must be thread-safe, e.g. an atomic reference drop).
+ * Saves the cold path a copy of every byte read (docs/cache.md).
+ */
+int cache_fill_ref(struct cache *c, const void *fh, size_t fhlen,
+                   uint64_t off, const void *data, uint32_t len, bool eof,
+                   const uint8_t *fattr3, unsigned flags,
+                   void (*release)(void *), void *arg);
 
 /*
  * Write path (write-through): the file's cached blocks must not be served

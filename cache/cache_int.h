@@ -195,6 +195,11 @@ struct witem {
 	uint64_t wi_blk;   /* fill: first block */
 	uint32_t wi_nblk;  /* fill: blocks */
 	uint64_t wi_len;   /* fill: data bytes (counted against the queue) */
+	/* fill by reference (cache_fill_ref): the blocks are at wi_ext, in
+	 * the caller's buffer, until wi_release(wi_release_arg) */
+	const uint8_t *wi_ext;
+	void (*wi_release)(void *);
+	void *wi_release_arg;
 	uint8_t wi_data[]; /* fill: the blocks, back to back */
 };
 
@@ -283,6 +288,12 @@ struct witem *fill_item_new(const struct cache_ident *id, const struct cver *v,
 			    const void *data, uint32_t bytes);
 void writer_touch(struct cache *c, const struct cache_ident *id,
                   uint64_t blk, uint32_t n);
+/* Free a queue item, giving a by-reference fill's buffer back. */
+void witem_free(struct witem *wi);
+static inline const uint8_t *witem_bytes(const struct witem *wi)
+{
+	return wi->wi_ext ? wi->wi_ext : wi->wi_data;
+}
 void cache_set_broken(struct cache *c, int rc, const char *where);
 
 /* read.c */

@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <time.h>
 
 /* ---------------------------------------------------------------------- */
@@ -44,6 +47,13 @@ static void count_drop(struct cache *c, uint64_t len)
 	atomic_fetch_add(&c->a_dropped_bytes, len);
 }
 
+void witem_free(struct witem *wi)
+{
+	if (wi->wi_release)
+		wi->wi_release(wi->wi_release_arg);
+	free(wi);
+}
+
 int writer_enqueue_fill(struct cache *c, struct witem *wi)
 {
 	bool ok = false;
@@ -60,7 +70,7 @@ int writer_enqueue_fill(struct cache *c, struct witem *wi)
 	if (ok)
 		return 0;
 	count_drop(c, wi->wi_len);
-	free(wi);
+	witem_free(wi);
 	return -ENOBUFS;
 }
 
@@ -291,7 +301,7 @@ static int apply_fill(struct cache *c, MDB_txn *t, const struct witem *wi,
                       uint64_t seq, struct wstat *ws)
 {
 	struct store *s = &c->c_st;
-	const uint8_t *p = wi->wi_data;
+	const uint8_t *p = witem_bytes(wi);
 	uint64_t left = wi->wi_len;
 	struct filerec fr;
 	int rc;
@@ -468,7 +478,7 @@ static void group_undo(struct cache *c, struct witem *done)
 		if (done->wi_kind == WI_FILL || done->wi_kind == WI_BARRIER) {
 			if (done->wi_kind == WI_FILL)
 				count_drop(c, done->wi_len);
-			free(done);
+			witem_free(done);
 			dropped++;
 			continue;
 		}
@@ -499,7 +509,7 @@ static void group_done(struct cache *c, struct witem *done)
 		nx = wi->wi_next;
 		if (wi->wi_kind == WI_INVAL)
 			mem_inval_done(c, &wi->wi_id);
-		free(wi);
+		witem_free(wi);
 		n++;
 	}
 	pthread_mutex_lock(&c->c_qlock);
@@ -726,6 +736,15 @@ static void *writer_main(void *arg)
 {
 	struct cache *c = arg;
 
+	/* Linux applies nice per thread: the foreground (the proxy's loop,
+	 * whose clients wait) goes first when the CPUs are busy, and the
+	 * queue (co_queue_bytes) absorbs the burst until they are not. */
+	if (c->c_opts.co_writer_nice > 0 &&
+	    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid),
+			c->c_opts.co_writer_nice) < 0)
+		cache_logf(c->c_opts.co_log, LOG_INFO,
+		           "cache: writer priority not lowered: %s",
+		           strerror(errno));
 	while (writer_wait(c)) {
 		bool stop;
 		writer_group(c);

@@ -140,6 +140,9 @@ int px_rcache_open(struct px_loop *l)
 		 * commits ~200 MB/s): fills beyond it would be dropped.  Held
 		 * only while a burst lasts. */
 		.co_queue_bytes = 256u << 20,
+		/* Filling is background work: on a busy machine the loop
+		 * answering clients runs first (docs/benchmarks.md). */
+		.co_writer_nice = 10,
 		.co_log = cache_log,
 	};
 	struct px_rcache *rc;
@@ -1895,6 +1898,53 @@ static void look_put(struct px_rcache *rc, struct px_msg *m,
 	lk->lk_until = px_now_ms() + LOOK_MS;
 }
 
+static void msg_release(void *m)
+{
+	px_msg_unref(m);
+}
+
+/*
+ * The asking client's answer made of upstream's reply itself when the
+ * client's range starts where the fetched one does (a widened READ that
+ * needed no widening at the front: every aligned read): the header
+ * before the data has the layout read_reply_finish() writes, so only
+ * count, eof and length change, and the message goes out as it came in.
+ * Saves a copy of every byte on the cold path.  The bytes after a shorter
+ * slice stay (the fill and the lookaside still read them) and are not
+ * sent; a slice that would need new padding is left to serve_range().
+ * Only for the one client whose xid the reply already carries.
+ */
+static bool serve_in_place(struct px_client *c, const struct px_cread *cr,
+			   struct px_msg *m, const struct note_ctx *nc)
+{
+	uint8_t *msg = px_msg_data(m);
+	const uint8_t *fattr = nc->nc_first_fattr;
+	uint64_t size = rpc_get64(fattr + NFS3_FATTR_SIZE_OFF);
+	uint64_t off = cr->cr_cl_off, end = off + cr->cr_cl_count;
+	uint32_t slen;
+
+	if (off != cr->cr_up_off || nc->nc_data != msg + READ_REPLY_HDR ||
+	    fattr != msg + 32 || m->m_next)
+		return false;
+	if (end > size)
+		end = size;
+	if (end > off + nc->nc_count)
+		end = off + nc->nc_count;
+	if (end < off)
+		end = off;
+	slen = (uint32_t)(end - off);
+	if (slen != nc->nc_count && slen % 4)
+		return false;
+	rpc_put32(msg + 12, RPC_AUTH_NONE); /* verifier: AUTH_NONE, empty */
+	rpc_put32(nc->nc_data - 12, slen);
+	rpc_put32(nc->nc_data - 8, end >= size);
+	rpc_put32(nc->nc_data - 4, slen);
+	if (slen != nc->nc_count)
+		m->m_len = READ_REPLY_HDR + slen;
+	px_client_send(c, m);
+	return true;
+}
+
 /* Answer the client and the waiters of a widened READ from its reply. */
 static void read_answer(struct px_rcache *rc, struct px_call *pc,
 			struct note_ctx *nc, struct px_msg *m)
@@ -1906,14 +1956,19 @@ static void read_answer(struct px_rcache *rc, struct px_call *pc,
 	/* Bytes read before a write to the file was sent may be older than
 	 * it: they answer this READ (they raced the write) but are not kept. */
 	if (ok && !modified_since(rc, cr->cr_fh, cr->cr_fhlen, pc->pc_seq)) {
-		cache_fill(rc->rc_cache, cr->cr_fh, cr->cr_fhlen, cr->cr_up_off,
-			   nc->nc_data, nc->nc_count, nc->nc_eof,
-			   nc->nc_first_fattr, rc->rc_flags);
+		/* The writer stores straight from the reply: no copy. */
+		m->m_refs++;
+		cache_fill_ref(rc->rc_cache, cr->cr_fh, cr->cr_fhlen,
+			       cr->cr_up_off, nc->nc_data, nc->nc_count,
+			       nc->nc_eof, nc->nc_first_fattr, rc->rc_flags,
+			       msg_release, m);
 		look_put(rc, m, cr, nc->nc_data, nc->nc_count, nc->nc_eof,
 			 nc->nc_first_fattr);
 	}
 	if (pc->pc_client && !pc->pc_client->cl_closed) {
-		if (ok)
+		if (ok && serve_in_place(pc->pc_client, cr, m, nc))
+			;
+		else if (ok)
 			serve_range(pc->pc_client, pc->pc_cl_xid, cr->cr_cl_off,
 				    cr->cr_cl_count, cr->cr_up_off, nc->nc_data,
 				    nc->nc_count, nc->nc_first_fattr);

@@ -170,7 +170,7 @@ const char *px_addr_str(const struct sockaddr_storage *ss, char *buf,
 struct px_msg {
 	struct px_msg *m_next; /* output queue link */
 	size_t m_off;          /* bytes of mark+message already written */
-	uint32_t m_refs;
+	_Atomic uint32_t m_refs; /* the cache's writer drops fills' refs */
 	size_t m_len;          /* message bytes */
 	uint8_t *m_mem;        /* headroom + message, owned */
 };

@@ -264,6 +264,57 @@ static void test_roundtrip(void)
 	cache_close(c);
 }
 
+/* cache_fill_ref: the blocks are stored from the caller's buffer, and the
+ * release comes exactly once whatever happens to the fill. */
+static _Atomic int released;
+static void count_release(void *arg)
+{
+	(void)arg;
+	released++;
+}
+
+static void test_fill_ref(void)
+{
+	struct cache *c = open_cache(new_dir(), 256 * MB, 0, 0);
+	uint64_t size = 2 * MB;
+	uint8_t a[CACHE_FATTR_SIZE], fh[64];
+	size_t fhlen = mkfh(fh, 40);
+	uint8_t *d = mkdata(40, 1, 0, size), *u = mkdata(41, 1, 1000, 200000);
+	struct cache_stats st;
+
+	released = 0;
+	mkattr(a, 40, size, 1, 1);
+	CU_ASSERT_EQUAL(cache_fill_ref(c, fh, fhlen, 0, d, (uint32_t)size, true,
+	                               a, 0, count_release, d), 0);
+	CU_ASSERT_EQUAL(cache_flush(c), 0);
+	CU_ASSERT_EQUAL(released, 1);
+	CU_ASSERT_EQUAL(read_check(c, 40, 1, size, 0, (uint32_t)size), 0);
+	CU_ASSERT_EQUAL(read_check(c, 40, 1, size, BS + 7, 3 * BS), 0);
+	/* unaligned: the whole blocks inside, from the right bytes */
+	mkattr(a, 41, 4 * BS, 1, 1);
+	CU_ASSERT_EQUAL(cache_fill_ref(c, fh, mkfh(fh, 41), 1000, u, 200000,
+	                               false, a, 0, count_release, u), 0);
+	CU_ASSERT_EQUAL(cache_flush(c), 0);
+	CU_ASSERT_EQUAL(released, 2);
+	CU_ASSERT_EQUAL(read_check(c, 41, 1, 4 * BS, BS, 2 * BS), 0);
+	/* nothing to store (no attributes, less than a block): released now */
+	CU_ASSERT_EQUAL(cache_fill_ref(c, fh, fhlen, 0, d, BS, false, NULL, 0,
+	                               count_release, d), 0);
+	CU_ASSERT_EQUAL(released, 3);
+	mkattr(a, 42, 4 * BS, 1, 1);
+	CU_ASSERT_EQUAL(cache_fill_ref(c, fh, mkfh(fh, 42), 10, d, 100, false, a,
+	                               0, count_release, d), 0);
+	CU_ASSERT_EQUAL(released, 4);
+	CU_ASSERT_EQUAL(cache_fill_ref(c, fh, fhlen, 0, d, BS, false, a, 0, NULL,
+	                               NULL), -EINVAL);
+	cache_stats(c, &st);
+	CU_ASSERT_EQUAL(st.cs_fill_bytes, size + 2 * BS);
+	cache_close(c);
+	CU_ASSERT_EQUAL(released, 4);
+	free(d);
+	free(u);
+}
+
 static void test_partial(void)
 {
 	struct cache *c = open_cache(new_dir(), 256 * MB, 0, 0);
@@ -1103,6 +1154,7 @@ int main(void)
 		return 1;
 	s = CU_add_suite("cache", NULL, NULL);
 	CU_add_test(s, "fill/read round trips", test_roundtrip);
+	CU_add_test(s, "fill by reference: stored, released once", test_fill_ref);
 	CU_add_test(s, "partial reads list missing blocks", test_partial);
 	CU_add_test(s, "version change invalidates", test_version_change);
 	CU_add_test(s, "access versions: chmod, ctime", test_same_access);
