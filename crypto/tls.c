@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -25,6 +26,13 @@
 #define TLS_REC_MAX 16384u          /* TLS plaintext record limit */
 #define TLS_KEY_MAX (1u << 20)      /* no sane PEM key is bigger */
 #define TLS_TICKET_LIFETIME 3600L   /* resumption skips CRL and expiry checks */
+/* After the handshake (an authenticated peer): records are collected in
+ * user space and written with one send() for up to OBUF_HIGH bytes, and
+ * OpenSSL reads ahead up to RBUF_LEN per read(); one syscall per 16 KiB
+ * record was most of the encrypted chain's cost (docs/benchmarks.md). */
+#define TLS_OBUF_HIGH (256u << 10)
+#define TLS_WRITE_CHUNK (128u << 10)
+#define TLS_RBUF_LEN (160u << 10)
 
 /* ALPN wire form: length-prefixed protocol list. */
 static const unsigned char alpn_wire[] = "\x06" TLS_ALPN;
@@ -50,6 +58,10 @@ struct tls_conn {
 	char cn_vsubject[256];
 	char cn_reason[512];
 	unsigned char *cn_wbuf;     /* writev gather buffer, lazily */
+	int cn_fd;
+	BIO *cn_obio;               /* after the handshake: collects records */
+	unsigned char *cn_obuf;     /* records not yet sent: [ooff, olen) */
+	size_t cn_ooff, cn_olen, cn_ocap;
 };
 
 static void errf(char *err, size_t errlen, const char *fmt, ...)
@@ -532,6 +544,7 @@ void tls_conn_free(struct tls_conn *c)
 		OPENSSL_cleanse(c->cn_wbuf, TLS_REC_MAX);
 		free(c->cn_wbuf);
 	}
+	free(c->cn_obuf); /* records: ciphertext only */
 	tls_ctx_free(c->cn_ctx);
 	free(c);
 }
@@ -646,6 +659,131 @@ static int conn_result(struct tls_conn *c, int ret, int saved_errno)
 	}
 }
 
+/* ---------------------------------------------------------------------- */
+/* The output buffer: a write BIO that never blocks                        */
+
+static int obuf_reserve(struct tls_conn *c, size_t len)
+{
+	size_t cap;
+	unsigned char *p;
+
+	if (c->cn_ooff == c->cn_olen)
+		c->cn_ooff = c->cn_olen = 0;
+	if (c->cn_ocap - c->cn_olen >= len)
+		return 0;
+	if (c->cn_ooff) {
+		memmove(c->cn_obuf, c->cn_obuf + c->cn_ooff,
+			c->cn_olen - c->cn_ooff);
+		c->cn_olen -= c->cn_ooff;
+		c->cn_ooff = 0;
+		if (c->cn_ocap - c->cn_olen >= len)
+			return 0;
+	}
+	cap = c->cn_ocap ? c->cn_ocap : 64u << 10;
+	while (cap - c->cn_olen < len)
+		cap *= 2;
+	if (!(p = realloc(c->cn_obuf, cap)))
+		return -ENOMEM;
+	c->cn_obuf = p;
+	c->cn_ocap = cap;
+	return 0;
+}
+
+static int obio_write_ex(BIO *b, const char *data, size_t len, size_t *done)
+{
+	struct tls_conn *c = BIO_get_data(b);
+
+	BIO_clear_retry_flags(b);
+	if (!c || obuf_reserve(c, len))
+		return 0;
+	memcpy(c->cn_obuf + c->cn_olen, data, len);
+	c->cn_olen += len;
+	*done = len;
+	return 1;
+}
+
+static long obio_ctrl(BIO *b, int cmd, long num, void *ptr)
+{
+	struct tls_conn *c = BIO_get_data(b);
+
+	(void)num;
+	(void)ptr;
+	switch (cmd) {
+	case BIO_CTRL_FLUSH:
+		return 1; /* sent by tls_conn_flush(), from the event loop */
+	case BIO_CTRL_WPENDING:
+		return c ? (long)(c->cn_olen - c->cn_ooff) : 0;
+	default:
+		return 0;
+	}
+}
+
+static int obio_create(BIO *b)
+{
+	BIO_set_init(b, 1);
+	return 1;
+}
+
+static BIO_METHOD *obio_meth;
+static pthread_once_t obio_once = PTHREAD_ONCE_INIT;
+
+static void obio_meth_init(void)
+{
+	BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+				     "gridvfs TLS output");
+
+	if (m && BIO_meth_set_write_ex(m, obio_write_ex) &&
+	    BIO_meth_set_ctrl(m, obio_ctrl) && BIO_meth_set_create(m, obio_create))
+		obio_meth = m;
+	else
+		BIO_meth_free(m);
+}
+
+/* Move to the output buffer and the larger read buffer.  Best effort: a
+ * connection that cannot keeps OpenSSL's own socket BIO. */
+static void conn_buffer(struct tls_conn *c)
+{
+	BIO *b;
+
+	pthread_once(&obio_once, obio_meth_init);
+	c->cn_fd = SSL_get_wfd(c->cn_ssl);
+	if (obio_meth && c->cn_fd >= 0 && (b = BIO_new(obio_meth))) {
+		BIO_set_data(b, c);
+		SSL_set0_wbio(c->cn_ssl, b);
+		c->cn_obio = b;
+	}
+	/* Nothing of the peer's may sit in the small handshake buffer. */
+	if (!SSL_has_pending(c->cn_ssl) && SSL_free_buffers(c->cn_ssl))
+		SSL_set_default_read_buffer_len(c->cn_ssl, TLS_RBUF_LEN);
+}
+
+int tls_conn_flush(struct tls_conn *c)
+{
+	if (c->cn_err)
+		return c->cn_err;
+	while (c->cn_ooff < c->cn_olen) {
+		ssize_t w = send(c->cn_fd, c->cn_obuf + c->cn_ooff,
+				 c->cn_olen - c->cn_ooff, MSG_NOSIGNAL);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return TLS_WANT_WRITE;
+			return fail(c, -errno, "socket error: %s",
+				    strerror(errno));
+		}
+		c->cn_ooff += (size_t)w;
+	}
+	c->cn_ooff = c->cn_olen = 0;
+	return 0;
+}
+
+bool tls_conn_wpending(const struct tls_conn *c)
+{
+	return c && !c->cn_err && c->cn_ooff < c->cn_olen;
+}
+
 /* The client checks the server agreed to "sunrpc" (RFC 9289). */
 static int handshake_finish(struct tls_conn *c)
 {
@@ -657,6 +795,7 @@ static int handshake_finish(struct tls_conn *c)
 		return fail(c, TLS_E_ALPN,
 			    "no ALPN sunrpc: the server selected none");
 	c->cn_done = true;
+	conn_buffer(c);
 	return 0;
 }
 
@@ -690,6 +829,11 @@ ssize_t tls_conn_read(struct tls_conn *c, void *buf, size_t len)
 	ERR_clear_error();
 	errno = 0;
 	ret = SSL_read_ex(c->cn_ssl, buf, len, &n);
+	/* Reading may have made OpenSSL answer something (a key update):
+	 * send it now if the socket takes it, else the loop's EPOLLOUT does
+	 * (tls_conn_wpending). */
+	if (c->cn_olen)
+		(void)tls_conn_flush(c);
 	if (ret == 1)
 		return (ssize_t)n;
 	if (SSL_get_error(c->cn_ssl, ret) == SSL_ERROR_ZERO_RETURN)
@@ -697,23 +841,25 @@ ssize_t tls_conn_read(struct tls_conn *c, void *buf, size_t len)
 	return conn_result(c, ret, errno);
 }
 
-ssize_t tls_conn_write(struct tls_conn *c, const void *buf, size_t len)
+/* One SSL_write; with the output buffer it takes everything or fails. */
+static ssize_t ssl_write(struct tls_conn *c, const void *buf, size_t len)
 {
 	size_t n = 0;
 	int ret;
 
-	if (c->cn_err)
-		return c->cn_err;
-	if (!c->cn_done || c->cn_shut)
-		return TLS_E_STATE;
-	if (len == 0)
-		return 0;
 	ERR_clear_error();
 	errno = 0;
 	ret = SSL_write_ex(c->cn_ssl, buf, len, &n);
 	if (ret == 1)
 		return (ssize_t)n;
 	return conn_result(c, ret, errno);
+}
+
+ssize_t tls_conn_write(struct tls_conn *c, const void *buf, size_t len)
+{
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = len};
+
+	return tls_conn_writev(c, &iov, 1);
 }
 
 /* Copy up to TLS_REC_MAX bytes starting at (*i, *off) into dst. */
@@ -737,22 +883,21 @@ static size_t iov_gather(unsigned char *dst, const struct iovec *iov, int n,
 	return fill;
 }
 
-ssize_t tls_conn_writev(struct tls_conn *c, const struct iovec *iov, int n)
+/* Without the output buffer (before it, or if it could not be made):
+ * OpenSSL writes each record to the socket itself. */
+static ssize_t writev_direct(struct tls_conn *c, const struct iovec *iov,
+			     int n)
 {
 	size_t total = 0, fill, off = 0;
 	ssize_t r;
 	int i = 0;
 
-	if (c->cn_err)
-		return c->cn_err;
-	if (!c->cn_wbuf && !(c->cn_wbuf = malloc(TLS_REC_MAX)))
-		return -ENOMEM;
 	/*
 	 * Each gather starts where the previous one ended, so a retry after
 	 * a WANT re-gathers exactly the bytes OpenSSL still holds pending.
 	 */
 	while ((fill = iov_gather(c->cn_wbuf, iov, n, &i, &off)) > 0) {
-		r = tls_conn_write(c, c->cn_wbuf, fill);
+		r = ssl_write(c, c->cn_wbuf, fill);
 		if (r < 0)
 			return total ? (ssize_t)total : r;
 		total += (size_t)r;
@@ -760,6 +905,51 @@ ssize_t tls_conn_writev(struct tls_conn *c, const struct iovec *iov, int n)
 			break;
 	}
 	return (ssize_t)total;
+}
+
+ssize_t tls_conn_writev(struct tls_conn *c, const struct iovec *iov, int n)
+{
+	size_t total = 0, off = 0;
+	ssize_t r;
+	int i = 0, f;
+
+	if (c->cn_err)
+		return c->cn_err;
+	if (!c->cn_done || c->cn_shut)
+		return TLS_E_STATE;
+	if (!c->cn_wbuf && !(c->cn_wbuf = malloc(TLS_REC_MAX)))
+		return -ENOMEM;
+	if (!c->cn_obio)
+		return writev_direct(c, iov, n);
+	/* Records already made go first; encrypt ahead up to OBUF_HIGH. */
+	f = tls_conn_flush(c);
+	if (f < 0 && f != TLS_WANT_WRITE)
+		return f;
+	while (i < n && c->cn_olen - c->cn_ooff < TLS_OBUF_HIGH) {
+		size_t left = iov[i].iov_len - off, take;
+
+		if (left >= TLS_REC_MAX) {
+			/* Large pieces are encrypted where they lie. */
+			take = left < TLS_WRITE_CHUNK ? left : TLS_WRITE_CHUNK;
+			r = ssl_write(c, (const char *)iov[i].iov_base + off,
+				      take);
+			if (r >= 0 && (off += (size_t)r) == iov[i].iov_len) {
+				i++;
+				off = 0;
+			}
+		} else {
+			/* Small ones (replies, record marks) share records. */
+			take = iov_gather(c->cn_wbuf, iov, n, &i, &off);
+			r = ssl_write(c, c->cn_wbuf, take);
+		}
+		if (r < 0)
+			return total ? (ssize_t)total : r;
+		total += (size_t)r;
+	}
+	f = tls_conn_flush(c);
+	if (f < 0 && f != TLS_WANT_WRITE && !total)
+		return f;
+	return total ? (ssize_t)total : TLS_WANT_WRITE;
 }
 
 bool tls_conn_pending(const struct tls_conn *c)
@@ -779,7 +969,7 @@ int tls_conn_shutdown(struct tls_conn *c)
 	ret = SSL_shutdown(c->cn_ssl);
 	if (ret >= 0) {
 		c->cn_shut = true;
-		return 0;
+		return c->cn_olen ? tls_conn_flush(c) : 0;
 	}
 	return conn_result(c, ret, errno);
 }

@@ -140,12 +140,24 @@ ssize_t tls_conn_read(struct tls_conn *c, void *buf, size_t len);
 ssize_t tls_conn_write(struct tls_conn *c, const void *buf, size_t len);
 
 /*
- * Gather-write: copies up to 16 KiB of iov at a time into one TLS record.
- * Returns the total taken (may stop early on a retry code after taking
- * some), a retry code if nothing was taken, or a failure.  Retry with the
- * iov advanced past the bytes taken.
+ * Gather-write.  After the handshake, records are made into an output
+ * buffer (up to 256 KiB ahead of the socket) and sent with one send()
+ * each time: large pieces are encrypted where they lie, small ones share
+ * 16 KiB records.  Returns the total taken — bytes taken are in records
+ * and will reach the peer through tls_conn_flush() — a retry code if
+ * nothing was taken, or a failure.  Retry with the iov advanced past the
+ * bytes taken.
  */
 ssize_t tls_conn_writev(struct tls_conn *c, const struct iovec *iov, int n);
+
+/*
+ * Send records already made (writev's or OpenSSL's own, e.g. close_notify).
+ * 0: none left; TLS_WANT_WRITE: the socket is full, call again on
+ * EPOLLOUT; a failure (sticky).  tls_conn_wpending() says whether any are
+ * left: the caller keeps EPOLLOUT armed while it is true.
+ */
+int tls_conn_flush(struct tls_conn *c);
+bool tls_conn_wpending(const struct tls_conn *c);
 
 /* true if OpenSSL holds received data that epoll will not signal. */
 bool tls_conn_pending(const struct tls_conn *c);

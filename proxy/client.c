@@ -116,7 +116,9 @@ static void client_arm(struct px_client *c)
 		mask = c->cl_tls_want == TLS_WANT_WRITE ? EPOLLOUT : EPOLLIN;
 	else if (!c->cl_read_paused)
 		mask |= EPOLLIN;
-	if (c->cl_out.q_head)
+	if (c->cl_out.q_head ||
+	    (c->cl_tls && c->cl_state != CL_HANDSHAKE &&
+	     tls_conn_wpending(c->cl_tls)))
 		mask |= EPOLLOUT;
 	if (mask != c->cl_ev.ev_mask)
 		px_ev_mod(c->cl_loop, &c->cl_ev, mask);

@@ -115,6 +115,15 @@ int px_outq_flush(struct px_outq *q, int fd, struct tls_conn *tls,
 {
 	size_t done = 0;
 
+	/* Records made earlier go before anything new (TLS). */
+	if (tls && tls_conn_wpending(tls)) {
+		int f = tls_conn_flush(tls);
+
+		if (f == TLS_WANT_WRITE)
+			return 1;
+		if (f < 0)
+			return f > -4096 ? f : -EPROTO;
+	}
 	while (q->q_head && done < budget) {
 		struct iovec iov[IOV_MAX_BATCH];
 		int n = 0;
@@ -147,7 +156,7 @@ int px_outq_flush(struct px_outq *q, int fd, struct tls_conn *tls,
 			outq_pop(q);
 		}
 	}
-	return q->q_head ? 1 : 0;
+	return q->q_head || (tls && tls_conn_wpending(tls)) ? 1 : 0;
 }
 
 void px_outq_clear(struct px_outq *q)

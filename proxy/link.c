@@ -120,7 +120,8 @@ static void link_arm(struct px_link *ln)
 
 	if (ln->ln_state == LINK_HANDSHAKE)
 		mask = ln->ln_tls_want == TLS_WANT_WRITE ? EPOLLOUT : EPOLLIN;
-	else if (ln->ln_state == LINK_CONNECTING || ln->ln_out.q_head)
+	else if (ln->ln_state == LINK_CONNECTING || ln->ln_out.q_head ||
+		 (ln->ln_tls && tls_conn_wpending(ln->ln_tls)))
 		mask |= EPOLLOUT;
 	if (ln->ln_ev.ev_fd >= 0 && mask != ln->ln_ev.ev_mask)
 		px_ev_mod(ln->ln_loop, &ln->ln_ev, mask);

@@ -352,7 +352,8 @@ static bool loop_quiet(struct px_loop *l)
 	if (px_pending_total(l))
 		return false;
 	for (struct px_client *c = l->lp_clients; c; c = c->cl_next)
-		if (c->cl_out.q_head)
+		if (c->cl_out.q_head ||
+		    (c->cl_tls && tls_conn_wpending(c->cl_tls)))
 			return false;
 	return true;
 }

@@ -422,6 +422,16 @@ static int flow_step(struct flow *f, struct tls_conn *a, struct tls_conn *b,
 			*ev_a |= r == TLS_WANT_WRITE ? POLLOUT : POLLIN;
 		} else
 			return (int)r;
+	} else if (tls_conn_wpending(a)) {
+		/* Records taken but not yet on the socket: the caller
+		 * flushes them (the proxy does on EPOLLOUT). */
+		r = tls_conn_flush(a);
+		if (r == 0)
+			moved = 1;
+		else if (r == TLS_WANT_WRITE)
+			*ev_a |= POLLOUT;
+		else
+			return (int)r;
 	}
 	if (f->got < len) {
 		r = tls_conn_read(b, f->in + f->got, len - f->got);
