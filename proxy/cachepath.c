@@ -235,14 +235,11 @@ static uint64_t authsys_key(const struct rpc_authsys *a)
 	return k ? k : 1;
 }
 
-static uint64_t cred_key(const uint8_t *msg, const struct rpc_call *h)
+/* The key of the credential the call goes upstream with (the request
+ * record's, identity mapping applied); 0 for AUTH_NONE. */
+static uint64_t rq_cred_key(const struct px_req *rq)
 {
-	struct rpc_authsys a;
-
-	if (h->c_cred_flavor != RPC_AUTH_SYS ||
-	    rpc_authsys_parse(msg + h->c_cred_body, h->c_cred_len, &a))
-		return 0;
-	return authsys_key(&a);
+	return rq->rq_sys ? authsys_key(&rq->rq_cred) : 0;
 }
 
 /* By file only: grant_revoke walks every credential's grant of a file. */
@@ -1515,30 +1512,25 @@ static void mf_named(struct px_loop *l, struct px_call *pc, const uint8_t *fh,
 {
 	struct px_rcache *rc = l->lp_rcache;
 	const uint8_t *msg = px_msg_data(pc->pc_req), *a;
+	const struct px_req *rq = &pc->pc_rq;
 	size_t sl = strlen(CACHE_META_SUFFIX);
 	uint32_t dlen, nlen;
-	struct rpc_authsys cred;
+	const struct rpc_authsys *cred = &rq->rq_cred;
 	struct cache_ident id;
 	struct px_mfile **pp, *mf;
-	struct rpc_call h;
 
+	/* LOOKUP3args: the directory's handle, then the name (checked by the
+	 * decode at intake). */
 	if (!rc->rc_meta || rpc_get32(fattr) != 1 ||
 	    rpc_get64(fattr + NFS3_FATTR_SIZE_OFF) < MF_MIN_SIZE ||
-	    fhlen > NFS3_FHSIZE ||
-	    rpc_call_parse(msg, pc->pc_req->m_len, &h) != RPC_CALL_OK ||
-	    h.c_cred_flavor != RPC_AUTH_SYS ||
-	    rpc_authsys_parse(msg + h.c_cred_body, h.c_cred_len, &cred))
+	    fhlen > NFS3_FHSIZE || !rq->rq_sys || rq->rq_nfh != 1)
 		return;
-	a = msg + h.c_args_off;
-	dlen = rpc_get32(a);
-	if (dlen > NFS3_FHSIZE ||
-	    h.c_args_off + 8 + ((dlen + 3u) & ~3u) > pc->pc_req->m_len)
+	dlen = rq->rq_fh_len[0];
+	a = msg + rq->rq_fh_off[0] + ((dlen + 3u) & ~3u);
+	nlen = rpc_get32(a);
+	if (!nlen || nlen + sl > MF_NAME_MAX)
 		return;
-	nlen = rpc_get32(a + 4 + ((dlen + 3u) & ~3u));
-	if (!nlen || nlen + sl > MF_NAME_MAX ||
-	    h.c_args_off + 8 + ((dlen + 3u) & ~3u) + nlen > pc->pc_req->m_len)
-		return;
-	a += 8 + ((dlen + 3u) & ~3u); /* the name */
+	a += 4; /* the name */
 	if (nlen >= sl && !memcmp(a + nlen - sl, CACHE_META_SUFFIX, sl))
 		return;
 	cache_ident_of_fattr(fattr, &id);
@@ -1554,12 +1546,12 @@ static void mf_named(struct px_loop *l, struct px_call *pc, const uint8_t *fh,
 	}
 	memcpy(mf->mf_fh, fh, fhlen);
 	mf->mf_fhlen = fhlen;
-	memcpy(mf->mf_dir, msg + h.c_args_off + 4, dlen);
+	memcpy(mf->mf_dir, msg + rq->rq_fh_off[0], dlen);
 	mf->mf_dirlen = dlen;
 	memcpy(mf->mf_name, a, nlen);
 	mf->mf_name[nlen] = '\0';
 	memcpy(mf->mf_fattr, fattr, NFS3_FATTR_SIZE);
-	mf->mf_cred = cred;
+	mf->mf_cred = *cred;
 	if (mf->mf_state == MF_NAMED ||
 	    (mf->mf_state == MF_NONE && px_now_ms() >= mf->mf_retry_at))
 		mf_discover(l, mf);
@@ -1568,10 +1560,10 @@ static void mf_named(struct px_loop *l, struct px_call *pc, const uint8_t *fh,
 /* A READ call of a tracked file: 1 when handled here (served, fetched or
  * parked until its metadata is known), 0 for the plain cache path. */
 static int mf_read_call(struct px_loop *l, struct px_client *c,
-			const uint8_t *msg, const struct rpc_call *h,
-			const uint8_t *fh, uint32_t fhlen, uint64_t off,
-			uint32_t count)
+			const struct px_req *rq, const uint8_t *fh,
+			uint32_t fhlen, uint64_t off, uint32_t count)
 {
+	const struct rpc_call *h = &rq->rq_h;
 	struct px_rcache *rc = l->lp_rcache;
 	struct cache_ident id;
 	struct px_mfile *mf;
@@ -1582,14 +1574,10 @@ static int mf_read_call(struct px_loop *l, struct px_client *c,
 		return 0;
 	if (mf->mf_state == MF_NONE && px_now_ms() < mf->mf_retry_at)
 		return 0;
-	if (h->c_cred_flavor != RPC_AUTH_SYS ||
-	    count > l->lp_opts->o_max_record || !(mr = calloc(1, sizeof(*mr))))
+	if (!rq->rq_sys || count > l->lp_opts->o_max_record ||
+	    !(mr = calloc(1, sizeof(*mr))))
 		return 0;
-	if (rpc_authsys_parse(msg + h->c_cred_body, h->c_cred_len,
-			      &mr->mr_cred)) {
-		free(mr);
-		return 0;
-	}
+	mr->mr_cred = rq->rq_cred;
 	mr->mr_mf = mf;
 	mr->mr_client = c;
 	c->cl_refs++;
@@ -1712,29 +1700,27 @@ static bool fetch_join(struct px_loop *l, struct px_client *c,
 }
 
 int px_rcache_read_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
-			size_t len, const struct rpc_call *h,
+			size_t len, struct px_req *rq,
 			struct px_cread **crp)
 {
 	struct px_rcache *rc = l->lp_rcache;
-	uint8_t *args = msg + h->c_args_off;
-	uint32_t fhlen = rpc_get32(args), count, bs;
+	const struct rpc_call *h = &rq->rq_h;
+	uint32_t fhlen, count = rq->rq_count, bs;
 	uint8_t fattr[NFS3_FATTR_SIZE];
 	struct px_cread want, *cr;
-	uint64_t off, aoff, alen;
-	uint8_t *fh = args + 4;
+	uint64_t off = rq->rq_off, aoff, alen;
+	const uint8_t *fh;
 	struct px_msg *m;
 	uint32_t got;
 	bool eof;
 
 	*crp = NULL;
-	if (fhlen > NFS3_FHSIZE)
+	if (!px_req_fh(rq, msg, &fh, &fhlen))
 		return 0;
-	off = rpc_get64(args + 4 + ((fhlen + 3u) & ~3u));
-	count = rpc_get32(args + 4 + ((fhlen + 3u) & ~3u) + 8);
-	if (mf_read_call(l, c, msg, h, fh, fhlen, off, count))
+	if (mf_read_call(l, c, rq, fh, fhlen, off, count))
 		return 1;
 	memset(&want, 0, sizeof(want));
-	want.cr_cred = cred_key(msg, h);
+	want.cr_cred = rq_cred_key(rq);
 	/* Hit: wholly cached, current version, and this credential may read.
 	 * The blocks are copied once, straight into the reply. */
 	if ((m = read_reply_room(count)) &&
@@ -1767,8 +1753,12 @@ int px_rcache_read_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
 	if (!(cr = malloc(sizeof(*cr))))
 		return 0;
 	*cr = want;
-	rpc_put64(args + 4 + ((fhlen + 3u) & ~3u), aoff);
-	rpc_put32(args + 4 + ((fhlen + 3u) & ~3u) + 8, (uint32_t)alen);
+	/* READ3args: the handle, offset, count. */
+	rpc_put64(msg + rq->rq_fh_off[0] + ((fhlen + 3u) & ~3u), aoff);
+	rpc_put32(msg + rq->rq_fh_off[0] + ((fhlen + 3u) & ~3u) + 8,
+		  (uint32_t)alen);
+	rq->rq_off = aoff;
+	rq->rq_count = (uint32_t)alen;
 	rc->rc_fetches++;
 	*crp = cr;
 	return 0;
@@ -1868,15 +1858,7 @@ static void note_read(void *ctx, uint32_t count, bool eof, uint8_t *data,
 static bool call_fh(const struct px_call *pc, const uint8_t **fh,
 		    uint32_t *len)
 {
-	const uint8_t *msg = px_msg_data(pc->pc_req);
-	struct rpc_call h;
-
-	if (rpc_call_parse(msg, pc->pc_req->m_len, &h) != RPC_CALL_OK ||
-	    h.c_args_off + 4 > pc->pc_req->m_len)
-		return false;
-	*len = rpc_get32(msg + h.c_args_off);
-	*fh = msg + h.c_args_off + 4;
-	return *len <= NFS3_FHSIZE && h.c_args_off + 4 + *len <= pc->pc_req->m_len;
+	return px_req_fh(&pc->pc_rq, px_msg_data(pc->pc_req), fh, len);
 }
 
 static void look_put(struct px_rcache *rc, struct px_msg *m,
@@ -2030,12 +2012,7 @@ bool px_rcache_reply(struct px_loop *l, struct px_call *pc, struct px_msg *m,
 	}
 	/* Who may read what, as upstream just said. */
 	if (pc->pc_proc == NFS3_READ || pc->pc_proc == NFS3_ACCESS) {
-		const uint8_t *msg = px_msg_data(pc->pc_req);
-		struct rpc_call h;
-		uint64_t cred = 0;
-
-		if (rpc_call_parse(msg, pc->pc_req->m_len, &h) == RPC_CALL_OK)
-			cred = cred_key(msg, &h);
+		uint64_t cred = rq_cred_key(&pc->pc_rq);
 		if (nc.nc_first_fattr && pc->pc_proc == NFS3_READ)
 			grant_set(rc, nc.nc_first_fattr, cred, nc.nc_status == 0);
 		if (nc.nc_first_fattr && pc->pc_proc == NFS3_ACCESS &&

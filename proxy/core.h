@@ -107,6 +107,37 @@ struct px_link {
  * (to match replies) and by (client address, client XID) to recognise a
  * client's retransmission.
  */
+/*
+ * The request record (proxy/request.c): a call decoded once at intake.
+ * Offsets are from the start of the message (after the record mark) and
+ * follow it through the stages that change its length (px_req_shift).
+ */
+#define PX_REQ_FH 2 /* NFSv3 calls carry at most two handles */
+struct px_req {
+	struct rpc_call rq_h;         /* header, credential and verifier */
+	int rq_args;                  /* 0, -ENAMETOOLONG, -EBADMSG */
+	size_t rq_len;                /* message bytes */
+	unsigned rq_nfh;              /* handles in the arguments */
+	size_t rq_fh_off[PX_REQ_FH];  /* each handle's bytes */
+	uint32_t rq_fh_len[PX_REQ_FH];
+	uint64_t rq_off;              /* READ, WRITE, COMMIT */
+	uint32_t rq_count, rq_stable; /* (stable: WRITE) */
+	size_t rq_data_off;           /* WRITE data, rq_data_len bytes */
+	uint32_t rq_data_len;
+	size_t rq_sattr_uid;          /* a sattr3's set uid/gid word, or 0 */
+	size_t rq_sattr_gid;
+	bool rq_sys;                  /* rq_cred holds an AUTH_SYS credential */
+	struct rpc_authsys rq_cred;   /* last: left unset unless rq_sys */
+};
+
+enum rpc_call_verdict px_req_decode(struct px_req *rq, uint8_t *msg,
+				    size_t len);
+/* delta bytes were inserted (removed, if negative) after offset at. */
+void px_req_shift(struct px_req *rq, size_t at, ptrdiff_t delta);
+/* The call's first handle (the object of most procedures). */
+bool px_req_fh(const struct px_req *rq, const uint8_t *msg,
+	       const uint8_t **fh, uint32_t *len);
+
 struct px_call {
 	uint32_t pc_up_xid;
 	uint32_t pc_cl_xid;
@@ -116,6 +147,7 @@ struct px_call {
 	struct px_client *pc_client; /* holds a ref; NULL when orphaned */
 	struct px_link *pc_link;
 	struct px_msg *pc_req;       /* upstream bytes, kept for resending */
+	struct px_req pc_rq;         /* pc_req decoded (offsets into it) */
 	struct idmap *pc_map;        /* map the call went out with (a ref) */
 	struct px_cread *pc_cread;   /* a READ widened by the cache, or NULL */
 	px_icall_fn pc_icb;          /* a call of the proxy's own, or NULL */
@@ -203,7 +235,7 @@ int px_mnt_path_norm(const char *in, size_t len, char *out, size_t *olen);
  * was answered here (or could not be). */
 struct px_loop *px_export_route(struct px_loop *main, struct px_client *c,
 				uint8_t **memp, size_t *lenp,
-				const struct rpc_call *h);
+				struct px_req *rq);
 /* A successful reply's handles tagged for the client: a new message (or
  * m with one more reference when it has none); NULL: answer SERVERFAULT. */
 struct px_msg *px_export_wrap_reply(struct px_loop *l, uint32_t prog,
@@ -245,8 +277,8 @@ int px_peer_local_uid(int fd, const struct sockaddr_storage *peer,
 		      uint32_t *uid);
 void px_peer_note_start(void);
 void px_peer_classify(struct px_client *c);
-int px_peer_check_call(const struct px_client *c, const uint8_t *msg,
-		       const struct rpc_call *h, char *why, size_t wlen);
+int px_peer_check_call(const struct px_client *c, const struct px_req *rq,
+		       char *why, size_t wlen);
 
 /* link.c */
 void px_link_init(struct px_loop *l, struct px_link *ln, const char *name,
@@ -262,7 +294,7 @@ struct idmap_slot;
 /* 0, -EACCES (deny policy: answer NFS3ERR_ACCES), -EBADMSG, -ENOMEM.
  * May replace *memp (a rebuilt credential); updates h's offsets. */
 int px_ident_call(const struct idmap *m, const struct idmap_peer_ids *peer,
-		  uint8_t **memp, size_t *lenp, struct rpc_call *h);
+		  uint8_t **memp, size_t *lenp, struct px_req *rq);
 void px_ident_reply(const struct idmap *m, uint32_t prog, uint32_t proc,
 		    uint8_t *res, size_t len);
 /* A complete NFSv3 (or MOUNT) reply carrying only a failure status. */
@@ -282,7 +314,7 @@ struct cache *px_rcache_cache(struct px_loop *l);
  * free the message); 0 to forward, with *crp set when the call was widened
  * to whole blocks (attach it to the pending call). */
 int px_rcache_read_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
-			size_t len, const struct rpc_call *h,
+			size_t len, struct px_req *rq,
 			struct px_cread **crp);
 /* Any successful-RPC NFS reply (client XID already restored): notes
  * attributes, grants and fills; true when it answered the client itself. */
@@ -312,7 +344,7 @@ int px_wb_open(struct px_loop *l);
 void px_wb_close(struct px_loop *l);
 void px_wb_tick(struct px_loop *l);
 int px_wb_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
-	       size_t len, const struct rpc_call *h);
+	       size_t len, const struct px_req *rq);
 void px_wb_reply(struct px_loop *l, struct px_call *pc, struct px_msg *m,
 		 size_t res_off);
 

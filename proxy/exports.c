@@ -482,17 +482,23 @@ static bool lookup_dotdot_at_root(struct px_loop *e, struct px_client *c,
 
 struct px_loop *px_export_route(struct px_loop *main, struct px_client *c,
 				uint8_t **memp, size_t *lenp,
-				const struct rpc_call *h)
+				struct px_req *rq)
 {
+	const struct rpc_call *h = &rq->rq_h;
 	uint8_t *msg = *memp + RPC_REC_HEADROOM;
 	struct px_loop *e = NULL;
-	struct fhlist f;
+	struct fhlist f = {.n = rq->rq_nfh};
+	uint32_t off[PX_REQ_FH], flen[PX_REQ_FH];
 	size_t w, r, len = *lenp;
 	bool ok = false;
 
 	if (h->c_prog == RPC_PROG_MOUNT) {
-		if (h->c_proc == MNT3_MNT)
-			return route_mnt(main, c, memp, lenp, h);
+		if (h->c_proc == MNT3_MNT) {
+			struct px_loop *me = route_mnt(main, c, memp, lenp, h);
+
+			rq->rq_len = *lenp;
+			return me;
+		}
 		reply_mount_local(main, c, h);
 		return NULL;
 	}
@@ -500,10 +506,17 @@ struct px_loop *px_export_route(struct px_loop *main, struct px_client *c,
 		reply_mount_local(main, c, h);
 		return NULL;
 	}
-	if (fh_find(h->c_prog, h->c_proc, true, msg, h->c_args_off, len, &f)) {
+	/* The handles as the decode found them (at most two in a call). */
+	if (f.n > PX_REQ_FH) {
 		px_client_status_reply(c, h, NFS3ERR_SERVERFAULT);
 		return NULL;
 	}
+	for (unsigned i = 0; i < f.n; i++) {
+		off[i] = (uint32_t)rq->rq_fh_off[i];
+		flen[i] = rq->rq_fh_len[i];
+	}
+	f.off = off;
+	f.len = flen;
 	for (unsigned i = 0; i < f.n; i++) {
 		struct px_loop *ei;
 
@@ -546,6 +559,13 @@ struct px_loop *px_export_route(struct px_loop *main, struct px_client *c,
 	}
 	memmove(msg + w, msg + r, len - r);
 	*lenp = w + (len - r);
+	/* The record follows: each handle lost TAG bytes at its start. */
+	for (unsigned i = 0; i < f.n; i++) {
+		size_t at = rq->rq_fh_off[i];
+
+		rq->rq_fh_len[i] -= TAG;
+		px_req_shift(rq, at, -(ptrdiff_t)TAG);
+	}
 	if (h->c_proc == NFS3_READDIRPLUS && f.n == 1) {
 		/* fh, cookie 8, cookieverf 8, dircount 4, maxcount 4 */
 		size_t mo = f.off[0] - 4 + 4 + ((f.len[0] - TAG + 3u) & ~3u) + 20;
@@ -561,7 +581,6 @@ struct px_loop *px_export_route(struct px_loop *main, struct px_client *c,
 		goto out;
 	ok = true;
 out:
-	fh_free(&f);
 	return ok ? e : NULL;
 }
 

@@ -56,9 +56,10 @@ static void fattr_map(void *ctx, uint8_t *fattr)
  * Replace the credential [cred_off, verf_off) by an AUTH_SYS one encoding
  * a.  In place when the size is unchanged, else into a new buffer.
  */
-static int cred_replace(uint8_t **memp, size_t *lenp, struct rpc_call *h,
+static int cred_replace(uint8_t **memp, size_t *lenp, struct px_req *rq,
 			const struct rpc_authsys *a)
 {
+	struct rpc_call *h = &rq->rq_h;
 	uint8_t body[RPC_AUTH_MAX_BODY];
 	struct rpc_xdr x;
 	size_t old = h->c_verf_off - h->c_cred_off, nsize, tail;
@@ -90,6 +91,7 @@ static int cred_replace(uint8_t **memp, size_t *lenp, struct rpc_call *h,
 	/* Everything after the credential moved by the same amount. */
 	ssize_t delta = (ssize_t)nsize - (ssize_t)old;
 
+	px_req_shift(rq, h->c_cred_off, delta);
 	h->c_verf_off = (size_t)((ssize_t)h->c_verf_off + delta);
 	h->c_verf_body = (size_t)((ssize_t)h->c_verf_body + delta);
 	h->c_args_off = (size_t)((ssize_t)h->c_args_off + delta);
@@ -127,11 +129,23 @@ static int peer_restrict(const struct idmap_opts *io,
 	return 0;
 }
 
+/* A sattr3's uid/gid words, found by the decode (rq_sattr_*). */
+static bool sattr_map_req(const struct idmap *m,
+			  const struct idmap_peer_ids *peer, uint8_t *msg,
+			  const struct px_req *rq)
+{
+	struct sattr_ctx sc = {m, peer, false};
+
+	sattr_map(&sc, rq->rq_sattr_uid ? msg + rq->rq_sattr_uid : NULL,
+		  rq->rq_sattr_gid ? msg + rq->rq_sattr_gid : NULL);
+	return !sc.sc_denied;
+}
+
 int px_ident_call(const struct idmap *m, const struct idmap_peer_ids *peer,
-		  uint8_t **memp, size_t *lenp, struct rpc_call *h)
+		  uint8_t **memp, size_t *lenp, struct px_req *rq)
 {
 	const struct idmap_opts *io = idmap_opts_of(m);
-	uint8_t *msg = *memp + RPC_REC_HEADROOM;
+	struct rpc_call *h = &rq->rq_h;
 	struct rpc_authsys a;
 	int rc;
 
@@ -139,8 +153,9 @@ int px_ident_call(const struct idmap *m, const struct idmap_peer_ids *peer,
 	if (h->c_proc == 0)
 		return 0;
 	if (h->c_cred_flavor == RPC_AUTH_SYS) {
-		if (rpc_authsys_parse(msg + h->c_cred_body, h->c_cred_len, &a))
+		if (!rq->rq_sys)
 			return -EBADMSG;
+		a = rq->rq_cred;
 		rc = idmap_cred_to_store(m, &a.as_uid, &a.as_gid, a.as_gids,
 					 &a.as_ngids);
 		if (rc < 0)
@@ -157,19 +172,14 @@ int px_ident_call(const struct idmap *m, const struct idmap_peer_ids *peer,
 	}
 	if (peer && (rc = peer_restrict(io, peer, &a)) < 0)
 		return rc;
-	if ((rc = cred_replace(memp, lenp, h, &a)) < 0)
+	if ((rc = cred_replace(memp, lenp, rq, &a)) < 0)
 		return rc;
-	msg = *memp + RPC_REC_HEADROOM;
-	if (h->c_prog == RPC_PROG_NFS) {
-		struct sattr_ctx sc = {m, peer, false};
-		struct rpc_nfs3_visit v = {.v_sattr = sattr_map};
-
-		if (rpc_nfs3_walk_call(h->c_proc, msg + h->c_args_off,
-				       *lenp - h->c_args_off, &v, &sc) < 0)
-			return -EBADMSG;
-		if (sc.sc_denied)
-			return -EACCES;
-	}
+	/* The stages after this one see the store's identity. */
+	rq->rq_sys = true;
+	rq->rq_cred = a;
+	if (h->c_prog == RPC_PROG_NFS &&
+	    !sattr_map_req(m, peer, *memp + RPC_REC_HEADROOM, rq))
+		return -EACCES;
 	return 0;
 }
 

@@ -219,10 +219,11 @@ void px_peer_classify(struct px_client *c)
 
 /* May c make this call with this credential?  0, or -EPERM with the
  * reason in why. */
-int px_peer_check_call(const struct px_client *c, const uint8_t *msg,
-		       const struct rpc_call *h, char *why, size_t wlen)
+int px_peer_check_call(const struct px_client *c, const struct px_req *rq,
+		       char *why, size_t wlen)
 {
-	struct rpc_authsys a;
+	const struct rpc_call *h = &rq->rq_h;
+	const struct rpc_authsys *a = &rq->rq_cred;
 
 	if (c->cl_trust == CL_TRUST_ANY || h->c_proc == 0)
 		return 0;
@@ -233,25 +234,25 @@ int px_peer_check_call(const struct px_client *c, const uint8_t *msg,
 	}
 	if (h->c_cred_flavor != RPC_AUTH_SYS)
 		return 0; /* no identity claimed: the anonymous one */
-	if (rpc_authsys_parse(msg + h->c_cred_body, h->c_cred_len, &a)) {
+	if (!rq->rq_sys) {
 		snprintf(why, wlen, "a malformed AUTH_SYS credential");
 		return -EPERM;
 	}
-	if (a.as_uid != c->cl_uid) {
+	if (a->as_uid != c->cl_uid) {
 		snprintf(why, wlen, "local uid %u claimed uid %u", c->cl_uid,
-			 a.as_uid);
+			 a->as_uid);
 		return -EPERM;
 	}
-	if (!idmap_peer_ids_has_gid(c->cl_own, a.as_gid)) {
+	if (!idmap_peer_ids_has_gid(c->cl_own, a->as_gid)) {
 		snprintf(why, wlen, "local uid %u claimed gid %u, not one of "
-			 "its groups", c->cl_uid, a.as_gid);
+			 "its groups", c->cl_uid, a->as_gid);
 		return -EPERM;
 	}
-	for (uint32_t i = 0; i < a.as_ngids; i++)
-		if (!idmap_peer_ids_has_gid(c->cl_own, a.as_gids[i])) {
+	for (uint32_t i = 0; i < a->as_ngids; i++)
+		if (!idmap_peer_ids_has_gid(c->cl_own, a->as_gids[i])) {
 			snprintf(why, wlen, "local uid %u claimed group %u, "
 				 "not one of its groups", c->cl_uid,
-				 a.as_gids[i]);
+				 a->as_gids[i]);
 			return -EPERM;
 		}
 	return 0;

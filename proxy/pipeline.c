@@ -355,22 +355,6 @@ static struct px_link *call_route(struct px_client *c, struct px_loop *l,
 	return NULL;
 }
 
-/* Arguments must be exactly what the procedure takes: 0, -ENAMETOOLONG
- * for a well-formed NFS call whose name or symlink target is over the
- * bound (a server answers NFS3ERR_NAMETOOLONG), else -EBADMSG. */
-static int call_args_check(const struct rpc_call *h, uint8_t *msg, size_t len)
-{
-	uint8_t *args = msg + h->c_args_off;
-	size_t alen = len - h->c_args_off;
-	ssize_t used = h->c_prog == RPC_PROG_NFS
-			       ? rpc_nfs3_walk_call(h->c_proc, args, alen, NULL, NULL)
-			       : rpc_mnt3_walk_call(h->c_proc, args, alen, NULL, NULL);
-
-	if (used == -ENAMETOOLONG && h->c_prog == RPC_PROG_NFS)
-		return -ENAMETOOLONG;
-	return used >= 0 && (size_t)used == alen ? 0 : -EBADMSG;
-}
-
 /* A call we already know: returns true when it was absorbed. */
 static bool call_retransmission(struct px_loop *l, struct px_client *c,
 				const struct rpc_call *h, const uint8_t key[16],
@@ -407,9 +391,10 @@ static bool call_retransmission(struct px_loop *l, struct px_client *c,
  * answered here instead (denied, malformed).  *memp may be replaced.
  */
 static bool call_map_identity(struct px_client *c, const struct idmap *map,
-			      uint8_t **memp, size_t *lenp, struct rpc_call *h)
+			      uint8_t **memp, size_t *lenp, struct px_req *rq)
 {
-	int rc = px_ident_call(map, c->cl_peer, memp, lenp, h);
+	const struct rpc_call *h = &rq->rq_h;
+	int rc = px_ident_call(map, c->cl_peer, memp, lenp, rq);
 
 	if (rc == 0)
 		return true;
@@ -457,11 +442,29 @@ static bool call_mnt_path_ok(struct px_client *c, const uint8_t *msg,
 	return false;
 }
 
+/*
+ * A call's way through, stage by stage (docs/design.md).  The call is
+ * decoded once, into rq; each stage reads rq, may answer the call itself
+ * (then the call ends there), and a stage that changes the bytes keeps rq
+ * true for the ones after it:
+ *
+ *   decode        header, credential, arguments      px_req_decode
+ *   route         program, version, procedure, flavor   call_route
+ *   local peer    who a local client may claim to be    px_peer_check_call
+ *   arguments     exactly what the procedure takes   rq_args
+ *   exports       the handles' tags pick the export  px_export_route
+ *   retransmit    a call already in flight or done     call_retransmission
+ *   identity      uids and gids to the store's       px_ident_call
+ *   write-back    absorbed, parked or forwarded      px_wb_call
+ *   read cache    answered from the cache or widened px_rcache_read_call
+ *   forward       a fresh upstream xid, on the link  px_link_submit
+ */
 bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 {
 	struct px_loop *l = c->cl_loop;
 	uint8_t *msg = mem + RPC_REC_HEADROOM;
-	struct rpc_call h;
+	struct px_req rq;
+	struct rpc_call *h = &rq.rq_h;
 	struct px_link *ln;
 	struct px_call *pc;
 	struct px_dup *d;
@@ -470,7 +473,7 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 	uint8_t key[16];
 	uint32_t csum;
 
-	switch (rpc_call_parse(msg, len, &h)) {
+	switch (px_req_decode(&rq, msg, len)) {
 	case RPC_CALL_OK:
 		break;
 	case RPC_CALL_DROP:
@@ -479,88 +482,88 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 		px_client_close(c, "record is not an RPC call");
 		return false;
 	case RPC_CALL_RPCVERS:
-		reply_local(c, h.c_xid, LOCAL_RPCVERS, 0, 0, 0);
+		reply_local(c, h->c_xid, LOCAL_RPCVERS, 0, 0, 0);
 		goto done;
 	case RPC_CALL_BADCRED:
 		px_warn_rl("client %s: malformed credential (xid %08x)",
-			   c->cl_name, h.c_xid);
-		reply_local(c, h.c_xid, LOCAL_AUTH, RPC_AUTH_BADCRED, 0, 0);
+			   c->cl_name, h->c_xid);
+		reply_local(c, h->c_xid, LOCAL_AUTH, RPC_AUTH_BADCRED, 0, 0);
 		goto done;
 	case RPC_CALL_BADVERF:
-		reply_local(c, h.c_xid, LOCAL_AUTH, RPC_AUTH_BADVERF, 0, 0);
+		reply_local(c, h->c_xid, LOCAL_AUTH, RPC_AUTH_BADVERF, 0, 0);
 		goto done;
 	case RPC_CALL_GARBAGE:
-		reply_local(c, h.c_xid, LOCAL_ACCEPTED, RPC_ACC_GARBAGE_ARGS, 0, 0);
+		reply_local(c, h->c_xid, LOCAL_ACCEPTED, RPC_ACC_GARBAGE_ARGS, 0, 0);
 		goto done;
 	}
-	if (!(ln = call_route(c, l, &h)))
+	if (!(ln = call_route(c, l, h)))
 		goto done;
 	if (c->cl_trust != CL_TRUST_ANY) {
 		char why[160];
 
-		if (px_peer_check_call(c, msg, &h, why, sizeof(why)) < 0) {
+		if (px_peer_check_call(c, &rq, why, sizeof(why)) < 0) {
 			/* Forwarding it would let one local user act as
 			 * another at the store. */
 			px_warn_rl("client %s: call refused (AUTH_TOOWEAK): %s",
 				   c->cl_name, why);
-			reply_local(c, h.c_xid, LOCAL_AUTH, RPC_AUTH_TOOWEAK, 0,
+			reply_local(c, h->c_xid, LOCAL_AUTH, RPC_AUTH_TOOWEAK, 0,
 				    0);
 			goto done;
 		}
 	}
-	switch (call_args_check(&h, msg, len)) {
+	switch (rq.rq_args) {
 	case 0:
 		break;
 	case -ENAMETOOLONG:
 		px_debug("client %s: %s with a name over its bound (xid %08x): "
 			 "NAMETOOLONG", c->cl_name,
-			 rpc_nfs3_proc_name(h.c_proc), h.c_xid);
-		px_client_status_reply(c, &h, 63 /* NAMETOOLONG */);
+			 rpc_nfs3_proc_name(h->c_proc), h->c_xid);
+		px_client_status_reply(c, h, 63 /* NAMETOOLONG */);
 		goto done;
 	default:
 		px_warn_rl("client %s: garbage arguments for %s (xid %08x)",
 			   c->cl_name,
-			   h.c_prog == RPC_PROG_NFS ? rpc_nfs3_proc_name(h.c_proc)
-						    : rpc_mnt3_proc_name(h.c_proc),
-			   h.c_xid);
+			   h->c_prog == RPC_PROG_NFS ? rpc_nfs3_proc_name(h->c_proc)
+						     : rpc_mnt3_proc_name(h->c_proc),
+			   h->c_xid);
 		l->lp_stats.s_garbage++;
-		reply_local(c, h.c_xid, LOCAL_ACCEPTED, RPC_ACC_GARBAGE_ARGS, 0, 0);
+		reply_local(c, h->c_xid, LOCAL_ACCEPTED, RPC_ACC_GARBAGE_ARGS, 0, 0);
 		goto done;
 	}
-	if (l->lp_neng == 1 && h.c_prog == RPC_PROG_MOUNT &&
-	    h.c_proc == MNT3_MNT && !call_mnt_path_ok(c, msg, &h))
+	if (l->lp_neng == 1 && h->c_prog == RPC_PROG_MOUNT &&
+	    h->c_proc == MNT3_MNT && !call_mnt_path_ok(c, msg, h))
 		goto done;
 	if (l->lp_neng > 1) {
 		/* Several exports: the call's handles (or MNT's path) pick
 		 * the engine, and lose their tag on the way. */
-		if (!(l = px_export_route(l, c, &mem, &len, &h)))
+		if (!(l = px_export_route(l, c, &mem, &len, &rq)))
 			goto done;
 		msg = mem + RPC_REC_HEADROOM;
-		ln = h.c_prog == RPC_PROG_NFS ? &l->lp_nfs : &l->lp_mount;
+		ln = h->c_prog == RPC_PROG_NFS ? &l->lp_nfs : &l->lp_mount;
 	}
-	l->lp_stats.s_calls[h.c_prog == RPC_PROG_NFS ? 0 : 1][h.c_proc]++;
+	l->lp_stats.s_calls[h->c_prog == RPC_PROG_NFS ? 0 : 1][h->c_proc]++;
 
 	client_key(c, key);
 	csum = fnv1a(msg + 8, (len - 8 < CSUM_SPAN ? len - 8 : CSUM_SPAN),
 		     2166136261u);
-	if (call_retransmission(l, c, &h, key, csum))
+	if (call_retransmission(l, c, h, key, csum))
 		goto done;
 	if (l->lp_idmap) {
 		map = idmap_slot_get(l->lp_idmap);
-		if (!call_map_identity(c, map, &mem, &len, &h)) {
+		if (!call_map_identity(c, map, &mem, &len, &rq)) {
 			idmap_unref(map);
 			goto done;
 		}
 		msg = mem + RPC_REC_HEADROOM;
 	}
-	if (l->lp_wb && h.c_prog == RPC_PROG_NFS &&
-	    px_wb_call(l, c, msg, len, &h)) {
+	if (l->lp_wb && h->c_prog == RPC_PROG_NFS &&
+	    px_wb_call(l, c, msg, len, &rq)) {
 		if (map)
 			idmap_unref(map);
 		goto done;
 	}
-	if (l->lp_rcache && h.c_prog == RPC_PROG_NFS && h.c_proc == NFS3_READ) {
-		if (px_rcache_read_call(l, c, msg, len, &h, &cr)) {
+	if (l->lp_rcache && h->c_prog == RPC_PROG_NFS && h->c_proc == NFS3_READ) {
+		if (px_rcache_read_call(l, c, msg, len, &rq, &cr)) {
 			if (map)
 				idmap_unref(map);
 			goto done;
@@ -574,21 +577,22 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 			mem = NULL; /* px_msg_wrap freed it */
 		if (map)
 			idmap_unref(map);
-		reply_local(c, h.c_xid, LOCAL_ACCEPTED, RPC_ACC_SYSTEM_ERR, 0, 0);
+		reply_local(c, h->c_xid, LOCAL_ACCEPTED, RPC_ACC_SYSTEM_ERR, 0, 0);
 		goto done;
 	}
+	pc->pc_rq = rq;
 	pc->pc_map = map;
 	pc->pc_cread = cr;
-	pc->pc_cl_xid = h.c_xid;
-	pc->pc_prog = h.c_prog;
-	pc->pc_vers = h.c_vers;
-	pc->pc_proc = h.c_proc;
+	pc->pc_cl_xid = h->c_xid;
+	pc->pc_prog = h->c_prog;
+	pc->pc_vers = h->c_vers;
+	pc->pc_proc = h->c_proc;
 	pc->pc_csum = csum;
 	memcpy(pc->pc_key, key, 16);
 	/* A retransmission of a call that already completed goes upstream
 	 * with its first XID so the server's duplicate cache can answer. */
-	d = h.c_prog == RPC_PROG_NFS && rpc_nfs3_proc_nonidempotent(h.c_proc)
-		    ? dup_find(l, key, h.c_xid, csum)
+	d = h->c_prog == RPC_PROG_NFS && rpc_nfs3_proc_nonidempotent(h->c_proc)
+		    ? dup_find(l, key, h->c_xid, csum)
 		    : NULL;
 	if (d && (client_open(l, d->du_cl_id) || call_by_xid(l, d->du_up_xid)))
 		d = NULL; /* its caller is still connected: a new call */
@@ -798,6 +802,14 @@ int px_icall(struct px_loop *l, uint32_t prog, uint32_t proc,
 	rpc_xdr_put_fixed(&x, args, alen);
 	m->m_len = x.x_pos;
 	pc->pc_req = m;
+	/* Our own bytes, decoded like a client's for the stages that read
+	 * replies (the read cache's handle, the write-back's arguments). */
+	if (x.x_err || px_req_decode(&pc->pc_rq, px_msg_data(m), m->m_len) !=
+			       RPC_CALL_OK || pc->pc_rq.rq_args) {
+		px_msg_unref(m);
+		free(pc);
+		return -EINVAL;
+	}
 	pc->pc_prog = prog;
 	pc->pc_vers = 3;
 	pc->pc_proc = proc;

@@ -123,7 +123,7 @@ struct wb_park {
 	uint32_t p_fhlen;
 	uint8_t *p_msg;              /* copy of the call */
 	size_t p_len;
-	struct rpc_call p_h;
+	struct px_req p_rq;          /* its request record (same offsets) */
 };
 
 struct px_wb {
@@ -426,34 +426,33 @@ static void patch_fattr_cb(void *ctx, uint8_t *fattr)
 		}
 }
 
-/* The first handle of a call (the object of most procedures). */
-static bool msg_fh(const uint8_t *msg, size_t len, const struct rpc_call *h,
-		   const uint8_t **fh, uint32_t *fhlen)
+/*
+ * Every call header the write-back is handed is the rq_h of a request
+ * record — the pipeline's, a parked call's copy (p_rq), a pending call's
+ * pc_rq — so the decoded arguments are one step away (proxy/request.c).
+ */
+static const struct px_req *req_of(const struct rpc_call *h)
 {
-	if (h->c_args_off + 4 > len)
-		return false;
-	*fhlen = rpc_get32(msg + h->c_args_off);
-	*fh = msg + h->c_args_off + 4;
-	return *fhlen && *fhlen <= NFS3_FHSIZE &&
-	       h->c_args_off + 4 + *fhlen <= len;
+	return (const struct px_req *)((const char *)h -
+				       offsetof(struct px_req, rq_h));
 }
+
 
 /* Learn identities from any reply, then patch every fattr3 of a file
  * with a local view. */
 static void reply_patch(struct px_wb *w, uint32_t proc, const uint8_t *call,
-			size_t clen, uint64_t seq, uint8_t *res, size_t rlen)
+			const struct px_req *rq, uint64_t seq, uint8_t *res,
+			size_t rlen)
 {
 	struct learn_ctx lc = {.lc_w = w, .lc_proc = proc, .lc_first = true,
 			       .lc_seq = seq};
 	struct rpc_nfs3_visit v = {.v_fattr = learn_fattr, .v_fh = learn_fh};
-	struct rpc_call h;
 	const uint8_t *fh;
 	uint32_t fhlen;
 
 	if (!w->w_files)
 		return;
-	if (call && rpc_call_parse(call, clen, &h) == RPC_CALL_OK &&
-	    msg_fh(call, clen, &h, &fh, &fhlen) &&
+	if (call && px_req_fh(rq, call, &fh, &fhlen) &&
 	    proc != NFS3_LOOKUP && proc != NFS3_READDIRPLUS &&
 	    proc != NFS3_CREATE && proc != NFS3_REMOVE && proc != NFS3_RENAME)
 		lc.lc_callf = file_find(w, fh, fhlen);
@@ -839,18 +838,17 @@ static int grant_ask(struct px_wb *w, struct wb_file *f,
 /* A client's own ACCESS that asked for MODIFY and EXTEND: its answer is
  * a grant (the Linux client asks at every open: no extra round trip). */
 static void grant_learn(struct px_wb *w, const uint8_t *call, size_t clen,
-			uint8_t *res, size_t rlen)
+			const struct px_req *rq, uint8_t *res, size_t rlen)
 {
-	struct rpc_call h;
 	struct rpc_authsys cred;
 	const uint8_t *fh;
 	uint32_t fhlen, want = ACCESS3_MODIFY | ACCESS3_EXTEND;
 	struct wb_file *f;
 
-	if (rpc_call_parse(call, clen, &h) != RPC_CALL_OK ||
-	    !msg_fh(call, clen, &h, &fh, &fhlen) ||
-	    h.c_args_off + 4 + ((fhlen + 3u) & ~3u) + 4 > clen ||
-	    (rpc_get32(call + h.c_args_off + 4 + ((fhlen + 3u) & ~3u)) & want) !=
+	/* ACCESS3args: the handle, then the bits asked. */
+	if (!px_req_fh(rq, call, &fh, &fhlen) ||
+	    rq->rq_fh_off[0] + ((fhlen + 3u) & ~3u) + 4 > clen ||
+	    (rpc_get32(call + rq->rq_fh_off[0] + ((fhlen + 3u) & ~3u)) & want) !=
 		    want ||
 	    rlen < 8 || rpc_get32(res) != NFS3_OK ||
 	    !(f = file_get(w, fh, fhlen)))
@@ -858,7 +856,7 @@ static void grant_learn(struct px_wb *w, const uint8_t *call, size_t clen,
 	/* The grant is for the mode and owner the reply shows. */
 	if (rpc_get32(res + 4) && rlen >= 8 + NFS3_FATTR_SIZE)
 		file_learn(f, res + 8, true);
-	cred_parse(call, &h, &cred);
+	cred_parse(call, &rq->rq_h, &cred);
 	grant_set(w, f, cred_hash(&cred), access_granted(res, rlen, want));
 }
 
@@ -1396,53 +1394,38 @@ struct wargs {
 	const uint8_t *wa_data;
 };
 
-static void wa_fh(void *ctx, unsigned n, uint8_t *fh, uint32_t len)
-{
-	struct wargs *wa = ctx;
-
-	if (n == 0)
-		wa->wa_fh = fh, wa->wa_fhlen = len;
-}
-
-static void wa_write(void *ctx, uint64_t off, uint32_t count, uint32_t stable,
-		     uint8_t *data, uint32_t len)
-{
-	struct wargs *wa = ctx;
-
-	wa->wa_off = off;
-	wa->wa_count = count;
-	wa->wa_stable = stable;
-	wa->wa_data = data;
-	wa->wa_len = len;
-}
-
-static void wa_read(void *ctx, uint64_t off, uint32_t count)
-{
-	struct wargs *wa = ctx;
-
-	wa->wa_off = off;
-	wa->wa_count = count;
-}
-
+/* The write-back's view of a call's arguments, from its request record:
+ * nothing is parsed again here. */
 static bool args_parse(uint32_t proc, const uint8_t *msg, size_t len,
 		       const struct rpc_call *h, struct wargs *wa)
 {
-	struct rpc_nfs3_visit v = {.v_fh = wa_fh, .v_write_args = wa_write,
-				   .v_read_args = wa_read,
-				   .v_commit_args = wa_read};
+	const struct px_req *rq = req_of(h);
 
+	(void)len;
 	memset(wa, 0, sizeof(*wa));
-	return rpc_nfs3_walk_call(proc, (uint8_t *)msg + h->c_args_off,
-				  len - h->c_args_off, &v, wa) >= 0 &&
-	       wa->wa_fh && wa->wa_fhlen && wa->wa_fhlen <= NFS3_FHSIZE;
+	if (h->c_proc != proc || rq->rq_args ||
+	    !px_req_fh(rq, msg, &wa->wa_fh, &wa->wa_fhlen))
+		return false;
+	wa->wa_off = rq->rq_off;
+	wa->wa_count = rq->rq_count;
+	wa->wa_stable = rq->rq_stable;
+	if (proc == NFS3_WRITE) {
+		wa->wa_data = (uint8_t *)msg + rq->rq_data_off;
+		wa->wa_len = rq->rq_data_len;
+	}
+	return true;
 }
 
 static void cred_parse(const uint8_t *msg, const struct rpc_call *h,
 		       struct rpc_authsys *a)
 {
-	if (h->c_cred_flavor == RPC_AUTH_SYS &&
-	    rpc_authsys_parse(msg + h->c_cred_body, h->c_cred_len, a) == 0)
+	const struct px_req *rq = req_of(h);
+
+	(void)msg;
+	if (h->c_cred_flavor == RPC_AUTH_SYS && rq->rq_sys) {
+		*a = rq->rq_cred;
 		return;
+	}
 	memset(a, 0, sizeof(*a));
 	a->as_uid = a->as_gid = 65534; /* AUTH_NONE: nobody */
 }
@@ -1817,7 +1800,7 @@ static int park(struct px_wb *w, struct px_client *c, const uint8_t *msg,
 
 	/* A retransmission of a call parked already: its answer will come. */
 	for (struct wb_park *q = w->w_park; q; q = q->p_next)
-		if (q->p_client == c && q->p_h.c_xid == h->c_xid &&
+		if (q->p_client == c && q->p_rq.rq_h.c_xid == h->c_xid &&
 		    q->p_len == len && !memcmp(q->p_msg, msg, len)) {
 			free(p);
 			return 1;
@@ -1829,7 +1812,7 @@ static int park(struct px_wb *w, struct px_client *c, const uint8_t *msg,
 	}
 	memcpy(p->p_msg, msg, len);
 	p->p_len = len;
-	p->p_h = *h;
+	p->p_rq = *req_of(h);
 	p->p_kind = k;
 	p->p_client = c;
 	p->p_seq = ++w->w_seq;
@@ -1875,7 +1858,7 @@ static bool park_ready(struct px_wb *w, const struct wb_park *p,
 		if (*write_blocked)
 			return false;
 		bytes = cache_dirty_bytes(w->w_dirty);
-		if (bytes && bytes + (p->p_len - p->p_h.c_args_off) > w->w_max) {
+		if (bytes && bytes + (p->p_len - p->p_rq.rq_h.c_args_off) > w->w_max) {
 			*write_blocked = true; /* first in, first out */
 			return false;
 		}
@@ -1891,7 +1874,7 @@ static bool park_ready(struct px_wb *w, const struct wb_park *p,
 
 		if (!f)
 			return true;
-		cred_parse(p->p_msg, &p->p_h, &cred);
+		cred_parse(p->p_msg, &p->p_rq.rq_h, &cred);
 		g = grant_find(f, cred_hash(&cred));
 		return !g || !g->g_asking;
 	}
@@ -1923,10 +1906,10 @@ static void park_run(struct px_wb *w, struct wb_park *p)
 		return;
 	switch (p->p_kind) {
 	case P_WRITE:
-		write_admit(w, c, p->p_msg, p->p_len, &p->p_h);
+		write_admit(w, c, p->p_msg, p->p_len, &p->p_rq.rq_h);
 		break;
 	case P_COMMIT:
-		commit_reply(w, c, p->p_msg, &p->p_h, p->p_fh, p->p_fhlen);
+		commit_reply(w, c, p->p_msg, &p->p_rq.rq_h, p->p_fh, p->p_fhlen);
 		break;
 	case P_FWD_FILE:
 		if (f)
@@ -1934,11 +1917,11 @@ static void park_run(struct px_wb *w, struct wb_park *p)
 		/* fall through */
 	case P_FWD_ALL:
 	case P_READ:
-		fwd_send(w, c, p->p_msg, p->p_len, &p->p_h,
+		fwd_send(w, c, p->p_msg, p->p_len, &p->p_rq.rq_h,
 			 p->p_kind == P_FWD_ALL ? NULL : f, p->p_seq);
 		break;
 	case P_GRANT:
-		write_route(w, c, p->p_msg, p->p_len, &p->p_h, p->p_seq);
+		write_route(w, c, p->p_msg, p->p_len, &p->p_rq.rq_h, p->p_seq);
 		break;
 	}
 }
@@ -2048,8 +2031,9 @@ static int write_route(struct px_wb *w, struct px_client *c,
 }
 
 int px_wb_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
-	       size_t len, const struct rpc_call *h)
+	       size_t len, const struct px_req *rq)
 {
+	const struct rpc_call *h = &rq->rq_h;
 	struct px_wb *w = l->lp_wb;
 	struct wb_file *f;
 	struct wargs wa;
@@ -2130,9 +2114,9 @@ void px_wb_reply(struct px_loop *l, struct px_call *pc, struct px_msg *m,
 			fwd_applied(io, res, rlen);
 	}
 	if (pc->pc_proc == NFS3_ACCESS && !pc->pc_icb)
-		grant_learn(w, px_msg_data(pc->pc_req), pc->pc_req->m_len, res,
-			    rlen);
-	reply_patch(w, pc->pc_proc, px_msg_data(pc->pc_req), pc->pc_req->m_len,
+		grant_learn(w, px_msg_data(pc->pc_req), pc->pc_req->m_len,
+			    &pc->pc_rq, res, rlen);
+	reply_patch(w, pc->pc_proc, px_msg_data(pc->pc_req), &pc->pc_rq,
 		    pc->pc_seq, res, rlen);
 }
 

@@ -23,9 +23,18 @@ static int auth_parse(struct rpc_xdr *x, uint32_t *flavor, uint32_t *len,
 enum rpc_call_verdict rpc_call_parse(const uint8_t *msg, size_t len,
 				     struct rpc_call *c)
 {
+	struct rpc_authsys as;
+
+	return rpc_call_parse_cred(msg, len, c, &as);
+}
+
+enum rpc_call_verdict rpc_call_parse_cred(const uint8_t *msg, size_t len,
+					  struct rpc_call *c,
+					  struct rpc_authsys *as_out)
+{
 	struct rpc_xdr x;
 	uint32_t mtype, rpcvers;
-	struct rpc_authsys as;
+	struct rpc_authsys local, *as = as_out ? as_out : &local;
 
 	memset(c, 0, sizeof(*c));
 	rpc_xdr_init(&x, (uint8_t *)msg, len);
@@ -49,7 +58,7 @@ enum rpc_call_verdict rpc_call_parse(const uint8_t *msg, size_t len,
 
 	switch (c->c_cred_flavor) {
 	case RPC_AUTH_SYS:
-		if (rpc_authsys_parse(msg + c->c_cred_body, c->c_cred_len, &as))
+		if (rpc_authsys_parse(msg + c->c_cred_body, c->c_cred_len, as))
 			return RPC_CALL_BADCRED;
 		break;
 	case RPC_AUTH_NONE:

@@ -247,6 +247,12 @@ enum rpc_call_verdict {
  */
 enum rpc_call_verdict rpc_call_parse(const uint8_t *msg, size_t len,
 				     struct rpc_call *c);
+struct rpc_authsys;
+/* The same, also giving the decoded AUTH_SYS credential (as_out is set
+ * only when the flavor is AUTH_SYS and the verdict RPC_CALL_OK). */
+enum rpc_call_verdict rpc_call_parse_cred(const uint8_t *msg, size_t len,
+					  struct rpc_call *c,
+					  struct rpc_authsys *as_out);
 
 struct rpc_authsys {
 	uint32_t as_stamp;
