@@ -403,7 +403,7 @@ qemu2_report() {
 	echo
 	local s cold
 	cold=$( [ -f "$H_DIR/cold.runs" ] && med cold 1 || echo nan)
-	echo "| boot | seconds | vs local | vs gridvfs cold (one node alone) | guest bytes |"
+	echo "| boot | seconds | vs local | vs gridvfs cold row (one node, no metadata) | guest bytes |"
 	echo "|---|---:|---:|---:|---:|"
 	for i in 1 2; do
 		s=$(val "$H_DIR/q2-$i.out" BOOT_SECS)
