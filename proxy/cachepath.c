@@ -737,6 +737,21 @@ static struct px_mfetch *fetch_find(struct px_mfile *mf, uint64_t blk)
 	return NULL;
 }
 
+/* The fetch in flight that mr may wait on for block blk: any one once
+ * upstream let mr's credential read this version (auth); before that only
+ * one sent with mr's own credential, since its answer, bytes or refusal,
+ * is then mr's answer too.  Nodes of a herd booting one image at once miss
+ * the same first blocks before any of them holds a grant (issue 19). */
+static struct px_mfetch *fetch_joinable(struct px_mfile *mf, uint64_t blk,
+					const struct px_mreq *mr, bool auth)
+{
+	for (struct px_mfetch *mt = mf->mf_fetches; mt; mt = mt->mt_next)
+		if (mt->mt_n && blk >= mt->mt_blk && blk < mt->mt_blk + mt->mt_n &&
+		    (auth || mt->mt_credkey == mr->mr_credkey))
+			return mt;
+	return NULL;
+}
+
 /* Send READ(fh, off, count) of our own for mt.  On failure mt is freed
  * and its waiters (none yet: callers attach after) are untouched. */
 static struct px_mfetch *fetch_new(struct px_loop *l, struct px_mfile *mf,
@@ -1094,7 +1109,9 @@ static void mreq_block(struct px_loop *l, struct px_mreq *mr,
 		}
 		return;
 	}
-	if (auth && (mt = fetch_find(mr->mr_mf, b))) {
+	if ((mt = fetch_joinable(mr->mr_mf, b, mr, auth))) {
+		if (!fetch_has(mt, mr))
+			rc->rc_coalesced++; /* a READ in flight serves this one */
 		if (fetch_wait(mt, mr))
 			mr->mr_rpcerr = RPC_ACC_SYSTEM_ERR;
 		return;

@@ -9,7 +9,13 @@ the local copy of the file.
 Prints "reads N bytes B secs S waits W" where W counts READs slower than
 SLOW_MS (default 10): the synchronous waits for the WAN.  Exit 1 on any
 wrong byte or NFS error.
+
+REPLAY_AT=EPOCH_SECONDS in the environment: after the LOOKUP, wait until
+then before the first READ, so several replays (a herd of nodes) start
+their reads at the same moment; secs counts from there.
 """
+import mmap
+import os
 import sys
 import time
 
@@ -19,10 +25,14 @@ from nfsrpc import Nfs, opaque, u32, u64
 def main(argv):
     host, port, export, path, local, trace = argv[1:7]
     slow = float(argv[7]) / 1000 if len(argv) > 7 else 0.010
-    truth = open(local, "rb").read()
+    with open(local, "rb") as f:  # mapped: a herd of replays shares it
+        truth = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     n = Nfs(host, int(port), export)
     fh = n.lookup_path(path)
     reads = nbytes = waits = 0
+    start = float(os.environ.get("REPLAY_AT", "0"))
+    if start > time.time():
+        time.sleep(start - time.time())
     t0 = time.monotonic()
     for line in open(trace):
         if not line.strip() or line.startswith("#"):
