@@ -1,13 +1,15 @@
 /*
  * tests/fuzz/fuzz_call.c — libFuzzer target: one RPC call message (no
  * record mark) through rpc_call_parse, rpc_authsys_parse and the NFSv3 or
- * MOUNTv3 argument walker, the path every client request takes in gridvfsd.
+ * MOUNTv3 argument walker, the path every client request takes in gridvfsd,
+ * and the proxy's request record (proxy/request.c) decoded from it.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "rpc/rpc.h"
+#include "proxy/core.h"
 #include "tests/fuzz/fuzz_visit.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -51,6 +53,38 @@ static void call_authsys(const uint8_t *msg, const struct rpc_call *c)
 	}
 }
 
+/* The request record points inside the message, and px_req_shift moves
+ * exactly the offsets after the point of a change. */
+static void call_request(uint8_t *msg, size_t size)
+{
+	struct px_req rq;
+	size_t before;
+
+	if (px_req_decode(&rq, msg, size) != RPC_CALL_OK)
+		return;
+	if (rq.rq_len != size || rq.rq_h.c_args_off > size)
+		abort();
+	for (unsigned i = 0; i < rq.rq_nfh && i < PX_REQ_FH; i++)
+		if (rq.rq_fh_off[i] < rq.rq_h.c_args_off ||
+		    rq.rq_fh_off[i] + rq.rq_fh_len[i] > size)
+			abort();
+	if (rq.rq_data_off && rq.rq_data_off + rq.rq_data_len > size)
+		abort();
+	if ((rq.rq_sattr_uid && rq.rq_sattr_uid + 4 > size) ||
+	    (rq.rq_sattr_gid && rq.rq_sattr_gid + 4 > size))
+		abort();
+	if (rq.rq_args == 0 && rq.rq_sys &&
+	    rq.rq_cred.as_ngids > RPC_AUTHSYS_MAX_GIDS)
+		abort();
+	before = rq.rq_fh_off[0];
+	px_req_shift(&rq, rq.rq_h.c_args_off, 8);
+	if (rq.rq_nfh && before > rq.rq_h.c_args_off &&
+	    rq.rq_fh_off[0] != before + 8)
+		abort();
+	if (rq.rq_len != size + 8)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct rpc_call c;
@@ -62,6 +96,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(msg, data, size);
 	memset(&c, 0, sizeof(c));
+	call_request(msg, size);
 	if (rpc_call_parse(msg, size, &c) != RPC_CALL_OK)
 		goto out;
 	call_check_offsets(&c, size);
