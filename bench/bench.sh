@@ -350,9 +350,34 @@ rows_exports() {
 	b_proxy_stop "$PX_EX_PID"
 }
 
+# rows_peer: the peer to beat, nfs-ganesha's own proxy (FSAL PROXY_V4) in
+# front of the same store, against the client role without a cache
+# (PX_LO). Loopback only: which proxy costs less CPU per byte.
+rows_peer() {
+	local pv4
+	if ! b_ganesha_pv4 PV4 "$H_NFS_PORT"; then
+		skip "gridvfs vs ganesha PROXY_V4 (the peer): seq read/write" "$B_WHY"
+		return
+	fi
+	say "ganesha PROXY_V4 up (nfs $PV4, mount $PV4_MNT)"
+	pv4="$PV4/$PV4_MNT"
+	row thr lo MiB/s "vs PROXY_V4: read, nfs-cp" "seq read $LO_MB MiB (nfs-cp, 1 in flight), gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
+		"$pv4" proxy-lo m_cpget "$LO_MB"
+	row thr lo MiB/s "vs PROXY_V4: read, nfsbig" "seq read $LO_MB MiB (nfsbig, $DEPTH in flight), gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
+		"$pv4" proxy-lo m_get "/f$LO_MB"
+	row thr lo MiB/s "vs PROXY_V4: write, nfs-cp" "seq write $LO_MB MiB (nfs-cp, 1 in flight), gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
+		"$pv4" proxy-lo m_cpput "$LO_MB"
+	row thr lo MiB/s "vs PROXY_V4: write, nfsbig" "seq write $LO_MB MiB (nfsbig, $DEPTH in flight), gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
+		"$pv4" proxy-lo m_put "$LO_MB"
+	# Context, not gridvfs: what the peer itself costs against direct.
+	row thr lo MiB/s - "seq read $LO_MB MiB (nfs-cp, 1 in flight), ganesha PROXY_V4 vs direct (context: gridvfs column = PROXY_V4)" \
+		direct-lo "$pv4" m_cpget "$LO_MB"
+	b_ganesha_pv4_stop "$PV4_PID"
+}
+
 # --- set up ---------------------------------------------------------------
 say "gridvfs bench: $RUNS run(s) per cell, loopback $LO_MB MiB, WAN $WAN_MB MiB ($((2 * B_DELAY_MS)) ms RTT, $B_RATE_MBIT Mbit/s)"
-h_ganesha
+b_ganesha_store
 say "ganesha up (nfs $H_NFS_PORT, mount $H_MNT_PORT)"
 for mb in $(printf '%s\n' "$LO_MB" "$WAN_MB" "$WAN_CP_MB" $((LO_MB / 16)) $((LO_MB / 64)) $((WAN_MB / 16)) | sort -un); do
 	head -c $((mb * 1048576)) /dev/urandom >"$H_DIR/src$mb"
@@ -380,6 +405,7 @@ rows_cache
 rows_tls
 rows_writeback
 rows_exports
+rows_peer
 say "done"
 
 # --- report ---------------------------------------------------------------
@@ -433,7 +459,8 @@ machine() {
 # Chart: throughput ratios, loopback and WAN side by side per scenario.
 plot() {
 	local dat=$H_DIR/ratios.dat
-	awk -F'\t' '$1 == "row" && $5 == "thr" && $6 != "nan" && $7 != "nan" {
+	# Key "-": a context row (not a gridvfs ratio), left out of the chart.
+	awk -F'\t' '$1 == "row" && $5 == "thr" && $9 != "-" && $6 != "nan" && $7 != "nan" {
 		key = $9
 		if (!(key in seen)) { seen[key] = ++n; name[n] = key }
 		r[key, $3] = $7 / $6
