@@ -32,8 +32,8 @@ h_init bench
 RES=$H_DIR/results.tsv   # row|skip TAB fields (see b_emit)
 : >"$RES"
 NFSBIG=$(b_bin nfsbig) && NFSRAND=$(b_bin nfsrand) && RPCPING=$(b_bin rpcping) &&
-	b_bin wanrelay >/dev/null && b_bin gridvfsd >/dev/null ||
-	h_fail "build first: make && make bench/nfsrand tests/tools/nfsbig tests/tools/wanrelay"
+	TLSPING=$(b_bin tlsping) && b_bin wanrelay >/dev/null && b_bin gridvfsd >/dev/null ||
+	h_fail "build first: make && make bench/nfsrand bench/tlsping tests/tools/nfsbig tests/tools/wanrelay"
 command -v nfs-cp >/dev/null || h_fail "nfs-cp missing (libnfs-utils)"
 T0=$(date +%s)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -283,7 +283,38 @@ rows_tls() {
 		row thr "$link" MiB/s "write, mTLS chain" "seq write $mb MiB, full chain with mTLS (2 proxies)" \
 			"direct-$link" "$px/$px" m_put "$mb"
 	done
-	skip "TLS handshake and resumed-handshake times" "no tool measures them yet"
+	rows_handshake
+}
+
+# m_tls MODE WHAT PORT COUNT: bench/tlsping's median (WHAT hs or ready)
+# of COUNT set-ups to the server role at PORT; MODE full or resume.
+m_tls() {
+	local r
+	r=$("$TLSPING" -n "$4" -m "${1/resumed/resume}" "${TLSPING_ARGS[@]}" 127.0.0.1 "$3" 2>>"$H_DIR/tools.log") ||
+		{ echo nan; return; }
+	echo "tlsping $1 port $3: $r" >>"$H_DIR/tools.log"
+	awk -v k="${2}_median_us" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }' <<<"$r"
+}
+# rows_handshake: RPC-with-TLS set-up to the server role of rows_tls
+# (PX_S; over the WAN through WAN_S), full handshakes (base) against
+# handshakes resumed from a ticket (the "gridvfs" column).  A first short
+# run asks whether the server resumes at all, and the labels say so.
+rows_handshake() {
+	local ca=$H_DIR/ca link port n r hits note
+	TLSPING_ARGS=(-c "$ca/node1.crt" -k "$ca/node1.key" -a "$ca/ca.crt" -s 127.0.0.1)
+	r=$("$TLSPING" -n 5 -m resume "${TLSPING_ARGS[@]}" 127.0.0.1 "$PX_S" 2>&1) ||
+		{ skip "TLS handshake and resumed-handshake times" "bench/tlsping failed: $r"; return; }
+	hits=$(awk '{ print $6 }' <<<"$r")
+	note="resumed from a ticket"
+	[ "$hits" = 5 ] || note="offering a ticket: the server resumed $hits of 5, the rest were full handshakes"
+	for link in lo $WAN_LINKS; do
+		if [ "$link" = lo ]; then port=$PX_S n=200; else port=$WAN_S n=20; fi
+		[ "$QUICK" = 1 ] && n=$((n / 4))
+		row lat "$link" µs - "TLS 1.3 mTLS handshake, $n set-ups (base: full; gridvfs column: $note)" \
+			full resumed m_tls hs "$port" "$n"
+		row lat "$link" µs - "connect to first reply (TCP, STARTTLS probe, handshake, NULL call; base: full; gridvfs column: $note)" \
+			full resumed m_tls ready "$port" "$n"
+	done
 }
 
 # rows_writeback: writes through a write-back proxy (acknowledged once
