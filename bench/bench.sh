@@ -7,6 +7,11 @@
 #
 # env: BENCH_RUNS (3)   BENCH_QUICK=1 (1 run, 64 MiB files: a smoke run)
 #      BENCH_WAN=0 (loopback only)   BENCH_OUT (bench/results)   KEEP=1
+#      BENCH_ONLY="GROUP..." run only these row groups (all by default):
+#        core conc idmap cache tls writeback exports peer
+#        (peer: ganesha's own proxy, FSAL PROXY_V4; tls: the mTLS chain and
+#        the handshake times).  A partial run writes partial.md/.png, not
+#        latest.*, so the full table is not overwritten by a few rows.
 set -u
 
 : "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
@@ -23,6 +28,18 @@ if [ "$QUICK" = 1 ]; then
 	RUNS=1 LO_MB=64 WAN_MB=64 WAN_CP_MB=8 LO_RAND=5000 WAN_RAND=1000 WAN_PING=20
 fi
 OUT=${BENCH_OUT:-$top_srcdir/bench/results}
+GROUPS_ALL="core conc idmap cache tls writeback exports peer"
+ONLY=$(echo ${BENCH_ONLY:-} | tr ',' ' ')
+for g in $ONLY; do
+	case " $GROUPS_ALL " in *" $g "*) ;; *)
+		echo "bench: BENCH_ONLY: unknown group '$g' (groups: $GROUPS_ALL)" >&2
+		exit 2 ;;
+	esac
+done
+NAME=latest
+[ -n "$ONLY" ] && NAME=partial
+# want GROUP: is this row group selected?
+want() { [ -z "$ONLY" ] || case " $ONLY " in *" $1 "*) true ;; *) false ;; esac; }
 DEPTH=8        # READ/WRITE calls in flight, like a kernel client's readahead
 SHM=/dev/shm
 [ -d "$SHM" ] && [ -w "$SHM" ] || SHM=""
@@ -425,18 +442,18 @@ fi
 say "gridvfsd up (loopback $PX_LO${WAN_LINKS:+, WAN ${PX_WAN:-}})"
 say "$(printf '%-44s %-8s %10s %10s %s' scenario link direct gridvfs unit)"
 
-rows_core lo
-rows_conc lo
+want core && rows_core lo
+want conc && rows_conc lo
 for l in $WAN_LINKS; do
-	rows_core "$l"
-	rows_conc "$l"
+	want core && rows_core "$l"
+	want conc && rows_conc "$l"
 done
-rows_idmap
-rows_cache
-rows_tls
-rows_writeback
-rows_exports
-rows_peer
+want idmap && rows_idmap
+want cache && rows_cache
+want tls && rows_tls
+want writeback && rows_writeback
+want exports && rows_exports
+want peer && rows_peer
 say "done"
 
 # --- report ---------------------------------------------------------------
@@ -453,6 +470,7 @@ machine() {
 		"$(git -C "$top_srcdir" rev-parse --short HEAD 2>/dev/null || echo '?')"
 	printf -- '- runs: %s per cell, median shown; WAN = wanrelay, %s ms RTT, %s Mbit/s\n' \
 		"$RUNS" "$((2 * B_DELAY_MS))" "$B_RATE_MBIT"
+	[ -z "$ONLY" ] || printf -- '- partial run: only the row groups %s (BENCH_ONLY)\n' "$ONLY"
 }
 {
 	echo "# gridvfs benchmark: direct nfs-ganesha vs through gridvfsd"
@@ -485,7 +503,7 @@ machine() {
 	awk -F'\t' '$1 == "row" { printf "- %s (%s): %s\n", $2, $3, $8 }' "$RES"
 	echo
 	echo '</details>'
-} >"$OUT/latest.md"
+} >"$OUT/$NAME.md"
 
 # Chart: throughput ratios, loopback and WAN side by side per scenario.
 plot() {
@@ -504,7 +522,7 @@ plot() {
 	[ -s "$dat" ] || return 0
 	gnuplot <<-EOF
 		set terminal pngcairo size 1100,560 font "sans,10"
-		set output "$OUT/latest.png"
+		set output "$OUT/$NAME.png"
 		set title "gridvfsd vs direct nfs-ganesha: throughput ratio (1.0 = same as direct)"
 		set datafile missing "?"
 		set style data histograms
@@ -528,6 +546,6 @@ else
 	say "gnuplot not installed: no chart (tests/tools/install-deps.sh installs gnuplot-nox)"
 fi
 echo
-cat "$OUT/latest.md"
+cat "$OUT/$NAME.md"
 echo
-say "wrote $OUT/latest.md${OUT:+ and $OUT/latest.png}"
+say "wrote $OUT/$NAME.md and $OUT/$NAME.png"
