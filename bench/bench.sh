@@ -398,6 +398,21 @@ rows_exports() {
 	b_proxy_stop "$PX_EX_PID"
 }
 
+# m_cpuget PID@PATH MB: CPU time (ms, summed over its threads) that process
+# PID spent while nfs-cp read the MB MiB file through PATH.  Less sensitive
+# to other load on the machine than MiB/s: what a proxy costs per byte,
+# whoever else wants the cores.  From /proc/PID/task/*/schedstat (ns; the
+# tick counts of /proc/PID/stat are 10 ms coarse): a thread that ends
+# during the read is missed, and the proxies here keep theirs.
+m_cpuget() {
+	local pid=${1%%@*} c0 c1
+	c0=$(b_cpu_ns "$pid")
+	[ -n "$c0" ] && [ "$(m_cpget "${1#*@}" "$2")" != nan ] || { echo nan; return; }
+	c1=$(b_cpu_ns "$pid")
+	awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f\n", (b - a) / 1e6 }'
+}
+b_cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ s += $1 } END { if (NR) printf "%.0f\n", s }'; }
+
 # rows_peer: the peer to beat, nfs-ganesha's own proxy (FSAL PROXY_V4) in
 # front of the same store, against the client role without a cache
 # (PX_LO). Loopback only: which proxy costs less CPU per byte.
@@ -417,6 +432,8 @@ rows_peer() {
 		"$pv4" proxy-lo m_cpput "$LO_MB"
 	row thr lo MiB/s "vs PROXY_V4: write, nfsbig" "seq write $LO_MB MiB (nfsbig, $DEPTH in flight), gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
 		"$pv4" proxy-lo m_put "$LO_MB"
+	row lat lo "CPU ms" - "proxy process CPU while nfs-cp reads $LO_MB MiB, gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
+		"$PV4_PID@$pv4" "$PX_LO_PID@proxy-lo" m_cpuget "$LO_MB"
 	# Context, not gridvfs: what the peer itself costs against direct.
 	row thr lo MiB/s - "seq read $LO_MB MiB (nfs-cp, 1 in flight), ganesha PROXY_V4 vs direct (context: gridvfs column = PROXY_V4)" \
 		direct-lo "$pv4" m_cpget "$LO_MB"
@@ -483,7 +500,7 @@ machine() {
 		link = $3 == "lo" ? "loopback" : "WAN 20 ms/100 Mbit"
 		if ($6 == "nan" || $7 == "nan") cmp = "n/a"
 		else if ($5 == "thr") cmp = sprintf("%.2f×", $7 / $6)
-		else cmp = sprintf("%+.0f µs", $7 - $6)
+		else cmp = sprintf("%+.0f %s", $7 - $6, $4)
 		nf = gsub(/nan/, "nan", $8)
 		if (nf) cmp = cmp sprintf(" (%d failed run%s)", nf, nf > 1 ? "s" : "")
 		printf "| %s | %s | %s | %s | %s | %s |\n", $2, link, $4, $6, $7, cmp
