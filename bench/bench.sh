@@ -410,6 +410,7 @@ m_cpuget() {
 	c0=$(b_cpu_ns "$pid")
 	[ -n "$c0" ] && [ "$(m_cpget "${1#*@}" "$2")" != nan ] || { echo nan; return; }
 	c1=$(b_cpu_ns "$pid")
+	echo "m_cpuget $1: pids $pid cpu_ns $c0 -> $c1" >>"$H_DIR/tools.log"
 	awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f\n", (b - a) / 1e6 }'
 }
 b_cpu_ns() {
@@ -439,8 +440,8 @@ rows_peer() {
 		"$pv4" proxy-lo m_put "$LO_MB"
 	row lat lo "CPU ms" - "proxy process CPU while nfs-cp reads $LO_MB MiB, gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
 		"$PV4_PID@$pv4" "$PX_LO_PID@proxy-lo" m_cpuget "$LO_MB"
-	# The store works harder for PROXY_V4 (NFSv4.1 COMPOUNDs) than for
-	# NFSv3 from gridvfs: count it as part of each proxy's cost.
+	# The store serves PROXY_V4 over NFSv4.1 and gridvfs over NFSv3, so
+	# its CPU is part of what each path costs.
 	row lat lo "CPU ms" - "proxy + store CPU while nfs-cp reads $LO_MB MiB, gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
 		"$PV4_PID,$H_GANESHA_PID@$pv4" "$PX_LO_PID,$H_GANESHA_PID@proxy-lo" m_cpuget "$LO_MB"
 	# Context, not gridvfs: what the peer itself costs against direct.
