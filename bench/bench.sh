@@ -29,8 +29,10 @@ if [ "$QUICK" = 1 ]; then
 fi
 OUT=${BENCH_OUT:-$top_srcdir/bench/results}
 GROUPS_ALL="core conc idmap cache tls writeback exports peer"
-ONLY=$(echo ${BENCH_ONLY:-} | tr ',' ' ')
-for g in $ONLY; do
+ONLY=${BENCH_ONLY:-}
+read -ra ONLY_A <<<"${ONLY//,/ }"
+ONLY="${ONLY_A[*]}"   # the words, single spaces; "*" is not a glob here
+for g in "${ONLY_A[@]}"; do
 	case " $GROUPS_ALL " in *" $g "*) ;; *)
 		echo "bench: BENCH_ONLY: unknown group '$g' (groups: $GROUPS_ALL)" >&2
 		exit 2 ;;
