@@ -10,8 +10,9 @@
 #      BENCH_ONLY="GROUP..." run only these row groups (all by default):
 #        core conc idmap cache tls writeback exports peer
 #        (peer: ganesha's own proxy, FSAL PROXY_V4; tls: the mTLS chain and
-#        the handshake times).  A partial run writes partial.md/.png, not
-#        latest.*, so the full table is not overwritten by a few rows.
+#        the handshake times).  A partial run writes partial.md/.png, by
+#        default in bench/partial/ (git-ignored, not in the tarball: files
+#        under bench/results/ ship), so the full table stays as it is.
 set -u
 
 : "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
@@ -27,7 +28,6 @@ LO_RAND=20000 WAN_RAND=3000 LO_PING=2000 WAN_PING=100
 if [ "$QUICK" = 1 ]; then
 	RUNS=1 LO_MB=64 WAN_MB=64 WAN_CP_MB=8 LO_RAND=5000 WAN_RAND=1000 WAN_PING=20
 fi
-OUT=${BENCH_OUT:-$top_srcdir/bench/results}
 GROUPS_ALL="core conc idmap cache tls writeback exports peer"
 ONLY=${BENCH_ONLY:-}
 read -ra ONLY_A <<<"${ONLY//,/ }"
@@ -38,8 +38,8 @@ for g in "${ONLY_A[@]}"; do
 		exit 2 ;;
 	esac
 done
-NAME=latest
-[ -n "$ONLY" ] && NAME=partial
+NAME=latest OUT=${BENCH_OUT:-$top_srcdir/bench/results}
+[ -n "$ONLY" ] && NAME=partial OUT=${BENCH_OUT:-$top_builddir/bench/partial}
 # want GROUP: is this row group selected?
 want() { [ -z "$ONLY" ] || case " $ONLY " in *" $1 "*) true ;; *) false ;; esac; }
 DEPTH=8        # READ/WRITE calls in flight, like a kernel client's readahead
