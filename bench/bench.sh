@@ -402,11 +402,11 @@ rows_exports() {
 
 # m_cpuget PIDS@PATH MB: CPU time (ms, summed over their threads) that the
 # processes PIDS (comma-separated) spent while nfs-cp read the MB MiB file
-# through PATH.  Less sensitive
-# to other load on the machine than MiB/s: what a proxy costs per byte,
-# whoever else wants the cores.  From /proc/PID/task/*/schedstat (ns; the
-# tick counts of /proc/PID/stat are 10 ms coarse): a thread that ends
-# during the read is missed, and the proxies here keep theirs.
+# through PATH: what a proxy costs per byte, whoever else wants the cores
+# (less sensitive to other load than MiB/s, not immune: on a busy VM the
+# same read's CPU varies too).  From /proc/PID/task/*/schedstat, in ns
+# (/proc/PID/stat counts 10 ms ticks); a thread that ends during the read
+# would be missed, and the ganeshas and gridvfsd here keep theirs.
 m_cpuget() {
 	local pid=${1%%@*} c0 c1
 	c0=$(b_cpu_ns "$pid")
@@ -423,7 +423,8 @@ b_cpu_ns() {
 
 # rows_peer: the peer to beat, nfs-ganesha's own proxy (FSAL PROXY_V4) in
 # front of the same store, against the client role without a cache
-# (PX_LO). Loopback only: which proxy costs less CPU per byte.
+# (PX_LO).  Loopback only: the question is what each proxy costs per call
+# and per byte, which the WAN's 11 MiB/s would hide.
 rows_peer() {
 	local pv4
 	if ! b_ganesha_pv4 PV4 "$H_NFS_PORT"; then

@@ -187,8 +187,10 @@ b_ganesha_pv4() {
 		h_rpcbind
 		sleep 1
 	done
-	B_WHY="ganesha with FSAL PROXY_V4 did not serve $H_EXPORT in 30 s: $(grep -E ':(CRIT|MAJ|FATAL) :' "$H_DIR/ganesha-pv4.log" 2>/dev/null |
-		grep -v -e DBUS -e krb5 -e keytab | tail -n 1 | sed 's/^.*\] //')"
+	# The last serious log line, leaving out the ones every start has.
+	f=$(grep -E ':(CRIT|MAJ|FATAL) :' "$H_DIR/ganesha-pv4.log" 2>/dev/null |
+		grep -v -e DBUS -e krb5 -e keytab | tail -n 1 | sed 's/^.*\] //')
+	B_WHY="ganesha with FSAL PROXY_V4 exited or did not serve $H_EXPORT within 30 s: ${f:-see ganesha-pv4.log (KEEP=1)}"
 	return 1
 }
 
