@@ -400,25 +400,34 @@ rows_exports() {
 	b_proxy_stop "$PX_EX_PID"
 }
 
-# m_cpuget PIDS@PATH MB: CPU time (ms, summed over their threads) that the
-# processes PIDS (comma-separated) spent while nfs-cp read the MB MiB file
-# through PATH: what a proxy costs per byte, whoever else wants the cores
-# (less sensitive to other load than MiB/s, not immune: on a busy VM the
-# same read's CPU varies too).  From /proc/PID/task/*/schedstat, in ns
-# (/proc/PID/stat counts 10 ms ticks); a thread that ends during the read
-# would be missed, and the ganeshas and gridvfsd here keep theirs.
+# m_cpuget PIDS@PATH MB: CPU time (ms) that the processes PIDS (comma-
+# separated) spent per read while nfs-cp read the MB MiB file through PATH
+# CPU_READS times: what a proxy costs per byte, whoever else wants the
+# cores (less sensitive to other load than MiB/s, not immune: on a busy VM
+# the same read's CPU varies too).  From /proc/PID/stat, whose utime and
+# stime cover every thread the process ever had: ganesha's worker pools
+# start and end threads, so per-thread counters would lose time.  They
+# come in 10 ms ticks, hence several reads per figure.
+CPU_READS=4
 m_cpuget() {
-	local pid=${1%%@*} c0 c1
-	c0=$(b_cpu_ns "$pid")
-	[ -n "$c0" ] && [ "$(m_cpget "${1#*@}" "$2")" != nan ] || { echo nan; return; }
-	c1=$(b_cpu_ns "$pid")
-	echo "m_cpuget $1: pids $pid cpu_ns $c0 -> $c1" >>"$H_DIR/tools.log"
-	awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.1f\n", (b - a) / 1e6 }'
+	local pid=${1%%@*} c0 c1 i
+	c0=$(b_cpu_ticks "$pid")
+	[ -n "$c0" ] || { echo nan; return; }
+	for ((i = 0; i < CPU_READS; i++)); do
+		[ "$(m_cpget "${1#*@}" "$2")" != nan ] || { echo nan; return; }
+	done
+	c1=$(b_cpu_ticks "$pid")
+	echo "m_cpuget $1: pids $pid ticks $c0 -> $c1 for $CPU_READS reads" >>"$H_DIR/tools.log"
+	awk -v a="$c0" -v b="$c1" -v n="$CPU_READS" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { printf "%.1f\n", (b - a) * 1000 / hz / n }'
 }
-b_cpu_ns() {
-	local p files=()
-	for p in ${1//,/ }; do files+=(/proc/"$p"/task/*/schedstat); done
-	cat "${files[@]}" 2>/dev/null | awk '{ s += $1 } END { if (NR) printf "%.0f\n", s }'
+# b_cpu_ticks PIDS: utime + stime summed over the processes, in ticks.
+# The fields are counted after the ")" that ends the command name.
+b_cpu_ticks() {
+	local p
+	for p in ${1//,/ }; do
+		sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null || return 1
+	done | awk '{ s += $12 + $13 } END { if (NR) print s }'
 }
 
 # rows_peer: the peer to beat, nfs-ganesha's own proxy (FSAL PROXY_V4) in
@@ -441,11 +450,11 @@ rows_peer() {
 		"$pv4" proxy-lo m_cpput "$LO_MB"
 	row thr lo MiB/s "vs PROXY_V4: write, nfsbig" "seq write $LO_MB MiB (nfsbig, $DEPTH in flight), gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
 		"$pv4" proxy-lo m_put "$LO_MB"
-	row lat lo "CPU ms" - "proxy process CPU while nfs-cp reads $LO_MB MiB, gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
+	row lat lo "CPU ms" - "proxy process CPU per nfs-cp read of $LO_MB MiB (mean of $CPU_READS), gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
 		"$PV4_PID@$pv4" "$PX_LO_PID@proxy-lo" m_cpuget "$LO_MB"
 	# The store serves PROXY_V4 over NFSv4.1 and gridvfs over NFSv3, so
 	# its CPU is part of what each path costs.
-	row lat lo "CPU ms" - "proxy + store CPU while nfs-cp reads $LO_MB MiB, gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
+	row lat lo "CPU ms" - "proxy + store CPU per nfs-cp read of $LO_MB MiB (mean of $CPU_READS), gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
 		"$PV4_PID,$H_GANESHA_PID@$pv4" "$PX_LO_PID,$H_GANESHA_PID@proxy-lo" m_cpuget "$LO_MB"
 	# Context, not gridvfs: what the peer itself costs against direct.
 	row thr lo MiB/s - "seq read $LO_MB MiB (nfs-cp, 1 in flight), ganesha PROXY_V4 vs direct (context: gridvfs column = PROXY_V4)" \
