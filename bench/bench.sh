@@ -7,6 +7,12 @@
 #
 # env: BENCH_RUNS (3)   BENCH_QUICK=1 (1 run, 64 MiB files: a smoke run)
 #      BENCH_WAN=0 (loopback only)   BENCH_OUT (bench/results)   KEEP=1
+#      BENCH_ONLY="GROUP..." run only these row groups (all by default):
+#        core conc idmap cache tls writeback exports peer
+#        (peer: ganesha's own proxy, FSAL PROXY_V4; tls: the mTLS chain and
+#        the handshake times).  A partial run writes partial.md/.png, by
+#        default in bench/partial/ (git-ignored, not in the tarball: files
+#        under bench/results/ ship), so the full table stays as it is.
 set -u
 
 : "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
@@ -22,7 +28,20 @@ LO_RAND=20000 WAN_RAND=3000 LO_PING=2000 WAN_PING=100
 if [ "$QUICK" = 1 ]; then
 	RUNS=1 LO_MB=64 WAN_MB=64 WAN_CP_MB=8 LO_RAND=5000 WAN_RAND=1000 WAN_PING=20
 fi
-OUT=${BENCH_OUT:-$top_srcdir/bench/results}
+GROUPS_ALL="core conc idmap cache tls writeback exports peer"
+ONLY=${BENCH_ONLY:-}
+read -ra ONLY_A <<<"${ONLY//,/ }"
+ONLY="${ONLY_A[*]}"   # the words, single spaces; "*" is not a glob here
+for g in "${ONLY_A[@]}"; do
+	case " $GROUPS_ALL " in *" $g "*) ;; *)
+		echo "bench: BENCH_ONLY: unknown group '$g' (groups: $GROUPS_ALL)" >&2
+		exit 2 ;;
+	esac
+done
+NAME=latest OUT=${BENCH_OUT:-$top_srcdir/bench/results}
+[ -n "$ONLY" ] && NAME=partial OUT=${BENCH_OUT:-$top_builddir/bench/partial}
+# want GROUP: is this row group selected?
+want() { [ -z "$ONLY" ] || case " $ONLY " in *" $1 "*) true ;; *) false ;; esac; }
 DEPTH=8        # READ/WRITE calls in flight, like a kernel client's readahead
 SHM=/dev/shm
 [ -d "$SHM" ] && [ -w "$SHM" ] || SHM=""
@@ -32,8 +51,8 @@ h_init bench
 RES=$H_DIR/results.tsv   # row|skip TAB fields (see b_emit)
 : >"$RES"
 NFSBIG=$(b_bin nfsbig) && NFSRAND=$(b_bin nfsrand) && RPCPING=$(b_bin rpcping) &&
-	b_bin wanrelay >/dev/null && b_bin gridvfsd >/dev/null ||
-	h_fail "build first: make && make bench/nfsrand tests/tools/nfsbig tests/tools/wanrelay"
+	TLSPING=$(b_bin tlsping) && b_bin wanrelay >/dev/null && b_bin gridvfsd >/dev/null ||
+	h_fail "build first: make && make bench/nfsrand bench/tlsping tests/tools/nfsbig tests/tools/wanrelay"
 command -v nfs-cp >/dev/null || h_fail "nfs-cp missing (libnfs-utils)"
 T0=$(date +%s)
 LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -283,7 +302,38 @@ rows_tls() {
 		row thr "$link" MiB/s "write, mTLS chain" "seq write $mb MiB, full chain with mTLS (2 proxies)" \
 			"direct-$link" "$px/$px" m_put "$mb"
 	done
-	skip "TLS handshake and resumed-handshake times" "no tool measures them yet"
+	rows_handshake
+}
+
+# m_tls MODE WHAT PORT COUNT: bench/tlsping's median (WHAT hs or ready)
+# of COUNT set-ups to the server role at PORT; MODE full or resume.
+m_tls() {
+	local r
+	r=$("$TLSPING" -n "$4" -m "${1/resumed/resume}" "${TLSPING_ARGS[@]}" 127.0.0.1 "$3" 2>>"$H_DIR/tools.log") ||
+		{ echo nan; return; }
+	echo "tlsping $1 port $3: $r" >>"$H_DIR/tools.log"
+	awk -v k="${2}_median_us" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }' <<<"$r"
+}
+# rows_handshake: RPC-with-TLS set-up to the server role of rows_tls
+# (PX_S; over the WAN through WAN_S), full handshakes (base) against
+# handshakes resumed from a ticket (the "gridvfs" column).  A first short
+# run asks whether the server resumes at all, and the labels say so.
+rows_handshake() {
+	local ca=$H_DIR/ca link port n r hits note
+	TLSPING_ARGS=(-c "$ca/node1.crt" -k "$ca/node1.key" -a "$ca/ca.crt" -s 127.0.0.1)
+	r=$("$TLSPING" -n 5 -m resume "${TLSPING_ARGS[@]}" 127.0.0.1 "$PX_S" 2>&1) ||
+		{ skip "TLS handshake and resumed-handshake times" "bench/tlsping failed: $r"; return; }
+	hits=$(awk '{ print $6 }' <<<"$r")
+	note="resumed from a ticket"
+	[ "$hits" = 5 ] || note="offering a ticket: the server resumed $hits of 5, the rest were full handshakes"
+	for link in lo $WAN_LINKS; do
+		if [ "$link" = lo ]; then port=$PX_S n=200; else port=$WAN_S n=20; fi
+		[ "$QUICK" = 1 ] && n=$((n / 4))
+		row lat "$link" µs - "TLS 1.3 mTLS handshake, $n set-ups (base: full; gridvfs column: $note)" \
+			full resumed m_tls hs "$port" "$n"
+		row lat "$link" µs - "connect to first reply (TCP, STARTTLS probe, handshake, NULL call; base: full; gridvfs column: $note)" \
+			full resumed m_tls ready "$port" "$n"
+	done
 }
 
 # rows_writeback: writes through a write-back proxy (acknowledged once
@@ -350,9 +400,71 @@ rows_exports() {
 	b_proxy_stop "$PX_EX_PID"
 }
 
+# m_cpuget PIDS@PATH MB: CPU time (ms) that the processes PIDS (comma-
+# separated) spent per read while nfs-cp read the MB MiB file through PATH
+# CPU_READS times: what a proxy costs per byte, whoever else wants the
+# cores (less sensitive to other load than MiB/s, not immune: on a busy VM
+# the same read's CPU varies too).  From /proc/PID/stat, whose utime and
+# stime cover every thread the process ever had: ganesha's worker pools
+# start and end threads, so per-thread counters would lose time.  They
+# come in 10 ms ticks, hence several reads per figure.
+CPU_READS=4
+m_cpuget() {
+	local pid=${1%%@*} c0 c1 i
+	c0=$(b_cpu_ticks "$pid")
+	[ -n "$c0" ] || { echo nan; return; }
+	for ((i = 0; i < CPU_READS; i++)); do
+		[ "$(m_cpget "${1#*@}" "$2")" != nan ] || { echo nan; return; }
+	done
+	c1=$(b_cpu_ticks "$pid")
+	echo "m_cpuget $1: pids $pid ticks $c0 -> $c1 for $CPU_READS reads" >>"$H_DIR/tools.log"
+	awk -v a="$c0" -v b="$c1" -v n="$CPU_READS" -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { printf "%.1f\n", (b - a) * 1000 / hz / n }'
+}
+# b_cpu_ticks PIDS: utime + stime summed over the processes, in ticks.
+# The fields are counted after the ")" that ends the command name.
+b_cpu_ticks() {
+	local p
+	for p in ${1//,/ }; do
+		sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null || return 1
+	done | awk '{ s += $12 + $13 } END { if (NR) print s }'
+}
+
+# rows_peer: the peer to beat, nfs-ganesha's own proxy (FSAL PROXY_V4) in
+# front of the same store, against the client role without a cache
+# (PX_LO).  Loopback only: the question is what each proxy costs per call
+# and per byte, which the WAN's 11 MiB/s would hide.
+rows_peer() {
+	local pv4
+	if ! b_ganesha_pv4 PV4 "$H_NFS_PORT"; then
+		skip "gridvfs vs ganesha PROXY_V4 (the peer): seq read/write" "$B_WHY"
+		return
+	fi
+	say "ganesha PROXY_V4 up (nfs $PV4, mount $PV4_MNT)"
+	pv4="$PV4/$PV4_MNT"
+	row thr lo MiB/s "vs PROXY_V4: read, nfs-cp" "seq read $LO_MB MiB (nfs-cp, 1 in flight), gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
+		"$pv4" proxy-lo m_cpget "$LO_MB"
+	row thr lo MiB/s "vs PROXY_V4: read, nfsbig" "seq read $LO_MB MiB (nfsbig, $DEPTH in flight), gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
+		"$pv4" proxy-lo m_get "/f$LO_MB"
+	row thr lo MiB/s "vs PROXY_V4: write, nfs-cp" "seq write $LO_MB MiB (nfs-cp, 1 in flight), gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
+		"$pv4" proxy-lo m_cpput "$LO_MB"
+	row thr lo MiB/s "vs PROXY_V4: write, nfsbig" "seq write $LO_MB MiB (nfsbig, $DEPTH in flight), gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
+		"$pv4" proxy-lo m_put "$LO_MB"
+	row lat lo "CPU ms" - "proxy process CPU per nfs-cp read of $LO_MB MiB (mean of $CPU_READS), gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
+		"$PV4_PID@$pv4" "$PX_LO_PID@proxy-lo" m_cpuget "$LO_MB"
+	# The store serves PROXY_V4 over NFSv4.1 and gridvfs over NFSv3, so
+	# its CPU is part of what each path costs.
+	row lat lo "CPU ms" - "proxy + store CPU per nfs-cp read of $LO_MB MiB (mean of $CPU_READS), gridvfs pass-through vs ganesha PROXY_V4 (base: PROXY_V4)" \
+		"$PV4_PID,$H_GANESHA_PID@$pv4" "$PX_LO_PID,$H_GANESHA_PID@proxy-lo" m_cpuget "$LO_MB"
+	# Context, not gridvfs: what the peer itself costs against direct.
+	row thr lo MiB/s - "seq read $LO_MB MiB (nfs-cp, 1 in flight), ganesha PROXY_V4 vs direct (context: gridvfs column = PROXY_V4)" \
+		direct-lo "$pv4" m_cpget "$LO_MB"
+	b_ganesha_pv4_stop "$PV4_PID"
+}
+
 # --- set up ---------------------------------------------------------------
 say "gridvfs bench: $RUNS run(s) per cell, loopback $LO_MB MiB, WAN $WAN_MB MiB ($((2 * B_DELAY_MS)) ms RTT, $B_RATE_MBIT Mbit/s)"
-h_ganesha
+b_ganesha_store
 say "ganesha up (nfs $H_NFS_PORT, mount $H_MNT_PORT)"
 for mb in $(printf '%s\n' "$LO_MB" "$WAN_MB" "$WAN_CP_MB" $((LO_MB / 16)) $((LO_MB / 64)) $((WAN_MB / 16)) | sort -un); do
 	head -c $((mb * 1048576)) /dev/urandom >"$H_DIR/src$mb"
@@ -369,17 +481,18 @@ fi
 say "gridvfsd up (loopback $PX_LO${WAN_LINKS:+, WAN ${PX_WAN:-}})"
 say "$(printf '%-44s %-8s %10s %10s %s' scenario link direct gridvfs unit)"
 
-rows_core lo
-rows_conc lo
+want core && rows_core lo
+want conc && rows_conc lo
 for l in $WAN_LINKS; do
-	rows_core "$l"
-	rows_conc "$l"
+	want core && rows_core "$l"
+	want conc && rows_conc "$l"
 done
-rows_idmap
-rows_cache
-rows_tls
-rows_writeback
-rows_exports
+want idmap && rows_idmap
+want cache && rows_cache
+want tls && rows_tls
+want writeback && rows_writeback
+want exports && rows_exports
+want peer && rows_peer
 say "done"
 
 # --- report ---------------------------------------------------------------
@@ -396,6 +509,7 @@ machine() {
 		"$(git -C "$top_srcdir" rev-parse --short HEAD 2>/dev/null || echo '?')"
 	printf -- '- runs: %s per cell, median shown; WAN = wanrelay, %s ms RTT, %s Mbit/s\n' \
 		"$RUNS" "$((2 * B_DELAY_MS))" "$B_RATE_MBIT"
+	[ -z "$ONLY" ] || printf -- '- partial run: only the row groups %s (BENCH_ONLY)\n' "$ONLY"
 }
 {
 	echo "# gridvfs benchmark: direct nfs-ganesha vs through gridvfsd"
@@ -408,7 +522,7 @@ machine() {
 		link = $3 == "lo" ? "loopback" : "WAN 20 ms/100 Mbit"
 		if ($6 == "nan" || $7 == "nan") cmp = "n/a"
 		else if ($5 == "thr") cmp = sprintf("%.2f×", $7 / $6)
-		else cmp = sprintf("%+.0f µs", $7 - $6)
+		else cmp = sprintf("%+.0f %s", $7 - $6, $4)
 		nf = gsub(/nan/, "nan", $8)
 		if (nf) cmp = cmp sprintf(" (%d failed run%s)", nf, nf > 1 ? "s" : "")
 		printf "| %s | %s | %s | %s | %s | %s |\n", $2, link, $4, $6, $7, cmp
@@ -428,12 +542,13 @@ machine() {
 	awk -F'\t' '$1 == "row" { printf "- %s (%s): %s\n", $2, $3, $8 }' "$RES"
 	echo
 	echo '</details>'
-} >"$OUT/latest.md"
+} >"$OUT/$NAME.md"
 
 # Chart: throughput ratios, loopback and WAN side by side per scenario.
 plot() {
 	local dat=$H_DIR/ratios.dat
-	awk -F'\t' '$1 == "row" && $5 == "thr" && $6 != "nan" && $7 != "nan" {
+	# Key "-": a context row (not a gridvfs ratio), left out of the chart.
+	awk -F'\t' '$1 == "row" && $5 == "thr" && $9 != "-" && $6 != "nan" && $7 != "nan" {
 		key = $9
 		if (!(key in seen)) { seen[key] = ++n; name[n] = key }
 		r[key, $3] = $7 / $6
@@ -446,7 +561,7 @@ plot() {
 	[ -s "$dat" ] || return 0
 	gnuplot <<-EOF
 		set terminal pngcairo size 1100,560 font "sans,10"
-		set output "$OUT/latest.png"
+		set output "$OUT/$NAME.png"
 		set title "gridvfsd vs direct nfs-ganesha: throughput ratio (1.0 = same as direct)"
 		set datafile missing "?"
 		set style data histograms
@@ -470,6 +585,6 @@ else
 	say "gnuplot not installed: no chart (tests/tools/install-deps.sh installs gnuplot-nox)"
 fi
 echo
-cat "$OUT/latest.md"
+cat "$OUT/$NAME.md"
 echo
-say "wrote $OUT/latest.md${OUT:+ and $OUT/latest.png}"
+say "wrote $OUT/$NAME.md and $OUT/$NAME.png"

@@ -1,11 +1,13 @@
 #!/bin/bash
 # Installs the Debian 12 packages gridvfs needs to build, test and demo.
 # Only missing packages are installed, so a second run costs nothing.
+# nfs-ganesha-proxy-v4 (FSAL PROXY_V4) is only for `make bench`: ganesha's
+# own proxy is the peer the bench compares gridvfs with.
 set -euo pipefail
 PKGS=(build-essential autoconf automake libtool pkg-config
       libtirpc-dev libssl-dev openssl liblmdb-dev lmdb-utils libfuse3-dev fuse3
       libcunit1-dev rpcsvc-proto python3 procps psmisc iproute2
-      nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils libnfs-dev fdisk e2fsprogs gnuplot-nox
+      nfs-ganesha nfs-ganesha-vfs nfs-ganesha-proxy-v4 rpcbind libnfs-utils libnfs-dev fdisk e2fsprogs gnuplot-nox
       tcpdump tshark bc man-db groff-base systemd)
 PKGS+=("$@")
 missing=()
