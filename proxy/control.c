@@ -246,6 +246,7 @@ static void report(struct px_loop *l, struct out *o, bool json)
 	if (px_rcache_cache(l)) {
 		struct cache_stats cs;
 		uint64_t hits, bytes, fetches, coal;
+		struct px_ra_stats ra;
 
 		cache_stats(px_rcache_cache(l), &cs);
 		px_rcache_stats(l, &hits, &bytes, &fetches, &coal);
@@ -256,6 +257,14 @@ static void report(struct px_loop *l, struct out *o, bool json)
 		kv(o, json, &first, "cache_bytes_local", bytes);
 		kv(o, json, &first, "cache_fetches", fetches);
 		kv(o, json, &first, "cache_fetches_shared", coal);
+		px_rcache_ra_stats(l, &ra);
+		kv(o, json, &first, "cache_read_waits", ra.rs_waits);
+		kv(o, json, &first, "cache_read_misses", ra.rs_misses);
+		kv(o, json, &first, "readahead_blocks", ra.rs_ra_blocks);
+		kv(o, json, &first, "background_blocks", ra.rs_bg_blocks);
+		kv(o, json, &first, "background_bytes", ra.rs_bg_bytes);
+		kv(o, json, &first, "background_yields", ra.rs_bg_yields);
+		kv(o, json, &first, "upstream_rate_bytes", ra.rs_link_rate);
 		kv(o, json, &first, "cache_bytes", cs.cs_bytes);
 		kv(o, json, &first, "cache_max_bytes", cs.cs_max_bytes);
 		kv(o, json, &first, "cache_blocks", cs.cs_blocks);
