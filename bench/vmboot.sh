@@ -1,8 +1,9 @@
 #!/bin/bash
 # bench/vmboot.sh: boot time and WAN bytes of the QEMU test guest
 # (tests/vm) booted from a local file and from a gridvfs mount over the
-# emulated WAN (20 ms RTT, 100 Mbit/s): cold, cold with a boot-trace
-# prefetch profile, warm. Reports, never asserts. Prints a table and writes
+# emulated WAN (20 ms RTT, 100 Mbit/s): cold, cold with metadata but no
+# profile (readahead + background fetch of the non-zero blocks), cold with
+# a boot-trace prefetch profile, warm. Reports, never asserts. Prints a table and writes
 # bench/results/vmboot.md (see docs/vm-boot.md, "Benchmark").
 #
 # Chain: ganesha <- server-role gridvfsd (mTLS, grid-mapfile) <- wanrelay
@@ -130,9 +131,15 @@ status cold "$H_DIR/cold.sock"
 unmount
 
 if "$GV" meta --help >/dev/null 2>&1; then
-	say "gridvfs cold with prefetch profile (meta scan + attach of the cold boot's trace; fresh cache)"
-	"$GV" meta scan "$H_EXPORT/root.img" --quiet >"$H_DIR/meta.log" 2>&1 &&
-		"$GV" meta attach "$H_EXPORT/root.img.gvmeta" "$H_DIR/boot.trace" >>"$H_DIR/meta.log" 2>&1 ||
+	say "gridvfs cold, metadata without a profile (meta scan; readahead + background fetch; fresh cache)"
+	"$GV" meta scan "$H_EXPORT/root.img" --quiet >"$H_DIR/meta.log" 2>&1 ||
+		{ cat "$H_DIR/meta.log"; h_fail "gridvfs meta scan failed"; }
+	gv_mount "$H_DIR/cache-np" "$H_DIR/np.sock"
+	boot noprofile "$MNT/root.img"
+	status noprofile "$H_DIR/np.sock"
+	unmount
+	say "gridvfs cold with prefetch profile (attach of the cold boot's trace; fresh cache)"
+	"$GV" meta attach "$H_EXPORT/root.img.gvmeta" "$H_DIR/boot.trace" >>"$H_DIR/meta.log" 2>&1 ||
 		{ cat "$H_DIR/meta.log"; h_fail "gridvfs meta scan/attach failed"; }
 	gv_mount "$H_DIR/cache-pf" "$H_DIR/pf.sock"
 	boot prefetch "$MNT/root.img"
@@ -224,6 +231,8 @@ mkdir -p "$OUT"
 	row "local file" local
 	[ -f "$H_DIR/fuse.runs" ] && row "local file through FUSE (fuse-imgfs)" fuse
 	row "gridvfs cold" cold
+	[ -f "$H_DIR/noprofile.runs" ] &&
+		row "gridvfs cold, no profile (readahead + zero-map fetch)" noprofile
 	if [ -f "$H_DIR/prefetch.runs" ]; then
 		row "gridvfs cold, prefetch profile" prefetch
 	else
@@ -237,7 +246,7 @@ mkdir -p "$OUT"
 	echo "- proxy columns: the node's client-role gridvfsd (gridvfs status) over the whole mount: cache_reads_local / cache_fetches, and READ latency percentiles."
 	echo "- I/O replay: the cold boot's $(wc -l <"$H_DIR/boot.trace") reads (boot.sh --trace) replayed one at a time with O_DIRECT, without QEMU: the I/O path's own time, median of $RUNS."
 } >"$OUT/vmboot.md"
-for n in cold prefetch warm; do
+for n in cold noprofile prefetch warm; do
 	[ -f "$H_DIR/$n.status" ] && cp "$H_DIR/$n.status" "$OUT/vmboot-$n.status.txt"
 done
 echo
