@@ -54,11 +54,11 @@ w_off=$WAITS m_off=$MISSES wan_off=$WAN
 	h_fail "$m_off misses, $w_off waits without readahead: counting is broken"
 run on on
 w_on=$WAITS m_on=$MISSES wan_on=$WAN
-[ "$RA" -gt 0 ] || h_fail "nothing was read ahead"
-grep -q "read ahead" "$H_DIR/on.log" || h_fail "no readahead figure in the exit line"
 echo "cache_readahead: synchronous misses $m_off without readahead, $m_on with; READs that waited $w_off -> $w_on ($RA blocks read ahead); WAN MB $((wan_off >> 20)) -> $((wan_on >> 20)); replay $(awk '{ print $6 }' "$H_DIR/off.out") s -> $(awk '{ print $6 }' "$H_DIR/on.out") s"
 [ $((m_on * 4)) -le "$m_off" ] || h_fail "readahead did not cut the synchronous misses to a quarter: $m_off -> $m_on"
 [ "$w_on" -lt "$w_off" ] || h_fail "with readahead as many READs waited: $w_off -> $w_on"
+[ "$RA" -gt 0 ] || h_fail "nothing was read ahead"
+grep -q "read ahead" "$H_DIR/on.log" || h_fail "no readahead figure in the exit line"
 # readahead may overshoot the end of each stream by its window, no more
 [ "$wan_on" -le $((wan_off + (10 << 20))) ] || h_fail "readahead fetched $wan_on bytes, $wan_off without"
 h_pass
