@@ -51,7 +51,7 @@
 #define RA_FETCH_BYTES (512u << 10)
 /* ... and the background fetch of an image's non-zero blocks */
 #define BG_FETCHES 2u             /* its READs in flight per file */
-#define BG_FETCH_BYTES (256u << 10)
+#define BG_FETCH_BYTES (128u << 10) /* a client miss queues behind 2 of these at most */
 #define BG_HINT_BYTES (4u << 20)  /* fetched first after a client's miss */
 #define BG_SCAN 4096u             /* blocks looked at per pump */
 #define RT_BUCKETS 5u             /* fetch sizes bs .. 16 bs, for the rate */

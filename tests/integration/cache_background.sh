@@ -87,14 +87,16 @@ h_log "with a client: $wan WAN bytes, $y yields, $w client misses; $(cat "$H_DIR
 [ "$wan" -le $((NZ + META + NZ / 100)) ] || h_fail "$wan bytes crossed the WAN for $NZ non-zero bytes: fetched twice"
 h_stop_pid "$PX" || h_fail "gridvfsd exited $? on SIGTERM"
 
-# --- off: only what the client reads -----------------------------------------
+# --- off: only what the client reads (and its time, for the report) ----------
 b0=$(h_stat "$ST" read_reply_bytes)
 m_proxy off "$WP" "$H_DIR/c3" --control "$H_DIR/off.sock" --readahead off --background-fetch off
 replay off one
 sleep 1
 wan=$(($(h_stat "$ST" read_reply_bytes) - b0))
 [ "$wan" -le $((META + (1 << 20))) ] || h_fail "--background-fetch off: $wan bytes crossed the WAN for one read"
+replay off scatter
+h_log "the same scattered reads without the background fetch: $(tail -n 1 "$H_DIR/off.out")"
 ! grep -q "background fetch" "$H_DIR/off.log" || h_fail "--background-fetch off logged a background fetch"
 h_stop_pid "$PX" || h_fail "gridvfsd exited $? on SIGTERM"
-echo "cache_background: $NZ non-zero bytes of 64 MiB fetched in the background ($(grep -o 'fetched in [0-9.]* s' "$H_DIR/bg.log" | head -1), share 50 % of a measured $((RATE / 1000)) kB/s, the relay passes 12500 kB/s); with a client replaying: gave way $y times, $w client misses"
+echo "cache_background: $NZ non-zero bytes of 64 MiB fetched in the background ($(grep -o 'fetched in [0-9.]* s' "$H_DIR/bg.log" | head -1), share 50 % of a measured $((RATE / 1000)) kB/s, the relay passes 12500 kB/s); with a client replaying: gave way $y times, $w client misses, replay $(awk '{ print $6 }' "$H_DIR/fg.out") s (without the background fetch $(tail -n 1 "$H_DIR/off.out" | awk '{ print $6 }') s, $(tail -n 1 "$H_DIR/off.out" | awk '{ print $8 }') misses)"
 h_pass
