@@ -10,6 +10,8 @@
 # <- client-role gridvfsd (LMDB cache) started by mount.gridvfs (FUSE).
 # env: VMBOOT_RUNS (3: local and warm boots; cold ones run once)
 #      VMBOOT_OUT (bench/results)  KEEP=1  GRIDVFS_VM_CACHE
+#      VMBOOT_QUICK=1: skip the three rows that take readahead and the
+#      background fetch apart
 set -u
 
 : "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
@@ -76,9 +78,10 @@ cleanup() { # keeps $? for the harness's teardown
 }
 trap cleanup EXIT
 
-# gv_mount CACHEDIR SOCK: mount the store over the WAN on $MNT.
+# gv_mount CACHEDIR SOCK [OPTS]: mount the store over the WAN on $MNT
+# (OPTS: more -o options, e.g. gridvfsd's stream-readahead=off).
 gv_mount() {
-	local o="fuse,mountport=$WAN,consistency=immutable,cache-dir=$1,control=$2"
+	local o="fuse,mountport=$WAN,consistency=immutable,cache-dir=$1,control=$2${3:+,$3}"
 	o+=",tls-cert=$CA/node1.crt,tls-key=$CA/node1.key,tls-ca=$CA/ca.crt,log-level=warn"
 	timeout -k 5 60 "$MH" "127.0.0.1:$WAN:$H_EXPORT" "$MNT" -o "$o" \
 		>>"$H_DIR/mount.log" 2>&1 || h_fail "mount.gridvfs failed (see mount.log)"
@@ -138,6 +141,22 @@ if "$GV" meta --help >/dev/null 2>&1; then
 	boot noprofile "$MNT/root.img"
 	status noprofile "$H_DIR/np.sock"
 	unmount
+	# where the gain comes from: each mechanism alone, and neither
+	if [ -z "${VMBOOT_QUICK:-}" ]; then
+		say "the same with readahead only, background fetch only, neither (fresh caches)"
+		gv_mount "$H_DIR/cache-ra" "$H_DIR/ra.sock" background-fetch=off
+		boot raonly "$MNT/root.img"
+		status raonly "$H_DIR/ra.sock"
+		unmount
+		gv_mount "$H_DIR/cache-bg" "$H_DIR/bg.sock" stream-readahead=off
+		boot bgonly "$MNT/root.img"
+		status bgonly "$H_DIR/bg.sock"
+		unmount
+		gv_mount "$H_DIR/cache-no" "$H_DIR/no.sock" stream-readahead=off,background-fetch=off
+		boot metaonly "$MNT/root.img"
+		status metaonly "$H_DIR/no.sock"
+		unmount
+	fi
 	say "gridvfs cold with prefetch profile (attach of the cold boot's trace; fresh cache)"
 	"$GV" meta attach "$H_EXPORT/root.img.gvmeta" "$H_DIR/boot.trace" >>"$H_DIR/meta.log" 2>&1 ||
 		{ cat "$H_DIR/meta.log"; h_fail "gridvfs meta scan/attach failed"; }
@@ -233,6 +252,12 @@ mkdir -p "$OUT"
 	row "gridvfs cold" cold
 	[ -f "$H_DIR/noprofile.runs" ] &&
 		row "gridvfs cold, no profile (readahead + zero-map fetch)" noprofile
+	[ -f "$H_DIR/raonly.runs" ] &&
+		row "gridvfs cold, no profile, readahead only" raonly
+	[ -f "$H_DIR/bgonly.runs" ] &&
+		row "gridvfs cold, no profile, zero-map fetch only" bgonly
+	[ -f "$H_DIR/metaonly.runs" ] &&
+		row "gridvfs cold, no profile, neither (metadata: zeros, exact blocks)" metaonly
 	if [ -f "$H_DIR/prefetch.runs" ]; then
 		row "gridvfs cold, prefetch profile" prefetch
 	else
@@ -246,7 +271,7 @@ mkdir -p "$OUT"
 	echo "- proxy columns: the node's client-role gridvfsd (gridvfs status) over the whole mount: cache_reads_local / cache_fetches, and READ latency percentiles."
 	echo "- I/O replay: the cold boot's $(wc -l <"$H_DIR/boot.trace") reads (boot.sh --trace) replayed one at a time with O_DIRECT, without QEMU: the I/O path's own time, median of $RUNS."
 } >"$OUT/vmboot.md"
-for n in cold noprofile prefetch warm; do
+for n in cold noprofile raonly bgonly metaonly prefetch warm; do
 	[ -f "$H_DIR/$n.status" ] && cp "$H_DIR/$n.status" "$OUT/vmboot-$n.status.txt"
 done
 echo

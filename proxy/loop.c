@@ -145,7 +145,7 @@ static const struct restart_field {
 	RF("consistency", o_consistency, F_INT),
 	RF("immutable-ttl", o_immutable_ttl, F_UNS),
 	RF("access-ttl", o_access_ttl, F_UNS),
-	RF("readahead", o_readahead, F_BOOL),
+	RF("stream-readahead", o_readahead, F_BOOL),
 	RF("background-fetch", o_bg_fetch, F_BOOL),
 	RF("background-share", o_bg_share, F_UNS),
 	RF("write-policy", o_write_policy, F_INT),

@@ -116,7 +116,8 @@ static const char usage[] =
 "                       let that user (uid and groups) read that version of\n"
 "                       the file (a chmod revokes) within this many seconds\n"
 "                       (default 30)\n"
-"  --readahead on|off   images with trusted metadata (NAME.gvmeta): detect\n"
+"  --stream-readahead on|off\n"
+"                       images with trusted metadata (NAME.gvmeta): detect\n"
 "                       sequential and constant-stride reads per file and\n"
 "                       fetch ahead of them, 128K growing to 4M (default on)\n"
 "  --background-fetch on|off\n"
@@ -288,7 +289,7 @@ static const struct option longopts[] = {
 	{"consistency", required_argument, NULL, OPT_CONSISTENCY},
 	{"immutable-ttl", required_argument, NULL, OPT_IMMUTABLE_TTL},
 	{"access-ttl", required_argument, NULL, OPT_ACCESS_TTL},
-	{"readahead", required_argument, NULL, OPT_READAHEAD},
+	{"stream-readahead", required_argument, NULL, OPT_READAHEAD},
 	{"background-fetch", required_argument, NULL, OPT_BACKGROUND_FETCH},
 	{"background-share", required_argument, NULL, OPT_BACKGROUND_SHARE},
 	{"write-policy", required_argument, NULL, OPT_WRITE_POLICY},
@@ -652,7 +653,7 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 	case OPT_READAHEAD:
 	case OPT_BACKGROUND_FETCH: {
 		static const char *const oo[] = {"off", "on"};
-		int on = pick(c == OPT_READAHEAD ? "readahead" : "background-fetch",
+		int on = pick(c == OPT_READAHEAD ? "stream-readahead" : "background-fetch",
 			      arg, oo, 2);
 
 		if (on < 0)

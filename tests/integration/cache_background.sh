@@ -55,7 +55,7 @@ replay() { # replay NAME TRACE
 
 # --- an opened image is fetched whole, zeros excepted -------------------------
 b0=$(h_stat "$ST" read_reply_bytes)
-m_proxy bg "$WP" "$H_DIR/c1" --control "$H_DIR/bg.sock" --readahead off
+m_proxy bg "$WP" "$H_DIR/c1" --control "$H_DIR/bg.sock" --stream-readahead off
 replay bg one
 wait_done bg
 grep -q "background fetch of vm.img started: $((NZ >> 16)) non-zero blocks" "$H_DIR/bg.log" ||
@@ -77,7 +77,7 @@ h_stop_pid "$PX" || h_fail "gridvfsd exited $? on SIGTERM"
 
 # --- while a client reads: it goes first, nothing is fetched twice -------------
 b0=$(h_stat "$ST" read_reply_bytes)
-m_proxy fg "$WP" "$H_DIR/c2" --control "$H_DIR/fg.sock" --readahead off
+m_proxy fg "$WP" "$H_DIR/c2" --control "$H_DIR/fg.sock" --stream-readahead off
 replay fg scatter
 wait_done fg
 wan=$(($(h_stat "$ST" read_reply_bytes) - b0))
@@ -89,7 +89,7 @@ h_stop_pid "$PX" || h_fail "gridvfsd exited $? on SIGTERM"
 
 # --- off: only what the client reads (and its time, for the report) ----------
 b0=$(h_stat "$ST" read_reply_bytes)
-m_proxy off "$WP" "$H_DIR/c3" --control "$H_DIR/off.sock" --readahead off --background-fetch off
+m_proxy off "$WP" "$H_DIR/c3" --control "$H_DIR/off.sock" --stream-readahead off --background-fetch off
 replay off one
 sleep 1
 wan=$(($(h_stat "$ST" read_reply_bytes) - b0))

@@ -3,7 +3,7 @@
 # metadata but no profile is read one READ at a time through the client
 # role over the emulated WAN (wanrelay, 20 ms RTT, 100 Mbit/s): a
 # sequential stream of 16 KiB reads interleaved with a strided one (8 KiB
-# every 192 KiB), as a guest reads two files at once.  With --readahead
+# every 192 KiB), as a guest reads two files at once.  With --stream-readahead
 # off every new block is a synchronous miss; with it on the proxy detects
 # both streams and fetches ahead: far fewer client READs send a fetch of
 # their own, and fewer wait for upstream at all (gridvfs status:
@@ -36,7 +36,7 @@ run() { # run NAME on|off
 	local b0
 	b0=$(h_stat "$ST" read_reply_bytes)
 	m_proxy "$1" "$WP" "$H_DIR/c-$1" --control "$H_DIR/$1.sock" \
-		--readahead "$2" --background-fetch off
+		--stream-readahead "$2" --background-fetch off
 	$REPLAY 127.0.0.1 "$H_PX_PORT" "$H_EXPORT" /vm.img "$H_EXPORT/vm.img" \
 		"$H_DIR/trace" >"$H_DIR/$1.out" || h_fail "$1 replay: $(cat "$H_DIR/$1.out")"
 	WAITS=$(status "$1" cache_read_waits) RA=$(status "$1" readahead_blocks)
@@ -48,7 +48,7 @@ run() { # run NAME on|off
 
 run off off
 w_off=$WAITS m_off=$MISSES wan_off=$WAN
-[ "$RA" = 0 ] || h_fail "--readahead off read $RA blocks ahead"
+[ "$RA" = 0 ] || h_fail "--stream-readahead off read $RA blocks ahead"
 # 64 blocks of the sequential stream, one per strided read, the metadata
 [ "$m_off" -ge 120 ] && [ "$w_off" -ge "$m_off" ] ||
 	h_fail "$m_off misses, $w_off waits without readahead: counting is broken"
