@@ -1568,11 +1568,21 @@ static void bg_start(struct px_rcache *rc, struct px_mfile *mf)
 	uint64_t size = rpc_get64(mf->mf_fattr + NFS3_FATTR_SIZE_OFF);
 	uint64_t nblk = (size + bs - 1) / bs, nz = 0;
 	uint8_t key[CACHE_HASH_SIZE];
+	struct cache_stats cs;
 
 	if (!rc->rc_bg || mf->mf_bg == BG_RUN)
 		return;
 	for (uint64_t b = 0; b < nblk; b++)
 		nz += cache_meta_kind(mf->mf_meta->pm_m, b, key) != CACHE_META_ZERO;
+	cache_stats(rc->rc_cache, &cs);
+	if (nz * bs > cs.cs_max_bytes / 2) {
+		/* it would evict what clients read to make room for guesses */
+		px_info("background fetch of %s skipped: %.1f MiB non-zero, more "
+			"than half of --cache-size", mf->mf_name,
+			(double)nz * bs / 1048576.0);
+		mf->mf_bg = BG_DONE;
+		return;
+	}
 	mf->mf_bg = BG_RUN;
 	mf->mf_bg_next = mf->mf_bg_hint = 0;
 	mf->mf_bg_hint_left = 0;
