@@ -266,6 +266,7 @@ mkdir -p "$OUT"
 	row "gridvfs warm" warm
 	echo
 	echo "Goal (issue 12): warm within 1.2× of local; cold with prefetch well under cold."
+	echo "Goal (issue 19): cold with metadata but no profile (readahead + zero-map fetch) within 2.5× of local."
 	echo
 	echo "- local, FUSE and warm boots alternate (one of each per round) so that other load on the machine hits them alike."
 	echo "- proxy columns: the node's client-role gridvfsd (gridvfs status) over the whole mount: cache_reads_local / cache_fetches, and READ latency percentiles."

@@ -9,7 +9,8 @@
 # while a client replays scattered reads: every byte is right, the
 # background gave way to the client's misses (background_yields) and no
 # block crossed the WAN twice.  With --background-fetch off nothing is
-# fetched beyond what the client reads.
+# fetched beyond what the client reads; with a cache less than twice the
+# image's non-zero bytes the background fetch is skipped.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 h_init cache_background
 . "$top_srcdir/tests/integration/meta_lib.sh"
@@ -97,6 +98,12 @@ wan=$(($(h_stat "$ST" read_reply_bytes) - b0))
 replay off scatter
 h_log "the same scattered reads without the background fetch: $(tail -n 1 "$H_DIR/off.out")"
 ! grep -q "background fetch" "$H_DIR/off.log" || h_fail "--background-fetch off logged a background fetch"
+h_stop_pid "$PX" || h_fail "gridvfsd exited $? on SIGTERM"
+# --- an image that would fill more than half the cache is left alone ----------
+m_proxy small "$WP" "$H_DIR/c4" --cache-size 24M
+replay small one
+grep -q "background fetch of vm.img skipped: 16.0 MiB non-zero, more than half of --cache-size" "$H_DIR/small.log" ||
+	h_fail "a 24 MiB cache: $(grep background "$H_DIR/small.log")"
 h_stop_pid "$PX" || h_fail "gridvfsd exited $? on SIGTERM"
 echo "cache_background: $NZ non-zero bytes of 64 MiB fetched in the background ($(grep -o 'fetched in [0-9.]* s' "$H_DIR/bg.log" | head -1), share 50 % of a measured $((RATE / 1000)) kB/s, the relay passes 12500 kB/s); with a client replaying: gave way $y times, $w client misses, replay $(awk '{ print $6 }' "$H_DIR/fg.out") s (without the background fetch $(tail -n 1 "$H_DIR/off.out" | awk '{ print $6 }') s, $(tail -n 1 "$H_DIR/off.out" | awk '{ print $8 }') misses)"
 h_pass
