@@ -12,6 +12,8 @@
 #      VMBOOT_OUT (bench/results)  KEEP=1  GRIDVFS_VM_CACHE
 #      VMBOOT_QUICK=1: skip the three rows that take readahead and the
 #      background fetch apart
+#      VMBOOT_GVOPTS: more mount.gridvfs -o options for every gridvfs mount
+#      (e.g. background-share=100)
 set -u
 
 : "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
@@ -82,6 +84,7 @@ trap cleanup EXIT
 # (OPTS: more -o options, e.g. gridvfsd's stream-readahead=off).
 gv_mount() {
 	local o="fuse,mountport=$WAN,consistency=immutable,cache-dir=$1,control=$2${3:+,$3}"
+	o+=${VMBOOT_GVOPTS:+,$VMBOOT_GVOPTS}
 	o+=",tls-cert=$CA/node1.crt,tls-key=$CA/node1.key,tls-ca=$CA/ca.crt,log-level=warn"
 	timeout -k 5 60 "$MH" "127.0.0.1:$WAN:$H_EXPORT" "$MNT" -o "$o" \
 		>>"$H_DIR/mount.log" 2>&1 || h_fail "mount.gridvfs failed (see mount.log)"

@@ -35,12 +35,22 @@ status() { "$GV" status --socket "$H_DIR/$1.sock" | awk -v k="$2" '$1 == k { pri
 run() { # run NAME on|off
 	local b0
 	b0=$(h_stat "$ST" read_reply_bytes)
+	h_take_port MP
 	m_proxy "$1" "$WP" "$H_DIR/c-$1" --control "$H_DIR/$1.sock" \
-		--stream-readahead "$2" --background-fetch off
+		--metrics "127.0.0.1:$MP" --stream-readahead "$2" --background-fetch off
 	$REPLAY 127.0.0.1 "$H_PX_PORT" "$H_EXPORT" /vm.img "$H_EXPORT/vm.img" \
 		"$H_DIR/trace" >"$H_DIR/$1.out" || h_fail "$1 replay: $(cat "$H_DIR/$1.out")"
 	WAITS=$(status "$1" cache_read_waits) RA=$(status "$1" readahead_blocks)
 	MISSES=$(status "$1" cache_read_misses)
+	# the Prometheus endpoint says the same
+	python3 - "$MP" "$MISSES" "$RA" <<-'PY' || h_fail "$1: metrics differ from status"
+		import sys, urllib.request
+		body = urllib.request.urlopen("http://127.0.0.1:%s/metrics" % sys.argv[1]).read().decode()
+		got = {l.split("{")[0]: l.split()[-1] for l in body.splitlines() if l.startswith("gridvfs_")}
+		assert got["gridvfs_cache_read_misses_total"] == sys.argv[2], got
+		# readahead still in flight may land between the two looks
+		assert int(got["gridvfs_readahead_blocks_total"]) >= int(sys.argv[3]), got
+	PY
 	h_stop_pid "$PX" || h_fail "gridvfsd exited $? on SIGTERM"
 	WAN=$(($(h_stat "$ST" read_reply_bytes) - b0))
 	h_log "$1: $(cat "$H_DIR/$1.out"); misses $MISSES, waits $WAITS, read ahead $RA blocks, WAN $WAN bytes"
