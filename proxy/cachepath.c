@@ -1690,7 +1690,8 @@ static void bg_pump(struct px_loop *l, struct px_mfile *mf)
 		}
 		rc->rc_bg_tokens -= (int64_t)nb * bs;
 	}
-	if (mf->mf_bg_next >= nblk && !mf->mf_bg_hint_left && !mf->mf_nbg) {
+	if (mf->mf_bg_next >= nblk && !mf->mf_nbg &&
+	    (!mf->mf_bg_hint_left || mf->mf_bg_hint >= nblk)) {
 		mf->mf_bg = BG_DONE;
 		rc->rc_bg_active--;
 		px_info("background fetch of %s done: %llu blocks, %.1f MiB "
