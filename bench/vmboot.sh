@@ -1,8 +1,9 @@
 #!/bin/bash
 # bench/vmboot.sh: boot time and WAN bytes of the QEMU test guest
 # (tests/vm) booted from a local file and from a gridvfs mount over the
-# emulated WAN (20 ms RTT, 100 Mbit/s): cold, cold with a boot-trace
-# prefetch profile, warm. Reports, never asserts. Prints a table and writes
+# emulated WAN (20 ms RTT, 100 Mbit/s): cold, cold with metadata but no
+# profile (readahead + background fetch of the non-zero blocks), cold with
+# a boot-trace prefetch profile, warm. Reports, never asserts. Prints a table and writes
 # bench/results/vmboot.md (see docs/vm-boot.md, "Benchmark").
 #
 # Chain: ganesha <- server-role gridvfsd (mTLS, grid-mapfile) <- wanrelay
@@ -15,6 +16,9 @@
 # Scenarios (functions sc_*; VMBOOT_ONLY picks some, in this order):
 #   cold      gridvfs cold boot, traced (the trace feeds replay and herd;
 #             it runs whenever warm, prefetch or herd is chosen)
+#   noprofile cold with metadata (meta scan) but no profile: readahead and
+#             the background fetch of the non-zero blocks (and, unless
+#             VMBOOT_QUICK, each alone and neither)
 #   herd      N = VMBOOT_HERD ("1 4 8") nodes replay the trace at once
 #   qemu2     2 QEMU boots at once, two nodes' mounts, one site cache
 #   qcow2     qcow2 overlays backed by root.img on a gridvfs mount: cold,
@@ -22,10 +26,14 @@
 #   prefetch  cold with the trace as prefetch profile
 #   warm      local / FUSE / gridvfs warm boots in turns, and I/O replays
 #             (when not chosen, one local boot still runs as the baseline)
-# env: VMBOOT_ONLY ("cold herd qemu2 qcow2 prefetch warm")
+# env: VMBOOT_ONLY ("cold noprofile herd qemu2 qcow2 prefetch warm")
 #      VMBOOT_RUNS (3: local and warm boots; cold ones run once)
 #      VMBOOT_HERD ("1 4 8")  VMBOOT_NICE (10: QEMU's niceness)
 #      VMBOOT_OUT (bench/results)  KEEP=1  GRIDVFS_VM_CACHE
+#      VMBOOT_QUICK=1: skip the three rows that take readahead and the
+#      background fetch apart
+#      VMBOOT_GVOPTS: more mount.gridvfs -o options for every gridvfs mount
+#      (e.g. background-share=100)
 set -u
 
 : "${top_srcdir:=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}"
@@ -34,7 +42,7 @@ set -u
 . "$top_srcdir/bench/lib.sh"
 
 RUNS=${VMBOOT_RUNS:-3}
-ONLY=" ${VMBOOT_ONLY:-cold herd qemu2 qcow2 prefetch warm} "
+ONLY=" ${VMBOOT_ONLY:-cold noprofile herd qemu2 qcow2 prefetch warm} "
 HERD=${VMBOOT_HERD:-1 4 8}
 NICE=${VMBOOT_NICE:-10}
 want() { case $ONLY in *" $1 "*) return 0 ;; esac; return 1; }
@@ -103,10 +111,12 @@ mount_at() {
 		>>"$H_DIR/mount.log" 2>&1 || h_fail "mount.gridvfs on $1 failed (see mount.log)"
 	MOUNTS+=("$1")
 }
-# gv_mount CACHEDIR SOCK: mount the store over the WAN on $MNT (a node
-# without a site: its client role holds the TLS certificate).
+# gv_mount CACHEDIR SOCK [OPTS]: mount the store over the WAN on $MNT (a
+# node without a site: its client role holds the TLS certificate). OPTS:
+# more -o options (e.g. gridvfsd's stream-readahead=off); VMBOOT_GVOPTS
+# go to every gridvfs mount.
 gv_mount() {
-	mount_at "$MNT" "$WAN" "consistency=immutable,cache-dir=$1,control=$2,tls-cert=$CA/node1.crt,tls-key=$CA/node1.key,tls-ca=$CA/ca.crt,log-level=warn"
+	mount_at "$MNT" "$WAN" "consistency=immutable,cache-dir=$1,control=$2${3:+,$3}${VMBOOT_GVOPTS:+,$VMBOOT_GVOPTS},tls-cert=$CA/node1.crt,tls-key=$CA/node1.key,tls-ca=$CA/ca.crt,log-level=warn"
 }
 # site_up NAME: a site-level client role (the only one holding the TLS
 # certificate) over the WAN, fresh cache $H_DIR/NAME; sets SITE, SITE_PID.
@@ -167,6 +177,37 @@ sc_cold() {
 	gv_mount "$H_DIR/cache-cold" "$H_DIR/cold.sock"
 	boot cold "$MNT/root.img" --trace "$H_DIR/boot.trace"
 	status cold "$H_DIR/cold.sock"
+	unmount
+}
+
+# Metadata (meta scan: zero map, hashes) but no profile, the first boot a
+# grid sees: readahead and the background fetch of the non-zero blocks;
+# unless VMBOOT_QUICK, each mechanism alone and neither, to show where the
+# gain comes from.
+sc_noprofile() {
+	if ! "$GV" meta --help >/dev/null 2>&1; then
+		say "skipped: no 'gridvfs meta'"
+		return
+	fi
+	say "gridvfs cold, metadata without a profile (meta scan; readahead + background fetch; fresh cache)"
+	meta_scan
+	gv_mount "$H_DIR/cache-np" "$H_DIR/np.sock"
+	boot noprofile "$MNT/root.img"
+	status noprofile "$H_DIR/np.sock"
+	unmount
+	[ -n "${VMBOOT_QUICK:-}" ] && return
+	say "the same with readahead only, background fetch only, neither (fresh caches)"
+	gv_mount "$H_DIR/cache-ra" "$H_DIR/ra.sock" background-fetch=off
+	boot raonly "$MNT/root.img"
+	status raonly "$H_DIR/ra.sock"
+	unmount
+	gv_mount "$H_DIR/cache-bg" "$H_DIR/bg.sock" stream-readahead=off
+	boot bgonly "$MNT/root.img"
+	status bgonly "$H_DIR/bg.sock"
+	unmount
+	gv_mount "$H_DIR/cache-no" "$H_DIR/no.sock" stream-readahead=off,background-fetch=off
+	boot metaonly "$MNT/root.img"
+	status metaonly "$H_DIR/no.sock"
 	unmount
 }
 
@@ -327,13 +368,14 @@ sc_qcow2() {
 }
 
 want cold || want warm || want prefetch || want herd && sc_cold
+want noprofile && sc_noprofile
 want herd && sc_herd
 want qemu2 && sc_qemu2
 want qcow2 && sc_qcow2
 want prefetch && sc_prefetch
 if want warm; then
 	sc_warm
-elif want qemu2 || want qcow2; then
+elif want qemu2 || want qcow2 || want noprofile; then
 	say "local file (the baseline of this run)"
 	boot local "$H_EXPORT/root.img"
 fi
@@ -435,6 +477,10 @@ mkdir -p "$OUT"
 	row "local file" local
 	row "local file through FUSE (fuse-imgfs)" fuse
 	row "gridvfs cold" cold
+	row "gridvfs cold, no profile (readahead + zero-map fetch)" noprofile
+	row "gridvfs cold, no profile, readahead only" raonly
+	row "gridvfs cold, no profile, zero-map fetch only" bgonly
+	row "gridvfs cold, no profile, neither (metadata: zeros, exact blocks)" metaonly
 	if want prefetch && ! [ -f "$H_DIR/prefetch.runs" ]; then
 		echo "| gridvfs cold, prefetch profile | skipped: prefetch not built yet | | | | | | | |"
 	fi
@@ -444,7 +490,7 @@ mkdir -p "$OUT"
 	row "qcow2 overlay on gridvfs, warm (same overlay again)" qcow2-warm
 	row "second qcow2 overlay, same node (shared cache)" qcow2-ov2
 	echo
-	echo "Goals: warm within 1.2× of local (issue 12); cold with prefetch well under cold; qcow2 overlay warm within 1.1× of local (issue 19)."
+	echo "Goals: warm within 1.2× of local (issue 12); cold with prefetch well under cold; cold with metadata but no profile (readahead + zero-map fetch) within 2.5× of local; qcow2 overlay warm within 1.1× of local (issue 19)."
 	echo
 	echo "- local, FUSE and warm boots alternate (one of each per round) so that other load on the machine hits them alike; every QEMU runs under nice -n $NICE."
 	echo "- proxy columns: the node's client-role gridvfsd (gridvfs status) over the whole mount: cache_reads_local / cache_fetches, and READ latency percentiles."
@@ -455,7 +501,7 @@ mkdir -p "$OUT"
 	herd_report
 	qemu2_report
 } >"$OUT/vmboot.md"
-for n in cold prefetch warm qcow2 herd1-site herd4-site herd8-site q2-site; do
+for n in cold noprofile raonly bgonly metaonly prefetch warm qcow2 herd1-site herd4-site herd8-site q2-site; do
 	[ -f "$H_DIR/$n.status" ] && cp "$H_DIR/$n.status" "$OUT/vmboot-$n.status.txt"
 done
 echo

@@ -41,6 +41,20 @@
 #define RING_BYTES (16u << 20)    /* recently fetched blocks, by content */
 #define RING_MAX 256u
 #define NFS3ERR_IO 5u
+/* Readahead without a profile (issue 19): per-file stream detection */
+#define RA_STREAMS 4u             /* streams tracked per file */
+#define RA_MIN (128u << 10)       /* first window */
+#define RA_MAX (4u << 20)         /* the window doubles up to this */
+#define RA_GAP (64u << 10)        /* a read this far past a stream's end continues it */
+#define RA_MAX_STRIDE (16u << 20)
+#define RA_FETCHES 8u             /* readahead READs in flight per file */
+#define RA_FETCH_BYTES (512u << 10)
+/* ... and the background fetch of an image's non-zero blocks */
+#define BG_FETCHES 2u             /* its READs in flight per file */
+#define BG_FETCH_BYTES (128u << 10) /* a client miss queues behind 2 of these at most */
+#define BG_HINT_BYTES (4u << 20)  /* fetched first after a client's miss */
+#define BG_SCAN 4096u             /* blocks looked at per pump */
+#define RT_BUCKETS 5u             /* fetch sizes bs .. 16 bs, for the rate */
 
 struct px_ring {
 	uint8_t rg_key[CACHE_HASH_SIZE];
@@ -103,6 +117,20 @@ struct px_rcache {
 	uint8_t *rc_scratch;           /* one block */
 	uint64_t rc_meta_files, rc_meta_bytes, rc_zero_bytes, rc_dedup_hits,
 		rc_mismatch, rc_pf_blocks;
+	/* readahead and background fetch (issue 19) */
+	bool rc_readahead, rc_bg;
+	unsigned rc_bg_share;          /* % of rc_link_rate */
+	unsigned rc_fg;                /* client and readahead fetches in flight */
+	unsigned rc_bg_active;         /* files whose background fetch runs */
+	int64_t rc_bg_tokens;          /* bytes the background may still send */
+	uint64_t rc_bg_refill_us;
+	/* the upstream rate: the quickest fetch seen per size class; the
+	 * slope between the smallest and largest class is bytes per second
+	 * without the round trip (queueing only makes fetches slower) */
+	uint64_t rc_rt_us[RT_BUCKETS], rc_rt_bytes[RT_BUCKETS];
+	uint64_t rc_link_rate;         /* bytes/s, 0: not known yet */
+	uint64_t rc_waits, rc_misses, rc_ra_blocks, rc_bg_blocks, rc_bg_bytes,
+		rc_bg_yields;
 };
 
 /* What a READ call forwarded through the cache remembers. */
@@ -163,6 +191,9 @@ int px_rcache_open(struct px_loop *l)
 							      : CACHE_F_STRICT;
 	rc->rc_access_ms = (uint64_t)o->o_access_ttl * 1000u;
 	rc->rc_meta = rc->rc_prefetch = true;
+	rc->rc_readahead = o->o_readahead;
+	rc->rc_bg = o->o_bg_fetch;
+	rc->rc_bg_share = o->o_bg_share ? o->o_bg_share : 50;
 	rc->rc_ring_n = RING_BYTES / cache_block_size(rc->rc_cache);
 	if (rc->rc_ring_n > RING_MAX)
 		rc->rc_ring_n = RING_MAX;
@@ -461,6 +492,20 @@ struct px_meta {
 
 struct px_mreq;
 
+/* One stream of reads in a file (a guest reads many files of its disk
+ * at once, so a few per image): where it stands, its step and window. */
+struct px_stream {
+	uint64_t st_last;              /* offset of its last read */
+	uint64_t st_next;              /* where a sequential read goes on */
+	int64_t st_stride;             /* 0: none (yet) */
+	uint32_t st_hits;              /* reads that followed the pattern */
+	uint32_t st_win;               /* readahead window, bytes */
+	uint64_t st_ra;                /* readahead issued up to here */
+	unsigned st_used;              /* LRU clock, 0: free */
+};
+
+enum mf_bg_state { BG_IDLE, BG_RUN, BG_DONE };
+
 struct px_mfile {
 	struct px_mfile *mf_next;      /* hash chain by identity */
 	struct cache_ident mf_id;
@@ -488,6 +533,17 @@ struct px_mfile {
 	size_t mf_pf_next;             /* profile position */
 	bool mf_pf_stop;
 	struct px_loop *mf_loop;
+	/* readahead (issue 19) */
+	struct px_stream mf_st[RA_STREAMS];
+	unsigned mf_st_clock, mf_nra;
+	bool mf_ra_stop;
+	/* background fetch of the non-zero blocks, in offset order, blocks
+	 * after a client's last miss first */
+	enum mf_bg_state mf_bg;
+	unsigned mf_nbg;
+	uint64_t mf_bg_next, mf_bg_hint;
+	uint32_t mf_bg_hint_left;
+	uint64_t mf_bg_t0, mf_bg_nblocks, mf_bg_bytes;
 };
 
 /* A client READ answered here. */
@@ -505,6 +561,7 @@ struct px_mreq {
 	uint64_t mr_credkey;
 	uint8_t mr_fattr[NFS3_FATTR_SIZE];
 	unsigned mr_pending;           /* fetches it waits for */
+	bool mr_missed;                /* it sent a fetch of its own */
 	uint32_t mr_status;            /* NFS3 error to answer, 0 */
 	uint32_t mr_rpcerr;            /* RPC accept_stat to answer, 0 */
 	uint8_t *mr_buf;
@@ -514,6 +571,10 @@ struct px_mwait {
 	struct px_mwait *mw_next;
 	struct px_mreq *mw_req;
 };
+
+/* Why a READ of ours was sent: for a client waiting (demand), along a
+ * profile, ahead of a stream, or in the background. */
+enum mt_kind { MT_DEMAND, MT_PROFILE, MT_AHEAD, MT_BG };
 
 /* One upstream READ of ours: blocks [mt_blk, mt_blk + mt_n). */
 struct px_mfetch {
@@ -527,7 +588,9 @@ struct px_mfetch {
 	uint64_t mt_probe_off;
 	struct rpc_authsys mt_cred;
 	uint64_t mt_credkey;
-	bool mt_prefetch, mt_retry;
+	enum mt_kind mt_kind;
+	bool mt_retry;
+	uint64_t mt_sent_us;
 	struct px_mwait *mt_waiters;
 };
 
@@ -553,6 +616,30 @@ static void meta_unref(struct px_meta *pm)
 	}
 }
 
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	px_now(&ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* The background fetch of mf ends (logged when it was running). */
+static void bg_stop(struct px_mfile *mf, const char *why)
+{
+	struct px_rcache *rc = mf->mf_loop->lp_rcache;
+
+	if (mf->mf_bg != BG_RUN)
+		return;
+	mf->mf_bg = BG_IDLE;
+	rc->rc_bg_active--;
+	px_info("background fetch of %s stopped (%s): %llu blocks, %.1f MiB "
+		"fetched in %.1f s", mf->mf_name, why,
+		(unsigned long long)mf->mf_bg_nblocks,
+		(double)mf->mf_bg_bytes / 1048576.0,
+		(double)(px_now_ms() - mf->mf_bg_t0) / 1000.0);
+}
+
 /* The image's version moved (or discovery failed): metadata is dropped;
  * the next READ looks again.  Fetches in flight keep their reference. */
 static void mf_drop_meta(struct px_mfile *mf, enum mf_state st)
@@ -561,6 +648,7 @@ static void mf_drop_meta(struct px_mfile *mf, enum mf_state st)
 	mf->mf_meta = NULL;
 	mf->mf_state = st;
 	mf->mf_pf_stop = true;
+	bg_stop(mf, "metadata set aside");
 	if (st == MF_NONE)
 		mf->mf_retry_at = px_now_ms() + MF_RETRY_MS;
 }
@@ -601,12 +689,15 @@ static void mf_free_all(struct px_rcache *rc)
 	if (rc->rc_meta_files || rc->rc_nmf)
 		px_info("metadata: %llu files with metadata; %llu bytes served "
 			"by them (%llu zero, never fetched), %llu blocks from "
-			"other images' chunks, %llu prefetched, %llu failed "
-			"their hash", (unsigned long long)rc->rc_meta_files,
+			"other images' chunks, %llu prefetched, %llu read ahead, "
+			"%llu fetched in the background, %llu failed their "
+			"hash", (unsigned long long)rc->rc_meta_files,
 			(unsigned long long)rc->rc_meta_bytes,
 			(unsigned long long)rc->rc_zero_bytes,
 			(unsigned long long)rc->rc_dedup_hits,
 			(unsigned long long)rc->rc_pf_blocks,
+			(unsigned long long)rc->rc_ra_blocks,
+			(unsigned long long)rc->rc_bg_blocks,
 			(unsigned long long)rc->rc_mismatch);
 	for (unsigned i = 0; i < MF_BUCKETS; i++)
 		while (rc->rc_mf[i]) {
@@ -757,8 +848,8 @@ static struct px_mfetch *fetch_joinable(struct px_mfile *mf, uint64_t blk,
 static struct px_mfetch *fetch_new(struct px_loop *l, struct px_mfile *mf,
 				   const uint8_t *fh, uint32_t fhlen,
 				   uint64_t blk, uint32_t n,
-				   const struct rpc_authsys *cred, bool prefetch,
-				   uint64_t probe_off)
+				   const struct rpc_authsys *cred,
+				   enum mt_kind kind, uint64_t probe_off)
 {
 	struct px_rcache *rc = l->lp_rcache;
 	uint32_t bs = cache_block_size(rc->rc_cache);
@@ -776,7 +867,8 @@ static struct px_mfetch *fetch_new(struct px_loop *l, struct px_mfile *mf,
 	mt->mt_n = n;
 	mt->mt_cred = *cred;
 	mt->mt_credkey = authsys_key(cred);
-	mt->mt_prefetch = prefetch;
+	mt->mt_kind = kind;
+	mt->mt_sent_us = now_us();
 	if (mf->mf_meta) {
 		mt->mt_meta = mf->mf_meta;
 		mf->mf_meta->pm_refs++;
@@ -793,8 +885,18 @@ static struct px_mfetch *fetch_new(struct px_loop *l, struct px_mfile *mf,
 	}
 	mt->mt_next = mf->mf_fetches;
 	mf->mf_fetches = mt;
-	if (prefetch)
-		mf->mf_npf++;
+	switch (kind) {
+	case MT_DEMAND:
+		rc->rc_fg++;
+		if (n) { /* the background fetch goes on from here first */
+			mf->mf_bg_hint = blk + n;
+			mf->mf_bg_hint_left = BG_HINT_BYTES / bs;
+		}
+		break;
+	case MT_AHEAD: rc->rc_fg++; mf->mf_nra++; break;
+	case MT_PROFILE: mf->mf_npf++; break;
+	case MT_BG: mf->mf_nbg++; break;
+	}
 	rc->rc_fetches++;
 	return mt;
 }
@@ -804,7 +906,7 @@ static struct px_mfetch *fetch_new(struct px_loop *l, struct px_mfile *mf,
 static int fetch_probe(struct px_loop *l, struct px_mreq *mr)
 {
 	struct px_mfetch *mt = fetch_new(l, mr->mr_mf, mr->mr_fh, mr->mr_fhlen,
-					 0, 0, &mr->mr_cred, false, mr->mr_off);
+					 0, 0, &mr->mr_cred, MT_DEMAND, mr->mr_off);
 
 	if (!mt)
 		return -ENOMEM;
@@ -837,7 +939,7 @@ static void fetch_retry(struct px_loop *l, struct px_mfetch *mt, uint64_t b,
 {
 	struct px_mfile *mf = mt->mt_mf;
 	struct px_mfetch *rt = fetch_new(l, mf, mt->mt_fh, mt->mt_fhlen, b, 1,
-					 &mt->mt_cred, false, 0);
+					 &mt->mt_cred, MT_DEMAND, 0);
 
 	if (rt) {
 		rt->mt_retry = true;
@@ -920,8 +1022,17 @@ static void fetch_block(struct px_loop *l, struct px_mfetch *mt, uint64_t b,
 		cache_fill(rc->rc_cache, mt->mt_fh, mt->mt_fhlen, b * bs, data,
 			   blen, eof, fattr, rc->rc_flags);
 	}
-	if (mt->mt_prefetch)
-		rc->rc_pf_blocks++;
+	switch (mt->mt_kind) {
+	case MT_PROFILE: rc->rc_pf_blocks++; break;
+	case MT_AHEAD: rc->rc_ra_blocks++; break;
+	case MT_BG:
+		rc->rc_bg_blocks++;
+		rc->rc_bg_bytes += blen;
+		mf->mf_bg_nblocks++;
+		mf->mf_bg_bytes += blen;
+		break;
+	case MT_DEMAND: break;
+	}
 	for (struct px_mwait *w = mt->mt_waiters; w; w = w->mw_next)
 		if (mreq_wants(w->mw_req, b * bs, blen))
 			mreq_copy(w->mw_req, b * bs, data, blen);
@@ -935,10 +1046,16 @@ static void fetch_refused(struct px_loop *l, struct px_mfetch *mt,
 {
 	uint32_t bs = cache_block_size(l->lp_rcache->rc_cache);
 
-	if (mt->mt_prefetch) {
-		mt->mt_mf->mf_pf_stop = true;
+	if (mt->mt_kind != MT_DEMAND) {
+		struct px_mfile *mf = mt->mt_mf;
+		char why[48];
+
+		/* speculation with this credential is refused: all of it stops */
+		mf->mf_pf_stop = mf->mf_ra_stop = true;
+		snprintf(why, sizeof(why), "upstream answered %u", status);
+		bg_stop(mf, why);
 		px_info_rl("prefetch of %s stopped: upstream answered %u",
-			   mt->mt_mf->mf_name, status);
+			   mf->mf_name, status);
 	}
 	for (struct px_mwait *w = mt->mt_waiters; w; w = w->mw_next) {
 		struct px_mreq *mr = w->mw_req;
@@ -950,7 +1067,7 @@ static void fetch_refused(struct px_loop *l, struct px_mfetch *mt,
 			continue;
 		}
 		nt = fetch_new(l, mt->mt_mf, mr->mr_fh, mr->mr_fhlen, mt->mt_blk,
-			       mt->mt_n, &mr->mr_cred, false, 0);
+			       mt->mt_n, &mr->mr_cred, MT_DEMAND, 0);
 		if (!nt || fetch_wait(nt, mr))
 			mr->mr_rpcerr = RPC_ACC_SYSTEM_ERR;
 		(void)bs;
@@ -958,17 +1075,48 @@ static void fetch_refused(struct px_loop *l, struct px_mfetch *mt,
 }
 
 static void pf_pump(struct px_loop *l, struct px_mfile *mf);
+static void bg_pump_all(struct px_loop *l);
 
 static void fetch_unlink(struct px_mfetch *mt)
 {
-	struct px_mfetch **pp = &mt->mt_mf->mf_fetches;
+	struct px_mfile *mf = mt->mt_mf;
+	struct px_mfetch **pp = &mf->mf_fetches;
+	struct px_rcache *rc = mf->mf_loop->lp_rcache;
 
 	while (*pp && *pp != mt)
 		pp = &(*pp)->mt_next;
 	if (*pp)
 		*pp = mt->mt_next;
-	if (mt->mt_prefetch)
-		mt->mt_mf->mf_npf--;
+	switch (mt->mt_kind) {
+	case MT_DEMAND: rc->rc_fg--; break;
+	case MT_AHEAD: rc->rc_fg--; mf->mf_nra--; break;
+	case MT_PROFILE: mf->mf_npf--; break;
+	case MT_BG: mf->mf_nbg--; break;
+	}
+}
+
+/* A fetch of bytes took us microseconds: keep the quickest per size
+ * class and fit the upstream rate between the classes. */
+static void rate_sample(struct px_rcache *rc, uint64_t bytes, uint64_t us)
+{
+	uint32_t bs = cache_block_size(rc->rc_cache);
+	unsigned i = 0, lo, hi;
+
+	while (i + 1 < RT_BUCKETS && ((uint64_t)bs << i) < bytes)
+		i++;
+	if (!us || (rc->rc_rt_us[i] && rc->rc_rt_us[i] <= us))
+		return;
+	rc->rc_rt_us[i] = us;
+	rc->rc_rt_bytes[i] = bytes;
+	for (lo = 0; lo < RT_BUCKETS && !rc->rc_rt_us[lo]; lo++)
+		;
+	for (hi = RT_BUCKETS - 1; hi > lo && !rc->rc_rt_us[hi]; hi--)
+		;
+	if (hi <= lo || rc->rc_rt_bytes[hi] < 2 * rc->rc_rt_bytes[lo] ||
+	    rc->rc_rt_us[hi] <= rc->rc_rt_us[lo])
+		return;
+	rc->rc_link_rate = (rc->rc_rt_bytes[hi] - rc->rc_rt_bytes[lo]) *
+			   1000000u / (rc->rc_rt_us[hi] - rc->rc_rt_us[lo]);
 }
 
 static void fetch_cb(void *ctx, int err, uint8_t *res, size_t len)
@@ -1003,7 +1151,9 @@ static void fetch_cb(void *ctx, int err, uint8_t *res, size_t len)
 	} else if (err == 0)
 		err = -EBADMSG;
 	if (err < 0) {
-		mf->mf_pf_stop = mf->mf_pf_stop || mt->mt_prefetch;
+		mf->mf_pf_stop = mf->mf_pf_stop || mt->mt_kind == MT_PROFILE;
+		if (mt->mt_kind == MT_BG)
+			bg_stop(mf, strerror(-err));
 		for (w = mt->mt_waiters; w; w = w->mw_next)
 			w->mw_req->mr_rpcerr = RPC_ACC_SYSTEM_ERR;
 	} else if (status) {
@@ -1015,6 +1165,8 @@ static void fetch_cb(void *ctx, int err, uint8_t *res, size_t len)
 	} else {
 		uint64_t size = rpc_get64(fattr + NFS3_FATTR_SIZE_OFF);
 
+		if (mt->mt_n && dlen >= (uint64_t)mt->mt_n * bs)
+			rate_sample(rc, dlen, now_us() - mt->mt_sent_us);
 		for (uint32_t i = 0; i < mt->mt_n; i++) {
 			uint64_t b = mt->mt_blk + i;
 			uint32_t blen = cache_blk_len(b, bs, size);
@@ -1033,8 +1185,13 @@ static void fetch_cb(void *ctx, int err, uint8_t *res, size_t len)
 	}
 	meta_unref(mt->mt_meta);
 	free(mt);
-	if (err >= 0 && !l->lp_draining)
+	if (err >= 0 && !l->lp_draining) {
 		pf_pump(l, mf);
+		if (!rc->rc_fg)
+			bg_pump_all(l);
+		else if (rc->rc_bg_active)
+			rc->rc_bg_yields++; /* it would have gone on */
+	}
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1121,14 +1278,20 @@ static void mreq_block(struct px_loop *l, struct px_mreq *mr,
 		return;
 	}
 	if (*nrun && (!(mt = fetch_new(l, mr->mr_mf, mr->mr_fh, mr->mr_fhlen,
-				       *run, *nrun, &mr->mr_cred, false, 0)) ||
+				       *run, *nrun, &mr->mr_cred, MT_DEMAND, 0)) ||
 		      fetch_wait(mt, mr)))
 		mr->mr_rpcerr = RPC_ACC_SYSTEM_ERR;
+	mr->mr_missed |= *nrun != 0;
 	*run = b;
 	*nrun = 1;
 }
 
 #define MREQ_MAXMISS 64u
+
+static bool pf_needed(struct px_loop *l, struct px_mfile *mf,
+		      const struct px_meta *pm, uint64_t b, uint64_t size);
+static void ra_note(struct px_loop *l, struct px_mreq *mr,
+		    const struct px_meta *pm);
 
 static void mreq_start(struct px_loop *l, struct px_mreq *mr)
 {
@@ -1173,15 +1336,23 @@ static void mreq_start(struct px_loop *l, struct px_mreq *mr)
 			mreq_block(l, mr, pm, auth, b, &run, &nrun);
 	if (nrun) {
 		struct px_mfetch *mt = fetch_new(l, mf, mr->mr_fh, mr->mr_fhlen,
-						 run, nrun, &mr->mr_cred, false, 0);
+						 run, nrun, &mr->mr_cred, MT_DEMAND, 0);
 
 		if (!mt || fetch_wait(mt, mr))
 			mr->mr_rpcerr = RPC_ACC_SYSTEM_ERR;
+		mr->mr_missed = true;
 	}
 	/* nothing went upstream for a credential without a grant: ask */
 	if (!auth && mr->mr_pending == 1 && !mr->mr_rpcerr &&
 	    fetch_probe(l, mr))
 		mr->mr_rpcerr = RPC_ACC_SYSTEM_ERR;
+	if (mr->mr_pending > 1)
+		rc->rc_waits++;
+	rc->rc_misses += mr->mr_missed;
+	/* after the client's own fetches, so that those go first */
+	if (pm && auth && rc->rc_readahead && !mf->mf_ra_stop &&
+	    !l->lp_draining)
+		ra_note(l, mr, pm);
 	if (!--mr->mr_pending)
 		mreq_finish(rc, mr);
 }
@@ -1238,7 +1409,7 @@ static void pf_pump(struct px_loop *l, struct px_mfile *mf)
 	prof = cache_meta_view_profile(pm->pm_m, &n);
 	size = rpc_get64(mf->mf_fattr + NFS3_FATTR_SIZE_OFF);
 	for (struct px_mfetch *mt = mf->mf_fetches; mt; mt = mt->mt_next)
-		fg += !mt->mt_prefetch;
+		fg += mt->mt_kind == MT_DEMAND;
 	limit = fg ? PF_FETCHES / 2 : PF_FETCHES;
 	while (mf->mf_npf < limit && mf->mf_pf_next < n &&
 	       l->lp_npending < PF_MAX_PENDING) {
@@ -1254,7 +1425,7 @@ static void pf_pump(struct px_loop *l, struct px_mfile *mf)
 			mf->mf_pf_next++;
 		}
 		if (!fetch_new(l, mf, mf->mf_fh, mf->mf_fhlen, b, nb,
-			       &mf->mf_cred, true, 0)) {
+			       &mf->mf_cred, MT_PROFILE, 0)) {
 			mf->mf_pf_stop = true;
 			break;
 		}
@@ -1264,6 +1435,329 @@ static void pf_pump(struct px_loop *l, struct px_mfile *mf)
 		px_info("prefetch of %s done: profile of %zu blocks walked",
 			mf->mf_name, n);
 	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Readahead without a profile (issue 19, docs/cache.md "Readahead")       */
+/*                                                                          */
+/* Each image keeps a few streams of reads.  A read that goes on where a   */
+/* stream ended (within RA_GAP), or one stride after its last read, is a   */
+/* hit: the stream's window opens at RA_MIN and doubles per hit up to      */
+/* RA_MAX, and the blocks in it that are not zero, cached, shared or in    */
+/* flight are fetched with READs of the reader's credential.  A client     */
+/* READ of such a block joins the fetch (fetch_find).                      */
+
+/* Fetch the needed blocks of [from, to) ahead of a stream; returns how
+ * far it got (less than to when RA_FETCHES READs are in flight). */
+static uint64_t ra_fetch(struct px_loop *l, struct px_mreq *mr,
+			 const struct px_meta *pm, uint64_t from, uint64_t to)
+{
+	struct px_rcache *rc = l->lp_rcache;
+	struct px_mfile *mf = mr->mr_mf;
+	uint32_t bs = cache_block_size(rc->rc_cache), nrun = 0;
+	uint64_t size = rpc_get64(mr->mr_fattr + NFS3_FATTR_SIZE_OFF), b, run = 0;
+
+	if (to > size)
+		to = size;
+	for (b = from / bs; b * bs < to; b++) {
+		bool need = pf_needed(l, mf, pm, b, size);
+
+		if (need && nrun && run + nrun == b &&
+		    (uint64_t)(nrun + 1) * bs <= RA_FETCH_BYTES) {
+			nrun++;
+			continue;
+		}
+		if (nrun && !fetch_new(l, mf, mr->mr_fh, mr->mr_fhlen, run, nrun,
+				       &mr->mr_cred, MT_AHEAD, 0))
+			return run * bs;
+		nrun = 0;
+		if (!need)
+			continue;
+		if (mf->mf_nra >= RA_FETCHES)
+			return b * bs;
+		run = b;
+		nrun = 1;
+	}
+	if (nrun && !fetch_new(l, mf, mr->mr_fh, mr->mr_fhlen, run, nrun,
+			       &mr->mr_cred, MT_AHEAD, 0))
+		return run * bs;
+	return to;
+}
+
+static void ra_grow(struct px_stream *st)
+{
+	st->st_hits++;
+	st->st_win = st->st_hits == 1 ? RA_MIN
+		     : st->st_win >= RA_MAX / 2 ? RA_MAX : st->st_win * 2;
+}
+
+static void ra_note(struct px_loop *l, struct px_mreq *mr,
+		    const struct px_meta *pm)
+{
+	struct px_mfile *mf = mr->mr_mf;
+	uint64_t off = mr->mr_off, end = mr->mr_off + mr->mr_len;
+	struct px_stream *st = NULL, *lru = &mf->mf_st[0];
+
+	if (!mr->mr_len)
+		return;
+	mf->mf_st_clock++;
+	for (unsigned i = 0; i < RA_STREAMS; i++) {
+		struct px_stream *s = &mf->mf_st[i];
+
+		if (s->st_used < lru->st_used)
+			lru = s;
+		if (!s->st_used)
+			continue;
+		if (off > s->st_last && off <= s->st_next + RA_GAP) {
+			st = s; /* sequential */
+			st->st_stride = 0;
+			break;
+		}
+		if (s->st_stride && (int64_t)(off - s->st_last) == s->st_stride) {
+			st = s; /* the same step again */
+			break;
+		}
+	}
+	if (!st) {
+		/* a second read not far after a lone one gives a step to try */
+		for (unsigned i = 0; i < RA_STREAMS && !st; i++) {
+			struct px_stream *s = &mf->mf_st[i];
+
+			if (s->st_used && !s->st_hits && off > s->st_next &&
+			    off - s->st_last <= RA_MAX_STRIDE)
+				st = &mf->mf_st[i];
+		}
+		if (st) {
+			st->st_stride = (int64_t)(off - st->st_last);
+		} else {
+			st = lru;
+			st->st_stride = 0;
+		}
+		st->st_hits = st->st_win = 0;
+		st->st_last = off;
+		st->st_next = st->st_ra = end;
+		st->st_used = mf->mf_st_clock;
+		return;
+	}
+	st->st_used = mf->mf_st_clock;
+	ra_grow(st);
+	if (!st->st_stride) {
+		uint64_t from;
+
+		st->st_last = off;
+		if (end > st->st_next)
+			st->st_next = end;
+		from = st->st_ra > st->st_next ? st->st_ra : st->st_next;
+		if (st->st_next + st->st_win > from)
+			st->st_ra = ra_fetch(l, mr, pm, from,
+					     st->st_next + st->st_win);
+		return;
+	}
+	/* strided: the next reads of the same length, a window's worth */
+	st->st_last = off;
+	st->st_next = end;
+	for (uint64_t k = 1, n = st->st_win / mr->mr_len; k <= n && k <= 64; k++) {
+		uint64_t p = off + k * (uint64_t)st->st_stride, got;
+
+		if (p + mr->mr_len <= st->st_ra)
+			continue;
+		got = ra_fetch(l, mr, pm, p, p + mr->mr_len);
+		st->st_ra = got;
+		if (got < p + mr->mr_len)
+			break;
+	}
+}
+
+/* ---------------------------------------------------------------------- */
+/* Background fetch of the non-zero blocks (issue 19)                      */
+/*                                                                          */
+/* Once an image with trusted metadata is opened (and its profile, if any, */
+/* walked), its non-zero blocks that no cache level holds are fetched in   */
+/* offset order, BG_FETCHES READs at a time, starting with the blocks      */
+/* after a client's latest miss (the guest's next files are likely near). */
+/* Strict priority: no background READ is sent while a client READ or a    */
+/* readahead waits upstream, and the rate is capped to --background-share  */
+/* of the measured upstream rate (one READ at a time until it is known).   */
+
+static void bg_start(struct px_rcache *rc, struct px_mfile *mf)
+{
+	uint32_t bs = cache_block_size(rc->rc_cache);
+	uint64_t size = rpc_get64(mf->mf_fattr + NFS3_FATTR_SIZE_OFF);
+	uint64_t nblk = (size + bs - 1) / bs, nz = 0;
+	uint8_t key[CACHE_HASH_SIZE];
+	struct cache_stats cs;
+
+	if (!rc->rc_bg || mf->mf_bg == BG_RUN)
+		return;
+	for (uint64_t b = 0; b < nblk; b++)
+		nz += cache_meta_kind(mf->mf_meta->pm_m, b, key) != CACHE_META_ZERO;
+	cache_stats(rc->rc_cache, &cs);
+	if (nz * bs > cs.cs_max_bytes / 2) {
+		/* it would evict what clients read to make room for guesses */
+		px_info("background fetch of %s skipped: %.1f MiB non-zero, more "
+			"than half of --cache-size", mf->mf_name,
+			(double)nz * bs / 1048576.0);
+		mf->mf_bg = BG_DONE;
+		return;
+	}
+	mf->mf_bg = BG_RUN;
+	mf->mf_bg_next = mf->mf_bg_hint = 0;
+	mf->mf_bg_hint_left = 0;
+	mf->mf_bg_t0 = px_now_ms();
+	mf->mf_bg_nblocks = mf->mf_bg_bytes = 0;
+	rc->rc_bg_active++;
+	px_info("background fetch of %s started: %llu non-zero blocks of %u "
+		"bytes (%.1f MiB), up to %u%% of the upstream rate",
+		mf->mf_name, (unsigned long long)nz, bs,
+		(double)nz * bs / 1048576.0, rc->rc_bg_share);
+}
+
+static void bg_refill(struct px_rcache *rc)
+{
+	uint64_t now = now_us(), dt = now - rc->rc_bg_refill_us;
+	int64_t cap = (int64_t)BG_FETCH_BYTES * BG_FETCHES;
+
+	rc->rc_bg_refill_us = now;
+	if (!rc->rc_link_rate || dt > 10000000u)
+		dt = 0;
+	rc->rc_bg_tokens += (int64_t)(rc->rc_link_rate * rc->rc_bg_share / 100u *
+				      dt / 1000000u);
+	if (rc->rc_bg_tokens > cap)
+		rc->rc_bg_tokens = cap;
+}
+
+/* The next block the background fetch wants, from the hint after a
+ * client's miss first, then the sweep; nblk when the sweep is done. */
+static uint64_t bg_next(struct px_loop *l, struct px_mfile *mf,
+			const struct px_meta *pm, uint64_t size, uint64_t nblk,
+			unsigned *budget, bool *hint)
+{
+	while (mf->mf_bg_hint_left && mf->mf_bg_hint < nblk && *budget) {
+		uint64_t b = mf->mf_bg_hint++;
+
+		mf->mf_bg_hint_left--;
+		--*budget;
+		if (pf_needed(l, mf, pm, b, size)) {
+			*hint = true;
+			return b;
+		}
+	}
+	*hint = false;
+	while (mf->mf_bg_next < nblk && *budget) {
+		uint64_t b = mf->mf_bg_next++;
+
+		--*budget;
+		if (pf_needed(l, mf, pm, b, size))
+			return b;
+	}
+	return mf->mf_bg_next < nblk ? UINT64_MAX : nblk;
+}
+
+static void bg_pump(struct px_loop *l, struct px_mfile *mf)
+{
+	struct px_rcache *rc = l->lp_rcache;
+	uint32_t bs = cache_block_size(rc->rc_cache);
+	const struct px_meta *pm = mf->mf_meta;
+	uint64_t size, nblk;
+	unsigned budget = BG_SCAN;
+	size_t nprof;
+
+	if (mf->mf_bg != BG_RUN || mf->mf_state != MF_READY || !pm ||
+	    l->lp_draining)
+		return;
+	cache_meta_view_profile(pm->pm_m, &nprof);
+	if (mf->mf_npf || (nprof && !mf->mf_pf_stop))
+		return; /* the profile first */
+	size = rpc_get64(mf->mf_fattr + NFS3_FATTR_SIZE_OFF);
+	nblk = (size + bs - 1) / bs;
+	bg_refill(rc);
+	while (mf->mf_nbg < (rc->rc_link_rate ? BG_FETCHES : 1u) &&
+	       l->lp_npending < PF_MAX_PENDING) {
+		uint64_t b;
+		uint32_t nb = 1;
+		bool hint;
+
+		if (rc->rc_fg) {
+			rc->rc_bg_yields++; /* clients first */
+			return;
+		}
+		if (rc->rc_link_rate && rc->rc_bg_share < 100 &&
+		    rc->rc_bg_tokens <= 0)
+			return; /* the tick refills */
+		b = bg_next(l, mf, pm, size, nblk, &budget, &hint);
+		if (b == UINT64_MAX)
+			return; /* looked at enough for now */
+		if (b >= nblk)
+			break;
+		while ((uint64_t)(nb + 1) * bs <= BG_FETCH_BYTES && b + nb < nblk &&
+		       pf_needed(l, mf, pm, b + nb, size))
+			nb++;
+		if (hint) {
+			mf->mf_bg_hint = b + nb;
+			mf->mf_bg_hint_left = mf->mf_bg_hint_left > nb - 1
+						      ? mf->mf_bg_hint_left - (nb - 1)
+						      : 0;
+		} else {
+			mf->mf_bg_next = b + nb;
+		}
+		if (!fetch_new(l, mf, mf->mf_fh, mf->mf_fhlen, b, nb,
+			       &mf->mf_cred, MT_BG, 0)) {
+			bg_stop(mf, "cannot send");
+			return;
+		}
+		rc->rc_bg_tokens -= (int64_t)nb * bs;
+	}
+	if (mf->mf_bg_next >= nblk && !mf->mf_nbg &&
+	    (!mf->mf_bg_hint_left || mf->mf_bg_hint >= nblk)) {
+		mf->mf_bg = BG_DONE;
+		rc->rc_bg_active--;
+		px_info("background fetch of %s done: %llu blocks, %.1f MiB "
+			"fetched in %.1f s; %llu times it gave way to clients",
+			mf->mf_name, (unsigned long long)mf->mf_bg_nblocks,
+			(double)mf->mf_bg_bytes / 1048576.0,
+			(double)(px_now_ms() - mf->mf_bg_t0) / 1000.0,
+			(unsigned long long)rc->rc_bg_yields);
+	}
+}
+
+static void bg_pump_all(struct px_loop *l)
+{
+	struct px_rcache *rc = l->lp_rcache;
+
+	if (!rc->rc_bg_active)
+		return;
+	for (unsigned i = 0; i < MF_BUCKETS; i++)
+		for (struct px_mfile *mf = rc->rc_mf[i]; mf; mf = mf->mf_next)
+			if (mf->mf_bg == BG_RUN)
+				bg_pump(l, mf);
+}
+
+void px_rcache_tick(struct px_loop *l)
+{
+	struct px_rcache *rc = l->lp_rcache;
+
+	if (!rc || !rc->rc_bg_active || l->lp_draining)
+		return;
+	if (rc->rc_fg)
+		rc->rc_bg_yields++;
+	else
+		bg_pump_all(l);
+}
+
+void px_rcache_ra_stats(struct px_loop *l, struct px_ra_stats *rs)
+{
+	struct px_rcache *rc = l->lp_rcache;
+
+	memset(rs, 0, sizeof(*rs));
+	if (!rc)
+		return;
+	rs->rs_waits = rc->rc_waits;
+	rs->rs_misses = rc->rc_misses;
+	rs->rs_ra_blocks = rc->rc_ra_blocks;
+	rs->rs_bg_blocks = rc->rc_bg_blocks;
+	rs->rs_bg_bytes = rc->rc_bg_bytes;
+	rs->rs_bg_yields = rc->rc_bg_yields;
+	rs->rs_link_rate = rc->rc_link_rate;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1296,6 +1790,9 @@ static void disc_done(struct px_loop *l, struct px_mfile *mf,
 			mf->mf_state = MF_READY;
 			mf->mf_pf_next = 0;
 			mf->mf_pf_stop = false;
+			mf->mf_ra_stop = false;
+			memset(mf->mf_st, 0, sizeof(mf->mf_st));
+			bg_start(rc, mf);
 		}
 	}
 	if (!m)
@@ -1308,8 +1805,10 @@ static void disc_done(struct px_loop *l, struct px_mfile *mf,
 		} else
 			mreq_start(l, mr);
 	}
-	if (m && !cancel)
+	if (m && !cancel) {
 		pf_pump(l, mf);
+		bg_pump(l, mf);
+	}
 }
 
 /*
@@ -1765,8 +2264,10 @@ int px_rcache_read_call(struct px_loop *l, struct px_client *c, uint8_t *msg,
 	want.cr_cl_count = count;
 	want.cr_up_off = aoff;
 	want.cr_up_count = (uint32_t)alen;
+	rc->rc_waits++;
 	if (fetch_join(l, c, h, &want))
 		return 1;
+	rc->rc_misses++;
 	if (!(cr = malloc(sizeof(*cr))))
 		return 0;
 	*cr = want;

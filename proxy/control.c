@@ -246,6 +246,7 @@ static void report(struct px_loop *l, struct out *o, bool json)
 	if (px_rcache_cache(l)) {
 		struct cache_stats cs;
 		uint64_t hits, bytes, fetches, coal;
+		struct px_ra_stats ra;
 
 		cache_stats(px_rcache_cache(l), &cs);
 		px_rcache_stats(l, &hits, &bytes, &fetches, &coal);
@@ -256,6 +257,14 @@ static void report(struct px_loop *l, struct out *o, bool json)
 		kv(o, json, &first, "cache_bytes_local", bytes);
 		kv(o, json, &first, "cache_fetches", fetches);
 		kv(o, json, &first, "cache_fetches_shared", coal);
+		px_rcache_ra_stats(l, &ra);
+		kv(o, json, &first, "cache_read_waits", ra.rs_waits);
+		kv(o, json, &first, "cache_read_misses", ra.rs_misses);
+		kv(o, json, &first, "readahead_blocks", ra.rs_ra_blocks);
+		kv(o, json, &first, "background_blocks", ra.rs_bg_blocks);
+		kv(o, json, &first, "background_bytes", ra.rs_bg_bytes);
+		kv(o, json, &first, "background_yields", ra.rs_bg_yields);
+		kv(o, json, &first, "upstream_rate_bytes", ra.rs_link_rate);
 		kv(o, json, &first, "cache_bytes", cs.cs_bytes);
 		kv(o, json, &first, "cache_max_bytes", cs.cs_max_bytes);
 		kv(o, json, &first, "cache_blocks", cs.cs_blocks);
@@ -622,6 +631,20 @@ static void metrics_body(struct px_loop *l, struct out *o)
 		{"cache_evictions_total", "counter", "Blocks evicted.", false},
 		{"cache_dropped_fills_total", "counter",
 		 "Fills dropped (writer queue full, disk full).", false},
+		{"cache_read_misses_total", "counter",
+		 "Client READs of images with metadata that sent a fetch of their own.",
+		 false},
+		{"cache_read_waits_total", "counter",
+		 "Client READs that waited for upstream (joins included).", false},
+		{"readahead_blocks_total", "counter",
+		 "Blocks fetched by stream readahead.", false},
+		{"background_bytes_total", "counter",
+		 "Bytes fetched by the background fetch of non-zero blocks.", false},
+		{"background_yields_total", "counter",
+		 "Times the background fetch gave way to clients.", false},
+		{"upstream_rate_bytes", "gauge",
+		 "Upstream rate measured from the proxy's own fetches, bytes/s.",
+		 false},
 		{"writeback_dirty_bytes", "gauge",
 		 "Acknowledged writes not yet flushed upstream.", true},
 		{"writeback_dirty_max_bytes", "gauge", "--dirty-max.", true},
@@ -649,8 +672,10 @@ static void metrics_body(struct px_loop *l, struct out *o)
 		struct cache_stats cs;
 		struct px_wb_stats ws;
 		uint64_t hits = 0, bytes = 0, fetches = 0, coal = 0;
+		struct px_ra_stats ra;
 
 		memset(&cs, 0, sizeof(cs));
+		px_rcache_ra_stats(e, &ra);
 		has[i][0] = px_rcache_cache(e) != NULL;
 		has[i][1] = e->lp_wb != NULL;
 		if (has[i][0]) {
@@ -661,6 +686,9 @@ static void metrics_body(struct px_loop *l, struct out *o)
 		uint64_t row[NPE] = {hits, bytes, fetches, coal, cs.cs_bytes,
 				     cs.cs_max_bytes, cs.cs_blocks,
 				     cs.cs_evictions, cs.cs_dropped_fills,
+				     ra.rs_misses, ra.rs_waits, ra.rs_ra_blocks,
+				     ra.rs_bg_bytes, ra.rs_bg_yields,
+				     ra.rs_link_rate,
 				     ws.ws_dirty_bytes, ws.ws_dirty_max,
 				     ws.ws_flushed_bytes, ws.ws_writes_waited,
 				     ws.ws_flush_errors, ws.ws_refused,

@@ -329,6 +329,19 @@ void px_rcache_modified(struct px_loop *l, const uint8_t *fh, uint32_t len);
 void px_rcache_call_free(struct px_cread *cr);
 void px_rcache_stats(struct px_loop *l, uint64_t *hits, uint64_t *bytes,
 		     uint64_t *fetches, uint64_t *coalesced);
+/* Readahead and background fetch figures (docs/cache.md, "Readahead"). */
+struct px_ra_stats {
+	uint64_t rs_waits;       /* client READs that waited for a fetch */
+	uint64_t rs_misses;      /* ... that sent a fetch of their own */
+	uint64_t rs_ra_blocks;   /* blocks fetched by readahead */
+	uint64_t rs_bg_blocks;   /* ... by the background fetch */
+	uint64_t rs_bg_bytes;
+	uint64_t rs_bg_yields;   /* background READs held back for clients */
+	uint64_t rs_link_rate;   /* measured upstream bytes/s, 0: not yet */
+};
+void px_rcache_ra_stats(struct px_loop *l, struct px_ra_stats *rs);
+/* Every 100 ms: the background fetch's rate cap refills. */
+void px_rcache_tick(struct px_loop *l);
 
 /*
  * writeback.c: --write-policy back.  px_wb_open() runs at start-up (after

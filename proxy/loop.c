@@ -145,6 +145,9 @@ static const struct restart_field {
 	RF("consistency", o_consistency, F_INT),
 	RF("immutable-ttl", o_immutable_ttl, F_UNS),
 	RF("access-ttl", o_access_ttl, F_UNS),
+	RF("stream-readahead", o_readahead, F_BOOL),
+	RF("background-fetch", o_bg_fetch, F_BOOL),
+	RF("background-share", o_bg_share, F_UNS),
 	RF("write-policy", o_write_policy, F_INT),
 	RF("dirty-max", o_dirty_max, F_U64),
 	RF("control", o_control, F_STR),
@@ -401,6 +404,7 @@ static void timer_event(struct px_ev *ev, uint64_t unused)
 		px_pipe_tick(e, time(NULL));
 		if (e->lp_wb)
 			px_wb_tick(e);
+		px_rcache_tick(e);
 	}
 	px_client_tick(l, px_now_ms());
 	px_metrics_tick(l);

@@ -116,6 +116,18 @@ static const char usage[] =
 "                       let that user (uid and groups) read that version of\n"
 "                       the file (a chmod revokes) within this many seconds\n"
 "                       (default 30)\n"
+"  --stream-readahead on|off\n"
+"                       images with trusted metadata (NAME.gvmeta): detect\n"
+"                       sequential and constant-stride reads per file and\n"
+"                       fetch ahead of them, 128K growing to 4M (default on)\n"
+"  --background-fetch on|off\n"
+"                       once an image with trusted metadata is opened,\n"
+"                       fetch its non-zero blocks that are not cached, in\n"
+"                       the background, only while no client READ waits\n"
+"                       for upstream (default on)\n"
+"  --background-share PCT\n"
+"                       cap on the background fetch: PCT % (1-100) of the\n"
+"                       upstream rate the proxy measures (default 50)\n"
 "\n"
 "Write policy (client role):\n"
 "  --write-policy through|back\n"
@@ -234,6 +246,7 @@ enum {
 	OPT_CONTROL, OPT_BUSY_POLL, OPT_USER, OPT_UPSTREAM_PRIVPORT,
 	OPT_METRICS, OPT_INSECURE, OPT_PLAINTEXT_ACCOUNTS,
 	OPT_HANDSHAKE_TIMEOUT, OPT_MAX_UNAUTH_PER_ADDR, OPT_STATE_DIR,
+	OPT_READAHEAD, OPT_BACKGROUND_FETCH, OPT_BACKGROUND_SHARE,
 };
 
 static const struct option longopts[] = {
@@ -276,6 +289,9 @@ static const struct option longopts[] = {
 	{"consistency", required_argument, NULL, OPT_CONSISTENCY},
 	{"immutable-ttl", required_argument, NULL, OPT_IMMUTABLE_TTL},
 	{"access-ttl", required_argument, NULL, OPT_ACCESS_TTL},
+	{"stream-readahead", required_argument, NULL, OPT_READAHEAD},
+	{"background-fetch", required_argument, NULL, OPT_BACKGROUND_FETCH},
+	{"background-share", required_argument, NULL, OPT_BACKGROUND_SHARE},
 	{"write-policy", required_argument, NULL, OPT_WRITE_POLICY},
 	{"dirty-max", required_argument, NULL, OPT_DIRTY_MAX},
 	{"control", required_argument, NULL, OPT_CONTROL},
@@ -430,6 +446,9 @@ static void opts_defaults(struct px_opts *o)
 	o->o_cache_block = 64u << 10;
 	o->o_immutable_ttl = 3600;
 	o->o_access_ttl = 30;
+	o->o_readahead = true;
+	o->o_bg_fetch = true;
+	o->o_bg_share = 50;
 	o->o_dirty_max = 1ull << 30;
 }
 
@@ -631,6 +650,38 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 		rc = parse_num("access-ttl", arg, 0, 86400, false, &v);
 		o->o_access_ttl = (unsigned)v;
 		break;
+	case OPT_READAHEAD:
+	case OPT_BACKGROUND_FETCH: {
+		static const char *const oo[] = {"off", "on"};
+		int on = pick(c == OPT_READAHEAD ? "stream-readahead" : "background-fetch",
+			      arg, oo, 2);
+
+		if (on < 0)
+			return -EINVAL;
+		if (c == OPT_READAHEAD)
+			o->o_readahead = on;
+		else
+			o->o_bg_fetch = on;
+		return 0;
+	}
+	case OPT_BACKGROUND_SHARE: {
+		char num[16];
+		size_t n = strlen(arg);
+
+		/* "50" or "50%" */
+		if (n && n < sizeof(num) && arg[n - 1] == '%')
+			n--;
+		if (!n || n >= sizeof(num)) {
+			fprintf(stderr, "gridvfsd: --background-share: %s is not a "
+					"percentage\n", arg);
+			return -EINVAL;
+		}
+		memcpy(num, arg, n);
+		num[n] = '\0';
+		rc = parse_num("background-share", num, 1, 100, false, &v);
+		o->o_bg_share = (unsigned)v;
+		break;
+	}
 	case OPT_SQUASH: {
 		/* order matches enum idmap_squash */
 		static const char *const sq[] = {"root", "all", "none"};

@@ -116,6 +116,9 @@ struct px_opts {
 	int o_consistency;           /* enum px_consistency */
 	unsigned o_immutable_ttl;    /* s */
 	unsigned o_access_ttl;       /* s */
+	bool o_readahead;            /* stream detection on images with metadata */
+	bool o_bg_fetch;             /* background fetch of non-zero blocks */
+	unsigned o_bg_share;         /* its cap, % of the measured upstream rate */
 	/* write policy (client role) */
 	int o_write_policy;          /* enum px_write_policy */
 	uint64_t o_dirty_max;
