@@ -264,6 +264,27 @@ static void report(struct px_loop *l, struct out *o, bool json)
 		kv(o, json, &first, "cache_evictions", cs.cs_evictions);
 		kv(o, json, &first, "cache_dropped_fills", cs.cs_dropped_fills);
 		kv(o, json, &first, "cache_bypass", cs.cs_bypass);
+		{
+			uint64_t mfiles, pf;
+
+			px_rcache_meta_stats(l, &mfiles, &pf);
+			kv(o, json, &first, "meta_files", mfiles);
+			kv(o, json, &first, "meta_prefetched_blocks", pf);
+		}
+		if (json)
+			outf(o, "}");
+	}
+	if (l->lp_learn) {
+		uint64_t w, pub, skip, fail;
+
+		px_learn_stats(l, &w, &pub, &skip, &fail);
+		if (json)
+			outf(o, ", \"learn\": {");
+		first = true;
+		kv(o, json, &first, "learn_images_watched", w);
+		kv(o, json, &first, "learn_profiles_published", pub);
+		kv(o, json, &first, "learn_profiles_left_alone", skip);
+		kv(o, json, &first, "learn_publish_failures", fail);
 		if (json)
 			outf(o, "}");
 	}
