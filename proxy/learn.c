@@ -25,11 +25,14 @@
 #define LN_MAX_DONE 4096u          /* images remembered as done */
 #define LN_NAME_MAX 200u           /* longer names: ignored */
 #define LN_IO_CHUNK (256u << 10)   /* bytes per READ/WRITE of NAME.gvmeta */
+#define LN_SESSION 10u             /* x --learn-idle without a new block
+                                      after a publish: that boot is over */
 
 enum ln_state {
-	LN_WATCH,   /* noting first touches */
+	LN_WATCH,   /* noting first touches (and republishing them while
+	               this boot goes on after a pause) */
 	LN_PUBLISH, /* calls of our own under way */
-	LN_DONE,    /* published, or nothing to do for this image version */
+	LN_DONE,    /* boot learned, or nothing to do for this version */
 };
 
 /* One image: where it lives, its version, and its first touches. */
@@ -43,6 +46,13 @@ struct px_lfile {
 	uint8_t *lf_seen;                  /* bitmap of touched blocks */
 	uint32_t *lf_prof, lf_n, lf_cap;   /* first touches, in order */
 	uint64_t lf_last_ms;               /* last new first touch */
+	/* A boot may pause longer than --learn-idle (a kernel booting from
+	 * elsewhere, a slow host): what was published is updated when more
+	 * of the same boot comes, in the file we wrote, without counting
+	 * another boot. */
+	bool lf_published;
+	uint32_t lf_pub_n;                 /* entries the last publish had */
+	uint8_t lf_pub_fileid[8];          /* fileid of the file we wrote */
 	/* publishing */
 	struct px_loop *lf_loop;
 	struct rpc_authsys lf_cred;
@@ -57,6 +67,8 @@ struct px_lfile {
 	uint8_t lf_tfh[NFS3_FHSIZE];
 	uint32_t lf_tfhlen;
 	uint32_t lf_nout, lf_boots, lf_outbs; /* what is being published */
+	uint32_t lf_snap_n;                /* lf_n when it was composed */
+	uint8_t lf_tfileid[8];             /* fileid of the temporary file */
 	struct px_lfile *lf_next;
 };
 
@@ -178,8 +190,12 @@ void px_learn_lookup(struct px_loop *l, const struct px_call *pc,
 			ln->ln_done--;
 			ln->ln_active++;
 			lf->lf_state = LN_WATCH;
+			lf->lf_published = false;
+			lf->lf_pub_n = 0;
 		} else if (!same_version(lf->lf_fattr, fattr)) {
 			lf_release(lf); /* changed while we watched */
+			lf->lf_published = false;
+			lf->lf_pub_n = 0;
 		}
 	} else {
 		if (ln->ln_active >= LN_MAX_ACTIVE) {
@@ -357,7 +373,13 @@ static void pub_rename_cb(void *ctx, int err, uint8_t *res, size_t len)
 		lf->lf_as_root ? " (as root)" : "");
 	ln->ln_published++;
 	lf->lf_tmp[0] = '\0';
-	pub_end(lf, NULL, false);
+	free(lf->lf_buf);
+	lf->lf_buf = NULL;
+	/* keep watching this boot: more of it after a pause updates it */
+	lf->lf_published = true;
+	lf->lf_pub_n = lf->lf_snap_n;
+	memcpy(lf->lf_pub_fileid, lf->lf_tfileid, 8);
+	lf->lf_state = LN_WATCH;
 }
 
 static void pub_rename(struct px_lfile *lf)
@@ -512,6 +534,17 @@ static void pub_create_cb(void *ctx, int err, uint8_t *res, size_t len)
 	}
 	memcpy(lf->lf_tfh, res + 12, fhlen);
 	lf->lf_tfhlen = fhlen;
+	/* its fileid (post_op_attr after the handle): how this boot's next
+	 * publish recognises the file as its own */
+	{
+		size_t p = 12 + ((fhlen + 3u) & ~3u);
+
+		if (len < p + 4 + NFS3_FATTR_SIZE || !rpc_get32(res + p)) {
+			pub_end(lf, "CREATE answered without attributes", true);
+			return;
+		}
+		memcpy(lf->lf_tfileid, res + p + 4 + NFS3_FATTR_FILEID, 8);
+	}
 	lf->lf_pos = 0;
 	pub_write(lf);
 }
@@ -557,6 +590,10 @@ static bool pub_compose(struct px_lfile *lf)
 	size_t enclen;
 	int rc;
 
+	/* the file this boot published before its pause: updated in place */
+	bool ours = lf->lf_had_meta && lf->lf_published &&
+		    !memcmp(lf->lf_mattr + NFS3_FATTR_FILEID, lf->lf_pub_fileid, 8);
+
 	if (lf->lf_had_meta) {
 		rc = cache_meta_parse(lf->lf_buf, lf->lf_buflen, &m);
 		if (rc) {
@@ -588,7 +625,7 @@ static bool pub_compose(struct px_lfile *lf)
 			pub_end(lf, "it has an attached profile (an "
 				    "operator's); never replaced", false);
 			return false;
-		} else if (mi.mi_boots >= o->o_learn_boots) {
+		} else if (!ours && mi.mi_boots >= o->o_learn_boots) {
 			px_debug("profile of %s: learned from %u boots "
 				 "already", lf->lf_name, mi.mi_boots);
 			cache_meta_free(m);
@@ -632,7 +669,8 @@ static bool pub_compose(struct px_lfile *lf)
 		}
 		mi.mi_nprofile = k;
 		mi.mi_flags |= CACHE_META_F_LEARNED;
-		mi.mi_boots = mi.mi_boots + 1;
+		if (!ours || !mi.mi_boots)
+			mi.mi_boots = mi.mi_boots + 1;
 		rc = cache_meta_encode(&mi, hashes, all, &enc, &enclen);
 	}
 	cache_meta_free(m);
@@ -646,6 +684,7 @@ static bool pub_compose(struct px_lfile *lf)
 	lf->lf_buf = enc;
 	lf->lf_buflen = enclen;
 	lf->lf_nout = k;
+	lf->lf_snap_n = lf->lf_n;
 	lf->lf_boots = mi.mi_boots;
 	lf->lf_outbs = mi.mi_block;
 	return true;
@@ -884,10 +923,18 @@ void px_learn_tick(struct px_loop *l)
 		return;
 	ln_trim(ln);
 	idle = (uint64_t)l->lp_opts->o_learn_idle * 1000u;
-	for (struct px_lfile *lf = ln->ln_files; lf; lf = lf->lf_next)
-		if (lf->lf_state == LN_WATCH && lf->lf_n &&
-		    now - lf->lf_last_ms >= idle)
+	for (struct px_lfile *lf = ln->ln_files; lf; lf = lf->lf_next) {
+		if (lf->lf_state != LN_WATCH || now - lf->lf_last_ms < idle)
+			continue;
+		if (lf->lf_n > lf->lf_pub_n)
 			pub_start(lf);
+		else if (lf->lf_published &&
+			 now - lf->lf_last_ms >= idle * LN_SESSION) {
+			px_debug("profile of %s: boot over for good (%u blocks)",
+				 lf->lf_name, lf->lf_n);
+			lf_done(ln, lf);
+		}
+	}
 }
 
 void px_learn_stats(struct px_loop *l, uint64_t *watching,
