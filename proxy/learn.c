@@ -45,7 +45,8 @@ struct px_lfile {
 	uint64_t lf_nblocks;               /* of LN_BS */
 	uint8_t *lf_seen;                  /* bitmap of touched blocks */
 	uint32_t *lf_prof, lf_n, lf_cap;   /* first touches, in order */
-	uint64_t lf_last_ms;               /* last new first touch */
+	uint64_t lf_last_ms;               /* last new first touch, or the
+	                                      LOOKUP that named it */
 	/* A boot may pause longer than --learn-idle (a kernel booting from
 	 * elsewhere, a slow host): what was published is updated when more
 	 * of the same boot comes, in the file we wrote, without counting
@@ -115,10 +116,25 @@ static void lf_done(struct px_learn *ln, struct px_lfile *lf)
 	lf_release(lf);
 }
 
-/* Forget the oldest done images past the bound (new ones are first in
- * the list).  Only from the tick, where no lfile is being walked. */
-static void ln_trim(struct px_learn *ln)
+/* Forget images named but never read for a boot's whole watch (a stat,
+ * an ls -l), and the oldest done images past the bound (new ones are first
+ * in the list).  Only from the tick, where no lfile is being walked. */
+static void ln_trim(struct px_learn *ln, uint64_t now, uint64_t unread_ms)
 {
+	for (struct px_lfile **pp = &ln->ln_files; *pp;) {
+		struct px_lfile *lf = *pp;
+
+		if (lf->lf_state == LN_WATCH && !lf->lf_n &&
+		    now - lf->lf_last_ms >= unread_ms) {
+			*pp = lf->lf_next;
+			lf_release(lf);
+			free(lf);
+			ln->ln_active--;
+			ln->ln_full_logged = false;
+			continue;
+		}
+		pp = &lf->lf_next;
+	}
 	while (ln->ln_done > LN_MAX_DONE) {
 		struct px_lfile **pp = &ln->ln_files, **last = NULL, *old;
 
@@ -184,8 +200,12 @@ void px_learn_lookup(struct px_loop *l, const struct px_call *pc,
 	if ((lf = lf_find(ln, res + 8, fhlen))) {
 		if (lf->lf_state == LN_PUBLISH)
 			return;
+		if (!lf->lf_n)
+			lf->lf_last_ms = px_now_ms(); /* named again: not stale */
 		if (!same_version(lf->lf_fattr, fattr) &&
 		    lf->lf_state == LN_DONE) {
+			if (ln->ln_active >= LN_MAX_ACTIVE)
+				return;
 			/* a new version of the image: learn it again */
 			ln->ln_done--;
 			ln->ln_active++;
@@ -213,6 +233,7 @@ void px_learn_lookup(struct px_loop *l, const struct px_call *pc,
 		memcpy(lf->lf_fh, res + 8, fhlen);
 		lf->lf_fhlen = fhlen;
 		lf->lf_state = LN_WATCH;
+		lf->lf_last_ms = px_now_ms();
 		lf->lf_next = ln->ln_files;
 		ln->ln_files = lf;
 		ln->ln_active++;
@@ -921,8 +942,8 @@ void px_learn_tick(struct px_loop *l)
 
 	if (!ln || l->lp_draining)
 		return;
-	ln_trim(ln);
 	idle = (uint64_t)l->lp_opts->o_learn_idle * 1000u;
+	ln_trim(ln, now, idle * LN_SESSION);
 	for (struct px_lfile *lf = ln->ln_files; lf; lf = lf->lf_next) {
 		if (lf->lf_state != LN_WATCH || now - lf->lf_last_ms < idle)
 			continue;
