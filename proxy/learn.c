@@ -7,7 +7,8 @@
  * upstream: CREATE a temporary name, WRITE (FILE_SYNC), SETATTR like the
  * image, RENAME over.  An operator's profile is never replaced; a scan's
  * hashes are kept.  On by default in the server role (it sees every
- * node's reads), --learn-profiles yes in the client role.
+ * node's reads), --learn-profiles yes in the client role.  Files under
+ * --learn-min-size (64 MiB) are not images: they get no NAME.gvmeta.
  */
 #include "config.h"
 #include "proxy/core.h"
@@ -19,7 +20,6 @@
 #include "cache/cache.h"
 
 #define LN_BS (64u << 10)          /* learned in blocks of this size */
-#define LN_MIN_SIZE (1u << 20)     /* images smaller than this: ignored */
 #define LN_MAX_BLOCKS (8u << 20)   /* larger images (512 GiB): ignored */
 #define LN_MAX_ACTIVE 64u          /* images learned at once */
 #define LN_MAX_DONE 4096u          /* images remembered as done */
@@ -180,7 +180,7 @@ void px_learn_lookup(struct px_loop *l, const struct px_call *pc,
 		return;
 	fattr = res + p + 4;
 	size = rpc_get64(fattr + NFS3_FATTR_SIZE_OFF);
-	if (rpc_get32(fattr) != 1 || size < LN_MIN_SIZE ||
+	if (rpc_get32(fattr) != 1 || size < l->lp_opts->o_learn_min_size ||
 	    size / LN_BS + 1 > LN_MAX_BLOCKS ||
 	    rpc_call_parse(msg, pc->pc_req->m_len, &h) != RPC_CALL_OK)
 		return;

@@ -130,7 +130,8 @@ static const char usage[] =
 "Learned prefetch profiles:\n"
 "  --learn-profiles yes|no\n"
 "                       note the order in which READs first touch each\n"
-"                       image (regular file >= 1 MiB, 64 KiB blocks) and,\n"
+"                       image (regular file >= --learn-min-size, in 64 KiB\n"
+"                       blocks) and,\n"
 "                       when the boot is over, publish it as the image's\n"
 "                       prefetch profile in NAME.gvmeta beside it (written\n"
 "                       as the image's owner, atomically; a scan's hashes\n"
@@ -141,6 +142,10 @@ static const char usage[] =
 "                       seconds has finished booting (default 20)\n"
 "  --learn-boots N      build a learned profile from the first N boots\n"
 "                       (default 1; later boots add only new blocks)\n"
+"  --learn-min-size BYTES\n"
+"                       smaller files are not learned, so that documents\n"
+"                       and archives get no NAME.gvmeta (default 64M;\n"
+"                       K, M, G suffixes; at least 1M)\n"
 "\n"
 "Limits (each protects the daemon from one misbehaving peer):\n"
 "  --max-record BYTES   largest RPC record accepted from either side\n"
@@ -246,6 +251,7 @@ enum {
 	OPT_CACHE_DIR, OPT_CACHE_SIZE, OPT_CACHE_BLOCK, OPT_CONSISTENCY,
 	OPT_IMMUTABLE_TTL, OPT_ACCESS_TTL, OPT_WRITE_POLICY, OPT_DIRTY_MAX,
 	OPT_CHECK_CONFIG, OPT_LEARN_PROFILES, OPT_LEARN_IDLE, OPT_LEARN_BOOTS,
+	OPT_LEARN_MIN_SIZE,
 	OPT_CONTROL, OPT_BUSY_POLL, OPT_USER, OPT_UPSTREAM_PRIVPORT,
 	OPT_METRICS, OPT_INSECURE, OPT_PLAINTEXT_ACCOUNTS,
 	OPT_HANDSHAKE_TIMEOUT, OPT_MAX_UNAUTH_PER_ADDR, OPT_STATE_DIR,
@@ -296,6 +302,7 @@ static const struct option longopts[] = {
 	{"learn-profiles", required_argument, NULL, OPT_LEARN_PROFILES},
 	{"learn-idle", required_argument, NULL, OPT_LEARN_IDLE},
 	{"learn-boots", required_argument, NULL, OPT_LEARN_BOOTS},
+	{"learn-min-size", required_argument, NULL, OPT_LEARN_MIN_SIZE},
 	{"control", required_argument, NULL, OPT_CONTROL},
 	{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
 	{"user", required_argument, NULL, OPT_USER},
@@ -442,6 +449,7 @@ static void opts_defaults(struct px_opts *o)
 	o->o_learn = -1;
 	o->o_learn_idle = 20;
 	o->o_learn_boots = 1;
+	o->o_learn_min_size = 64u << 20;
 	o->o_squash = -1;
 	o->o_unmapped = -1;
 	o->o_anonuid = -1;
@@ -691,6 +699,11 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 	case OPT_LEARN_BOOTS:
 		rc = parse_num("learn-boots", arg, 1, 64, false, &v);
 		o->o_learn_boots = (unsigned)v;
+		break;
+	case OPT_LEARN_MIN_SIZE:
+		rc = parse_num("learn-min-size", arg, 1u << 20, 1ull << 40, true,
+			       &v);
+		o->o_learn_min_size = v;
 		break;
 	default:
 		return -EINVAL;

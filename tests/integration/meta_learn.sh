@@ -14,14 +14,14 @@
 # added with its hashes kept; an operator's attached profile and an
 # untrusted (group-writable) metadata file are left byte for byte alone;
 # and a client role with --learn-profiles yes (a store without a server
-# role) publishes too.  Times and bytes are reported, not asserted.
+# role) publishes too, but not for a file under --learn-min-size.  Times and bytes are reported, not asserted.
 # LEARN_OFF=1 runs the store with --learn-profiles no: the test must fail.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 h_init meta_learn
 . "$top_srcdir/tests/integration/meta_lib.sh"
 REPLAY="python3 $top_srcdir/tests/integration/meta_replay.py"
 export PYTHONPATH="$top_srcdir/tests/tools"
-LEARN=(--learn-idle 2)
+LEARN=(--learn-idle 2 --learn-min-size 1M)
 [ "${LEARN_OFF:-0}" = 1 ] && LEARN=(--learn-profiles no)
 
 h_ganesha
@@ -148,10 +148,15 @@ echo "meta_learn: node A (no profile) ${ta}s, $wa waits, $ba B over the WAN; nod
 if [ "${LEARN_OFF:-0}" != 1 ]; then
 	m_image "$H_EXPORT/c.img" 8 50 9
 	h_gridvfsd_at nodeC "$H_NFS_PORT" "$H_MNT_PORT" --role client \
-		--cache-dir "$H_DIR/nodeC.cache" --learn-profiles yes --learn-idle 1
+		--cache-dir "$H_DIR/nodeC.cache" --learn-profiles yes --learn-idle 1 \
+		--learn-min-size 4M
+	head -c $((2 << 20)) /dev/urandom >"$H_EXPORT/doc.bin" # under --learn-min-size
+	replay small-doc "$H_AT_PORT" doc.bin "$H_DIR/small"
 	replay small-c "$H_AT_PORT" c.img "$H_DIR/small"
 	wait_log "$H_DIR/nodeC.log" "profile of c.img learned from 1 boot: 4 blocks" 15 ||
 		h_fail "the client role did not publish c.img's profile"
+	sleep 1
+	[ -e "$H_EXPORT/doc.bin.gvmeta" ] && h_fail "a file under --learn-min-size got a profile"
 	"$GV" meta show "$H_EXPORT/c.img.gvmeta" | grep -q "trust: *trusted" ||
 		h_fail "the client role's learned file is not trusted"
 	h_stop_pid "$H_AT_PID" || h_fail "node C exited $? on SIGTERM"
