@@ -675,7 +675,8 @@ static bool pub_compose(struct px_lfile *lf)
 	if (!rc && !(all = malloc(((size_t)nold + nprof) * 4u + 4u)))
 		rc = -ENOMEM;
 	if (!rc) {
-		memcpy(all, old, (size_t)nold * 4u);
+		if (nold) /* memcpy from NULL is undefined even for 0 */
+			memcpy(all, old, (size_t)nold * 4u);
 		k = nold;
 		for (uint32_t i = 0; i < nprof; i++) {
 			bool dup = false;
