@@ -26,7 +26,7 @@ LEARN=(--learn-idle 2 --learn-min-size 1M)
 
 h_ganesha
 chmod 1777 "$H_EXPORT" # the images' owner (daemon) may create beside them
-h_store "$H_NFS_PORT" "$H_MNT_PORT" "${LEARN[@]}"
+h_store "$H_NFS_PORT" "$H_MNT_PORT" "${LEARN[@]}" --control "$H_DIR/store.sock"
 m_image "$H_EXPORT/vm.img" 128 40 31
 for i in scanned attached planted; do m_image "$H_EXPORT/$i.img" 8 50 7; done
 chown daemon:daemon "$H_EXPORT"/*.img && chmod 0640 "$H_EXPORT"/*.img
@@ -106,6 +106,12 @@ wait_log "$H_DIR/store.log" "profile of planted.img not published" 10 ||
 grep -q "profile of attached.img not published: it has an attached profile" "$H_DIR/store.log" ||
 	h_fail "the operator's profile of attached.img was not reported as kept"
 h_stop_pid "$NPID" || h_fail "node A exited $? on SIGTERM"
+"$GV" status --socket "$H_DIR/store.sock" >"$H_DIR/statusS" || h_fail "gridvfs status of the store"
+# vm.img twice (the pause), scanned.img; attached.img and planted.img left alone
+# (vm.img more often if a loaded host pauses a replay for --learn-idle)
+[ "$(awk '$1 == "learn_profiles_published" { print $2 }' "$H_DIR/statusS")" -ge 3 ] &&
+	[ "$(awk '$1 == "learn_profiles_left_alone" { print $2 }' "$H_DIR/statusS")" = 2 ] ||
+	h_fail "the store's learn counters: $(grep learn_ "$H_DIR/statusS")"
 
 M=$H_EXPORT/vm.img.gvmeta
 [ -f "$M" ] || h_fail "no $M"
