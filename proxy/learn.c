@@ -25,6 +25,8 @@
 #define LN_MAX_DONE 4096u          /* images remembered as done */
 #define LN_NAME_MAX 200u           /* longer names: ignored */
 #define LN_IO_CHUNK (256u << 10)   /* bytes per READ/WRITE of NAME.gvmeta */
+#define LN_MAX_PUBLISH 4u          /* publishes at once: each may hold a
+                                      metadata file (up to 256 MiB) twice */
 #define LN_SESSION 10u             /* x --learn-idle without a new block
                                       after a publish: that boot is over */
 
@@ -940,17 +942,23 @@ void px_learn_tick(struct px_loop *l)
 {
 	struct px_learn *ln = l->lp_learn;
 	uint64_t now = px_now_ms(), idle;
+	unsigned busy = 0;
 
 	if (!ln || l->lp_draining)
 		return;
 	idle = (uint64_t)l->lp_opts->o_learn_idle * 1000u;
 	ln_trim(ln, now, idle * LN_SESSION);
+	for (struct px_lfile *lf = ln->ln_files; lf; lf = lf->lf_next)
+		busy += lf->lf_state == LN_PUBLISH;
 	for (struct px_lfile *lf = ln->ln_files; lf; lf = lf->lf_next) {
 		if (lf->lf_state != LN_WATCH || now - lf->lf_last_ms < idle)
 			continue;
-		if (lf->lf_n > lf->lf_pub_n)
+		if (lf->lf_n > lf->lf_pub_n) {
+			if (busy >= LN_MAX_PUBLISH)
+				continue; /* at a later tick */
 			pub_start(lf);
-		else if (lf->lf_published &&
+			busy += lf->lf_state == LN_PUBLISH;
+		} else if (lf->lf_published &&
 			 now - lf->lf_last_ms >= idle * LN_SESSION) {
 			px_debug("profile of %s: boot over for good (%u blocks)",
 				 lf->lf_name, lf->lf_n);
