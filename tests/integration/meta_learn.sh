@@ -26,7 +26,9 @@ LEARN=(--learn-idle 2 --learn-min-size 1M)
 
 h_ganesha
 chmod 1777 "$H_EXPORT" # the images' owner (daemon) may create beside them
-h_store "$H_NFS_PORT" "$H_MNT_PORT" "${LEARN[@]}" --control "$H_DIR/store.sock"
+h_take_port MP
+h_store "$H_NFS_PORT" "$H_MNT_PORT" "${LEARN[@]}" --control "$H_DIR/store.sock" \
+	--metrics "127.0.0.1:$MP"
 m_image "$H_EXPORT/vm.img" 128 40 31
 for i in scanned attached planted; do m_image "$H_EXPORT/$i.img" 8 50 7; done
 chown daemon:daemon "$H_EXPORT"/*.img && chmod 0640 "$H_EXPORT"/*.img
@@ -112,6 +114,11 @@ h_stop_pid "$NPID" || h_fail "node A exited $? on SIGTERM"
 [ "$(awk '$1 == "learn_profiles_published" { print $2 }' "$H_DIR/statusS")" -ge 3 ] &&
 	[ "$(awk '$1 == "learn_profiles_left_alone" { print $2 }' "$H_DIR/statusS")" = 2 ] ||
 	h_fail "the store's learn counters: $(grep learn_ "$H_DIR/statusS")"
+python3 -c 'import sys, urllib.request
+print(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+	"http://127.0.0.1:$MP/metrics" >"$H_DIR/metricsS" || h_fail "no metrics from the store"
+grep -q '^gridvfs_learn_profiles_left_alone_total{export=""} 2$' "$H_DIR/metricsS" ||
+	h_fail "metrics: $(grep learn "$H_DIR/metricsS")"
 
 M=$H_EXPORT/vm.img.gvmeta
 [ -f "$M" ] || h_fail "no $M"
