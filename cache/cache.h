@@ -480,7 +480,8 @@ void cache_dedup_stats(struct cache *c, struct cache_dedup_stats *st);
 /* The metadata file                                                        */
 
 #define CACHE_META_SUFFIX ".gvmeta"
-#define CACHE_META_VERSION 1u
+#define CACHE_META_VERSION 2u  /* written when a v2 field is used */
+#define CACHE_META_VERSION_MIN 1u /* still parsed (and written otherwise) */
 #define CACHE_META_HDR 96u          /* header bytes; records follow */
 #define CACHE_META_MAX (256u << 20) /* larger metadata files are refused */
 
@@ -500,7 +501,20 @@ struct cache_meta_info {
 	uint32_t mi_block;      /* metadata block size, power of two */
 	uint64_t mi_nblocks;    /* ceil(size / block) */
 	uint32_t mi_nprofile;   /* prefetch profile entries */
+	uint32_t mi_flags;      /* CACHE_META_F_* (format version 2) */
+	uint32_t mi_boots;      /* F_LEARNED: boots the profile was learned
+	                           from (>= 1); else 0 */
 };
+
+/* Format version 2 flags (issue 19).  A version 1 file has none. */
+#define CACHE_META_F_NOHASH 1u  /* no per-block hashes: a profile only
+                                   (learned where no scan was run); every
+                                   block is UNKNOWN: no zero map, no dedup,
+                                   no verification */
+#define CACHE_META_F_LEARNED 2u /* the profile was learned by a gridvfsd
+                                   from the reads it saw, not attached by
+                                   an operator (never replaced by one) */
+#define CACHE_META_F_ALL 3u
 
 struct cache_meta; /* parsed metadata (owned by its parser's caller) */
 
@@ -508,8 +522,9 @@ struct cache_meta; /* parsed metadata (owned by its parser's caller) */
  * Parse a metadata file held in buf (len bytes; not kept).  Returns 0 and
  * *out (free with cache_meta_free), or -EBADMSG (bad magic, sizes that do
  * not add up, truncated, checksum mismatch, block size not a power of two
- * in 512 B .. 64 MiB, profile entries past the end), -EPROTONOSUPPORT
- * (another format version), -ENOMEM.
+ * in 512 B .. 64 MiB, profile entries past the end, unknown flags, a
+ * boot count without F_LEARNED), -EPROTONOSUPPORT (a version other than
+ * 1 and 2), -ENOMEM.
  */
 int cache_meta_parse(const void *buf, size_t len, struct cache_meta **out);
 void cache_meta_free(struct cache_meta *m);
@@ -556,7 +571,7 @@ int cache_meta_dedup_key(uint32_t owner, const uint8_t hash[CACHE_HASH_SIZE],
                          uint8_t out[CACHE_HASH_SIZE]);
 
 /* Hash of metadata block mblk (all zero bytes: a zero block; NULL past the
- * end) and the profile (metadata block numbers, in order).  Pointers live
+ * end, and for every block of a F_NOHASH file) and the profile (metadata block numbers, in order).  Pointers live
  * as long as m. */
 const uint8_t *cache_meta_hash(const struct cache_meta *m, uint64_t mblk);
 const uint32_t *cache_meta_profile(const struct cache_meta *m, uint32_t *n);
@@ -591,12 +606,25 @@ int cache_meta_summarize(const struct cache_meta *m,
 
 /*
  * Encode metadata: mi (mi_nblocks must be ceil(size / block)), hashes
- * (mi_nblocks * CACHE_HASH_SIZE bytes, all zero for a zero block), profile
- * (mi_nprofile metadata block numbers; NULL when 0).  *out is malloc'ed,
- * *outlen bytes.  0, -EINVAL, -ENOMEM.
+ * (mi_nblocks * CACHE_HASH_SIZE bytes, all zero for a zero block; NULL
+ * with CACHE_META_F_NOHASH), profile
+ * (mi_nprofile metadata block numbers; NULL when 0).  Version 1 is
+ * written when mi_flags and mi_boots are 0 (older proxies read it), else
+ * version 2.  *out is malloc'ed, *outlen bytes.  0, -EINVAL, -ENOMEM.
  */
 int cache_meta_encode(const struct cache_meta_info *mi, const uint8_t *hashes,
                       const uint32_t *profile, uint8_t **out, size_t *outlen);
+
+/*
+ * A profile (n block numbers of from_bs bytes, first touch first) in
+ * blocks of to_bs bytes, first touches only, blocks at or past nblocks
+ * dropped: into *out (malloc'ed, *outn entries; NULL when 0).  Both sizes
+ * powers of two.  0, -EINVAL, -ENOMEM.
+ */
+int cache_meta_profile_rescale(const uint32_t *in, uint32_t n,
+                               uint32_t from_bs, uint32_t to_bs,
+                               uint64_t nblocks, uint32_t **out,
+                               uint32_t *outn);
 
 /* True when len bytes are all zero. */
 bool cache_meta_is_zero(const void *buf, size_t len);

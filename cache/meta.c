@@ -22,7 +22,8 @@ static const uint8_t meta_magic[8] = { 'G', 'V', 'F', 'S', 'M', 'E', 'T', 'A' };
 
 struct cache_meta {
 	struct cache_meta_info m_info;
-	uint8_t *m_hashes;     /* m_info.mi_nblocks * CACHE_HASH_SIZE */
+	uint8_t *m_hashes;     /* m_info.mi_nblocks * CACHE_HASH_SIZE; NULL
+	                          with CACHE_META_F_NOHASH */
 	uint32_t *m_profile;   /* m_info.mi_nprofile entries */
 	/* cache-block view (cache_meta_view) */
 	uint32_t m_vbs;
@@ -115,13 +116,17 @@ int cache_meta_encode(const struct cache_meta_info *mi, const uint8_t *hashes,
 	uint64_t len;
 	uint8_t *b, *p;
 
-	if (!mi || !out || !outlen || (mi->mi_nblocks && !hashes) ||
+	bool nohash = mi && (mi->mi_flags & CACHE_META_F_NOHASH);
+
+	if (!mi || !out || !outlen || (mi->mi_nblocks && !hashes && !nohash) ||
+	    (mi->mi_flags & ~CACHE_META_F_ALL) ||
+	    (mi->mi_boots != 0) != !!(mi->mi_flags & CACHE_META_F_LEARNED) ||
 	    (mi->mi_nprofile && !profile) || !pow2(mi->mi_block) ||
 	    mi->mi_block < META_BLOCK_MIN || mi->mi_block > META_BLOCK_MAX ||
 	    mi->mi_mtime_nsec >= 1000000000u ||
 	    mi->mi_nblocks != nblocks_of(mi->mi_size, mi->mi_block))
 		return -EINVAL;
-	len = CACHE_META_HDR + mi->mi_nblocks * CACHE_HASH_SIZE +
+	len = CACHE_META_HDR + (nohash ? 0 : mi->mi_nblocks * CACHE_HASH_SIZE) +
 	      (uint64_t)mi->mi_nprofile * 4u;
 	if (len > CACHE_META_MAX)
 		return -EINVAL;
@@ -131,17 +136,22 @@ int cache_meta_encode(const struct cache_meta_info *mi, const uint8_t *hashes,
 	if (!(b = calloc(1, len)))
 		return -ENOMEM;
 	memcpy(b, meta_magic, sizeof(meta_magic));
-	be32_put(b + 8, CACHE_META_VERSION);
+	/* version 1 whenever it can say it all: older proxies read it */
+	be32_put(b + 8, mi->mi_flags || mi->mi_boots ? CACHE_META_VERSION
+	                                             : CACHE_META_VERSION_MIN);
 	be32_put(b + 12, mi->mi_block);
 	be64_put(b + 16, mi->mi_size);
 	be64_put(b + 24, (uint64_t)mi->mi_mtime_sec);
 	be32_put(b + 32, mi->mi_mtime_nsec);
 	be64_put(b + 40, mi->mi_nblocks);
+	be32_put(b + 36, mi->mi_flags);
 	be32_put(b + 48, mi->mi_nprofile);
+	be32_put(b + 52, mi->mi_boots);
 	p = b + CACHE_META_HDR;
-	if (mi->mi_nblocks)
+	if (mi->mi_nblocks && !nohash) {
 		memcpy(p, hashes, mi->mi_nblocks * CACHE_HASH_SIZE);
-	p += mi->mi_nblocks * CACHE_HASH_SIZE;
+		p += mi->mi_nblocks * CACHE_HASH_SIZE;
+	}
 	for (uint32_t i = 0; i < mi->mi_nprofile; i++, p += 4)
 		be32_put(p, profile[i]);
 	if (meta_sha256(b, len, b + META_SUM_OFF)) {
@@ -159,11 +169,13 @@ int cache_meta_encode(const struct cache_meta_info *mi, const uint8_t *hashes,
 /* The header's fields, checked for range and consistency with len. */
 static int parse_header(const uint8_t *b, size_t len, struct cache_meta_info *mi)
 {
-	uint64_t body;
+	uint64_t body, nhash;
+	uint32_t ver;
 
 	if (len < CACHE_META_HDR || memcmp(b, meta_magic, sizeof(meta_magic)))
 		return -EBADMSG;
-	if (be32_get(b + 8) != CACHE_META_VERSION)
+	ver = be32_get(b + 8);
+	if (ver < CACHE_META_VERSION_MIN || ver > CACHE_META_VERSION)
 		return -EPROTONOSUPPORT;
 	mi->mi_block = be32_get(b + 12);
 	mi->mi_size = be64_get(b + 16);
@@ -171,16 +183,23 @@ static int parse_header(const uint8_t *b, size_t len, struct cache_meta_info *mi
 	mi->mi_mtime_nsec = be32_get(b + 32);
 	mi->mi_nblocks = be64_get(b + 40);
 	mi->mi_nprofile = be32_get(b + 48);
+	/* version 1 has flags and the boot count (reserved then) at 0 */
+	mi->mi_flags = be32_get(b + 36);
+	mi->mi_boots = be32_get(b + 52);
 	if (!pow2(mi->mi_block) || mi->mi_block < META_BLOCK_MIN ||
 	    mi->mi_block > META_BLOCK_MAX || mi->mi_mtime_nsec >= 1000000000u ||
-	    be32_get(b + 36) != 0 || be32_get(b + 52) != 0 ||
+	    (ver == 1 && (mi->mi_flags || mi->mi_boots)) ||
+	    (ver == 2 && !mi->mi_flags) || /* one encoding per content */
+	    (mi->mi_flags & ~CACHE_META_F_ALL) ||
+	    (mi->mi_boots != 0) != !!(mi->mi_flags & CACHE_META_F_LEARNED) ||
 	    be64_get(b + 56) != 0 ||
 	    mi->mi_nblocks != nblocks_of(mi->mi_size, mi->mi_block))
 		return -EBADMSG;
 	/* sizes must add up exactly; divide first so nothing overflows */
 	body = len - CACHE_META_HDR;
-	if (mi->mi_nblocks > body / CACHE_HASH_SIZE ||
-	    body - mi->mi_nblocks * CACHE_HASH_SIZE != (uint64_t)mi->mi_nprofile * 4u)
+	nhash = mi->mi_flags & CACHE_META_F_NOHASH ? 0 : mi->mi_nblocks;
+	if (nhash > body / CACHE_HASH_SIZE ||
+	    body - nhash * CACHE_HASH_SIZE != (uint64_t)mi->mi_nprofile * 4u)
 		return -EBADMSG;
 	return 0;
 }
@@ -214,12 +233,16 @@ int cache_meta_parse(const void *buf, size_t len, struct cache_meta **out)
 	if (memcmp(sum, b + META_SUM_OFF, CACHE_HASH_SIZE))
 		goto fail;
 	rc = -ENOMEM;
-	if (!(m->m_hashes = malloc(m->m_info.mi_nblocks * CACHE_HASH_SIZE + 1)) ||
-	    !(m->m_profile = malloc(m->m_info.mi_nprofile * 4u + 4u)))
+	if (!(m->m_profile = malloc(m->m_info.mi_nprofile * 4u + 4u)))
 		goto fail;
 	p = b + CACHE_META_HDR;
-	memcpy(m->m_hashes, p, m->m_info.mi_nblocks * CACHE_HASH_SIZE);
-	p += m->m_info.mi_nblocks * CACHE_HASH_SIZE;
+	if (!(m->m_info.mi_flags & CACHE_META_F_NOHASH)) {
+		if (!(m->m_hashes = malloc(m->m_info.mi_nblocks *
+		                           CACHE_HASH_SIZE + 1)))
+			goto fail;
+		memcpy(m->m_hashes, p, m->m_info.mi_nblocks * CACHE_HASH_SIZE);
+		p += m->m_info.mi_nblocks * CACHE_HASH_SIZE;
+	}
 	rc = -EBADMSG;
 	for (uint32_t i = 0; i < m->m_info.mi_nprofile; i++, p += 4)
 		if ((m->m_profile[i] = be32_get(p)) >= m->m_info.mi_nblocks)
@@ -318,7 +341,7 @@ int cache_meta_dedup_key(uint32_t owner, const uint8_t hash[CACHE_HASH_SIZE],
 
 const uint8_t *cache_meta_hash(const struct cache_meta *m, uint64_t mblk)
 {
-	if (mblk >= m->m_info.mi_nblocks)
+	if (mblk >= m->m_info.mi_nblocks || !m->m_hashes)
 		return NULL;
 	return m->m_hashes + mblk * CACHE_HASH_SIZE;
 }
@@ -401,6 +424,12 @@ int cache_meta_view(struct cache_meta *m, uint32_t bs)
 	m->m_vn = nblocks_of(m->m_info.mi_size, bs);
 	if (!(m->m_vkind = malloc(m->m_vn + 1)))
 		return -ENOMEM;
+	if (!m->m_hashes) {
+		/* a profile only: nothing is known of any block */
+		memset(m->m_vkind, CACHE_META_UNKNOWN, m->m_vn);
+		return bs >= mbs ? view_profile(m, bs / mbs, 1)
+		                 : view_profile(m, 1, mbs / bs);
+	}
 	if (bs >= mbs) {
 		if ((rc = view_kinds_wide(m, bs / mbs)))
 			return rc;
@@ -488,6 +517,8 @@ int cache_meta_summarize(const struct cache_meta *m,
 	uint8_t *v;
 
 	memset(sum, 0, sizeof(*sum));
+	if (!m->m_hashes)
+		return 0; /* nothing known of the blocks */
 	if (!(v = malloc(nb * CACHE_HASH_SIZE + 1)))
 		return -ENOMEM;
 	for (uint64_t i = 0; i < nb; i++) {
@@ -505,5 +536,53 @@ int cache_meta_summarize(const struct cache_meta *m,
 			sum->ms_unique++;
 	sum->ms_dup = n - sum->ms_unique;
 	free(v);
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* Profiles in another block size                                          */
+
+int cache_meta_profile_rescale(const uint32_t *in, uint32_t n,
+                               uint32_t from_bs, uint32_t to_bs,
+                               uint64_t nblocks, uint32_t **out,
+                               uint32_t *outn)
+{
+	uint64_t up = 1, down = 1, cap;
+	uint32_t k = 0, *v;
+	uint8_t *seen;
+
+	*out = NULL;
+	*outn = 0;
+	if (!pow2(from_bs) || !pow2(to_bs) || (n && !in) || nblocks > UINT32_MAX)
+		return -EINVAL;
+	if (!n || !nblocks)
+		return 0;
+	if (to_bs > from_bs)
+		up = to_bs / from_bs;   /* several entries share a block */
+	else
+		down = from_bs / to_bs; /* an entry covers several blocks */
+	cap = (uint64_t)n * down < nblocks ? (uint64_t)n * down : nblocks;
+	if (!(seen = calloc(nblocks / 8 + 1, 1)))
+		return -ENOMEM;
+	if (!(v = malloc(cap * 4u + 4u))) {
+		free(seen);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		for (uint64_t j = 0; j < down; j++) {
+			uint64_t b = (uint64_t)in[i] * down / up + j;
+
+			if (b >= nblocks || (seen[b / 8] & (1u << (b % 8))))
+				continue;
+			seen[b / 8] |= (uint8_t)(1u << (b % 8));
+			v[k++] = (uint32_t)b;
+		}
+	free(seen);
+	if (!k) {
+		free(v);
+		v = NULL;
+	}
+	*out = v;
+	*outn = k;
 	return 0;
 }

@@ -259,7 +259,7 @@ static int read_file(const char *path, uint8_t **out, size_t *len)
 /* The profile of an older metadata file for the same block size: kept
  * across a rescan (the image changed; its boot order hardly does). */
 static uint32_t *old_profile(const char *path, uint32_t bs, uint64_t nblocks,
-                             uint32_t *n)
+                             uint32_t *n, uint32_t *boots)
 {
 	struct cache_meta *m = NULL;
 	struct cache_meta_info mi;
@@ -269,6 +269,7 @@ static uint32_t *old_profile(const char *path, uint32_t bs, uint64_t nblocks,
 	size_t len;
 
 	*n = 0;
+	*boots = 0;
 	if (read_file(path, &buf, &len))
 		return NULL;
 	if (cache_meta_parse(buf, len, &m) == 0) {
@@ -278,6 +279,9 @@ static uint32_t *old_profile(const char *path, uint32_t bs, uint64_t nblocks,
 			for (uint32_t i = 0; i < cnt; i++)
 				if (src[i] < nblocks)
 					p[k++] = src[i];
+		/* a learned profile stays marked learned (issue 19) */
+		if (p && (mi.mi_flags & CACHE_META_F_LEARNED))
+			*boots = mi.mi_boots;
 	}
 	cache_meta_free(m);
 	free(buf);
@@ -313,7 +317,7 @@ static int scan_run(struct scan *sc, bool quiet)
 
 static int cli_scan(const char *image, const char *outp, uint32_t bs, bool quiet)
 {
-	struct cache_meta_info mi = { 0, 0, 0, bs, 0, 0 };
+	struct cache_meta_info mi = { 0, 0, 0, bs, 0, 0, 0, 0 };
 	struct scan sc;
 	struct stat a, b;
 	char out[4200];
@@ -359,7 +363,9 @@ static int cli_scan(const char *image, const char *outp, uint32_t bs, bool quiet
 		                "run it again\n", image);
 		goto out;
 	}
-	prof = old_profile(out, bs, mi.mi_nblocks, &mi.mi_nprofile);
+	prof = old_profile(out, bs, mi.mi_nblocks, &mi.mi_nprofile, &mi.mi_boots);
+	if (mi.mi_boots)
+		mi.mi_flags |= CACHE_META_F_LEARNED;
 	if ((rc = cache_meta_encode(&mi, sc.sc_hashes, prof, &enc, &enclen)) ||
 	    (rc = write_file(out, enc, enclen, meta_mode(&b), b.st_uid,
 	                     b.st_gid))) {
@@ -444,18 +450,31 @@ static int cli_show(const char *file, const char *image)
 	cache_meta_get_info(m, &mi);
 	cache_meta_summarize(m, &sum);
 	printf("file:         %s\n", file);
-	printf("version:      %u\n", CACHE_META_VERSION);
+	printf("version:      %u\n", mi.mi_flags || mi.mi_boots
+	                                   ? CACHE_META_VERSION
+	                                   : CACHE_META_VERSION_MIN);
 	printf("image_size:   %llu\n", (unsigned long long)mi.mi_size);
 	printf("image_mtime:  %lld.%09u\n", (long long)mi.mi_mtime_sec,
 	       mi.mi_mtime_nsec);
 	printf("block_size:   %u\n", mi.mi_block);
 	printf("blocks:       %llu\n", (unsigned long long)mi.mi_nblocks);
-	printf("zero_blocks:  %llu (%.1f %%)\n", (unsigned long long)sum.ms_zero,
-	       mi.mi_nblocks ? 100.0 * sum.ms_zero / mi.mi_nblocks : 0.0);
-	printf("unique:       %llu\n", (unsigned long long)sum.ms_unique);
-	printf("duplicates:   %llu\n", (unsigned long long)sum.ms_dup);
+	if (mi.mi_flags & CACHE_META_F_NOHASH) {
+		printf("hashes:       none (a profile only: no zero map, no "
+		       "dedup, no verification)\n");
+	} else {
+		printf("zero_blocks:  %llu (%.1f %%)\n",
+		       (unsigned long long)sum.ms_zero,
+		       mi.mi_nblocks ? 100.0 * sum.ms_zero / mi.mi_nblocks : 0.0);
+		printf("unique:       %llu\n", (unsigned long long)sum.ms_unique);
+		printf("duplicates:   %llu\n", (unsigned long long)sum.ms_dup);
+	}
 	printf("profile:      %u blocks (%.1f MiB)\n", mi.mi_nprofile,
 	       (double)mi.mi_nprofile * mi.mi_block / 1048576.0);
+	if (mi.mi_flags & CACHE_META_F_LEARNED)
+		printf("origin:       learned from %u boot%s\n", mi.mi_boots,
+		       mi.mi_boots == 1 ? "" : "s");
+	else
+		printf("origin:       %s\n", mi.mi_nprofile ? "attached" : "none");
 	if (!image && fl > sl && !strcmp(file + fl - sl, CACHE_META_SUFFIX)) {
 		snprintf(img, sizeof(img), "%.*s", (int)(fl - sl), file);
 		if (access(img, F_OK) == 0)
@@ -646,9 +665,12 @@ static int cli_attach(const char *file, const char *input)
 		if (l.b_v[i] < mi.mi_nblocks)
 			l.b_v[k++] = l.b_v[i];
 	mi.mi_nprofile = k;
+	/* an operator's profile: learning never replaces it (issue 19) */
+	mi.mi_flags &= ~CACHE_META_F_LEARNED;
+	mi.mi_boots = 0;
 	if (!(hashes = malloc(mi.mi_nblocks * CACHE_HASH_SIZE + 1)))
 		goto out;
-	for (uint64_t i = 0; i < mi.mi_nblocks; i++)
+	for (uint64_t i = 0; i < mi.mi_nblocks && cache_meta_hash(m, i); i++)
 		memcpy(hashes + i * CACHE_HASH_SIZE, cache_meta_hash(m, i),
 		       CACHE_HASH_SIZE);
 	if ((rc = cache_meta_encode(&mi, hashes, l.b_v, &enc, &enclen)) ||

@@ -1888,11 +1888,18 @@ static void disc_check(struct px_loop *l, struct px_mfile *mf)
 		return;
 	}
 	cache_meta_summarize(m, &sum);
-	px_info("metadata %s%s: %llu blocks of %u bytes, %llu zero, %llu "
-		"unique, profile %u", mf->mf_name, CACHE_META_SUFFIX,
-		(unsigned long long)mi.mi_nblocks, mi.mi_block,
-		(unsigned long long)sum.ms_zero,
-		(unsigned long long)sum.ms_unique, mi.mi_nprofile);
+	if (mi.mi_flags & CACHE_META_F_NOHASH)
+		px_info("metadata %s%s: %llu blocks of %u bytes, no hashes, "
+			"profile %u learned from %u boot(s)", mf->mf_name,
+			CACHE_META_SUFFIX, (unsigned long long)mi.mi_nblocks,
+			mi.mi_block, mi.mi_nprofile, mi.mi_boots);
+	else
+		px_info("metadata %s%s: %llu blocks of %u bytes, %llu zero, "
+			"%llu unique, profile %u%s", mf->mf_name,
+			CACHE_META_SUFFIX, (unsigned long long)mi.mi_nblocks,
+			mi.mi_block, (unsigned long long)sum.ms_zero,
+			(unsigned long long)sum.ms_unique, mi.mi_nprofile,
+			mi.mi_flags & CACHE_META_F_LEARNED ? " (learned)" : "");
 	rc->rc_meta_files++;
 	disc_done(l, mf, m, false);
 }
@@ -2590,6 +2597,15 @@ void px_rcache_stats(struct px_loop *l, uint64_t *hits, uint64_t *bytes,
 	*bytes = rc ? rc->rc_local_bytes : 0;
 	*fetches = rc ? rc->rc_fetches : 0;
 	*coalesced = rc ? rc->rc_coalesced : 0;
+}
+
+void px_rcache_meta_stats(struct px_loop *l, uint64_t *files,
+			  uint64_t *prefetched)
+{
+	struct px_rcache *rc = l->lp_rcache;
+
+	*files = rc ? rc->rc_meta_files : 0;
+	*prefetched = rc ? rc->rc_pf_blocks : 0;
 }
 
 /* The fetch failed locally (upstream gone, drain): its waiters get the

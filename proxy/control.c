@@ -273,6 +273,27 @@ static void report(struct px_loop *l, struct out *o, bool json)
 		kv(o, json, &first, "cache_evictions", cs.cs_evictions);
 		kv(o, json, &first, "cache_dropped_fills", cs.cs_dropped_fills);
 		kv(o, json, &first, "cache_bypass", cs.cs_bypass);
+		{
+			uint64_t mfiles, pf;
+
+			px_rcache_meta_stats(l, &mfiles, &pf);
+			kv(o, json, &first, "meta_files", mfiles);
+			kv(o, json, &first, "meta_prefetched_blocks", pf);
+		}
+		if (json)
+			outf(o, "}");
+	}
+	if (l->lp_learn) {
+		uint64_t w, pub, skip, fail;
+
+		px_learn_stats(l, &w, &pub, &skip, &fail);
+		if (json)
+			outf(o, ", \"learn\": {");
+		first = true;
+		kv(o, json, &first, "learn_images_watched", w);
+		kv(o, json, &first, "learn_profiles_published", pub);
+		kv(o, json, &first, "learn_profiles_left_alone", skip);
+		kv(o, json, &first, "learn_publish_failures", fail);
 		if (json)
 			outf(o, "}");
 	}
@@ -612,72 +633,89 @@ static void metrics_body(struct px_loop *l, struct out *o)
 	}
 	/* Per-export families: the figures first, then one family at a time
 	 * (the format wants each family's samples together). */
+	enum { K_CACHE, K_WB, K_LEARN, K_N }; /* which engines have it */
 	static const struct {
 		const char *name, *type, *help;
-		bool wb;
+		int kind;
 	} pe[] = {
 		{"cache_reads_local_total", "counter",
-		 "READs answered from the block cache.", false},
+		 "READs answered from the block cache.", K_CACHE},
 		{"cache_bytes_local_total", "counter",
-		 "Bytes of READs answered from the block cache.", false},
+		 "Bytes of READs answered from the block cache.", K_CACHE},
 		{"cache_fetches_total", "counter",
-		 "Block fetches from upstream for the cache.", false},
+		 "Block fetches from upstream for the cache.", K_CACHE},
 		{"cache_fetches_shared_total", "counter",
-		 "READs that waited for another READ's identical fetch.", false},
-		{"cache_bytes", "gauge", "Bytes the cache holds.", false},
+		 "READs that waited for another READ's identical fetch.",
+		 K_CACHE},
+		{"cache_bytes", "gauge", "Bytes the cache holds.", K_CACHE},
 		{"cache_max_bytes", "gauge", "The cache's cap (--cache-size).",
-		 false},
-		{"cache_blocks", "gauge", "Blocks the cache holds.", false},
-		{"cache_evictions_total", "counter", "Blocks evicted.", false},
+		 K_CACHE},
+		{"cache_blocks", "gauge", "Blocks the cache holds.", K_CACHE},
+		{"cache_evictions_total", "counter", "Blocks evicted.", K_CACHE},
 		{"cache_dropped_fills_total", "counter",
-		 "Fills dropped (writer queue full, disk full).", false},
+		 "Fills dropped (writer queue full, disk full).", K_CACHE},
+		{"meta_prefetched_blocks_total", "counter",
+		 "Blocks fetched along .gvmeta prefetch profiles.", K_CACHE},
 		{"cache_read_misses_total", "counter",
 		 "Client READs of images with metadata that sent a fetch of their own.",
-		 false},
+		 K_CACHE},
 		{"cache_read_waits_total", "counter",
-		 "Client READs that waited for upstream (joins included).", false},
+		 "Client READs that waited for upstream (joins included).", K_CACHE},
 		{"readahead_blocks_total", "counter",
-		 "Blocks fetched by stream readahead.", false},
+		 "Blocks fetched by stream readahead.", K_CACHE},
 		{"background_bytes_total", "counter",
-		 "Bytes fetched by the background fetch of non-zero blocks.", false},
+		 "Bytes fetched by the background fetch of non-zero blocks.", K_CACHE},
 		{"background_yields_total", "counter",
-		 "Times the background fetch gave way to clients.", false},
+		 "Times the background fetch gave way to clients.", K_CACHE},
 		{"upstream_rate_bytes", "gauge",
 		 "Upstream rate measured from the proxy's own fetches, bytes/s.",
-		 false},
+		 K_CACHE},
 		{"writeback_dirty_bytes", "gauge",
-		 "Acknowledged writes not yet flushed upstream.", true},
-		{"writeback_dirty_max_bytes", "gauge", "--dirty-max.", true},
+		 "Acknowledged writes not yet flushed upstream.", K_WB},
+		{"writeback_dirty_max_bytes", "gauge", "--dirty-max.", K_WB},
 		{"writeback_flushed_bytes_total", "counter",
-		 "Bytes flushed upstream.", true},
+		 "Bytes flushed upstream.", K_WB},
 		{"writeback_writes_waited_total", "counter",
-		 "Writes that waited for --dirty-max.", true},
+		 "Writes that waited for --dirty-max.", K_WB},
 		{"writeback_flush_errors_total", "counter",
-		 "Flush WRITEs/COMMITs upstream failed or refused.", true},
+		 "Flush WRITEs/COMMITs upstream failed or refused.", K_WB},
 		{"writeback_refused_total", "counter",
 		 "Flushes refused for good (records dropped, COMMIT errors).",
-		 true},
+		 K_WB},
 		{"writeback_dropped_bytes_total", "counter",
 		 "Acknowledged bytes dropped after a final upstream refusal.",
-		 true},
+		 K_WB},
 		{"writeback_passed_through_total", "counter",
-		 "WRITEs sent write-through for want of a write grant.", true},
+		 "WRITEs sent write-through for want of a write grant.", K_WB},
+		{"learn_images_watched", "gauge",
+		 "Images whose first touches are being learned.", K_LEARN},
+		{"learn_profiles_published_total", "counter",
+		 "Learned profiles written to NAME.gvmeta.", K_LEARN},
+		{"learn_profiles_left_alone_total", "counter",
+		 "Images whose metadata was left alone (attached profile, "
+		 "untrusted, stale).", K_LEARN},
+		{"learn_publish_failures_total", "counter",
+		 "Publishes that failed.", K_LEARN},
 	};
 	enum { NPE = sizeof(pe) / sizeof(pe[0]) };
 	uint64_t v[PX_EXPORTS_MAX][NPE];
-	bool has[PX_EXPORTS_MAX][2];
+	bool has[PX_EXPORTS_MAX][K_N];
 
 	for (unsigned i = 0; i < l->lp_neng && i < PX_EXPORTS_MAX; i++) {
 		struct px_loop *e = l->lp_eng[i];
 		struct cache_stats cs;
 		struct px_wb_stats ws;
 		uint64_t hits = 0, bytes = 0, fetches = 0, coal = 0;
+		uint64_t mfiles, pf, lw, lp, ls, lf;
 		struct px_ra_stats ra;
 
 		memset(&cs, 0, sizeof(cs));
 		px_rcache_ra_stats(e, &ra);
-		has[i][0] = px_rcache_cache(e) != NULL;
-		has[i][1] = e->lp_wb != NULL;
+		has[i][K_CACHE] = px_rcache_cache(e) != NULL;
+		has[i][K_WB] = e->lp_wb != NULL;
+		has[i][K_LEARN] = e->lp_learn != NULL;
+		px_rcache_meta_stats(e, &mfiles, &pf);
+		px_learn_stats(e, &lw, &lp, &ls, &lf);
 		if (has[i][0]) {
 			cache_stats(px_rcache_cache(e), &cs);
 			px_rcache_stats(e, &hits, &bytes, &fetches, &coal);
@@ -685,14 +723,15 @@ static void metrics_body(struct px_loop *l, struct out *o)
 		px_wb_stats(e, &ws);
 		uint64_t row[NPE] = {hits, bytes, fetches, coal, cs.cs_bytes,
 				     cs.cs_max_bytes, cs.cs_blocks,
-				     cs.cs_evictions, cs.cs_dropped_fills,
+				     cs.cs_evictions, cs.cs_dropped_fills, pf,
 				     ra.rs_misses, ra.rs_waits, ra.rs_ra_blocks,
 				     ra.rs_bg_bytes, ra.rs_bg_yields,
 				     ra.rs_link_rate,
 				     ws.ws_dirty_bytes, ws.ws_dirty_max,
 				     ws.ws_flushed_bytes, ws.ws_writes_waited,
 				     ws.ws_flush_errors, ws.ws_refused,
-				     ws.ws_dropped_bytes, ws.ws_passed_through};
+				     ws.ws_dropped_bytes, ws.ws_passed_through,
+				     lw, lp, ls, lf};
 
 		memcpy(v[i], row, sizeof(row));
 	}
@@ -700,14 +739,14 @@ static void metrics_body(struct px_loop *l, struct out *o)
 		bool any = false;
 
 		for (unsigned i = 0; i < l->lp_neng && i < PX_EXPORTS_MAX; i++)
-			any |= has[i][pe[k].wb];
+			any |= has[i][pe[k].kind];
 		if (!any)
 			continue;
 		fam(o, pe[k].name, pe[k].type, pe[k].help);
 		for (unsigned i = 0; i < l->lp_neng && i < PX_EXPORTS_MAX; i++) {
 			const char *ex = l->lp_eng[i]->lp_opts->o_export_name;
 
-			if (has[i][pe[k].wb])
+			if (has[i][pe[k].kind])
 				outf(o, "gridvfs_%s{export=\"%s\"} %llu\n",
 				     pe[k].name, ex ? ex : "",
 				     (unsigned long long)v[i][k]);

@@ -201,6 +201,7 @@ struct px_loop {
 	struct idmap_gridmap *lp_gridmap;
 	struct px_rcache *lp_rcache; /* client role with --cache-dir */
 	struct px_wb *lp_wb;         /* --write-policy back */
+	struct px_learn *lp_learn;   /* --learn-profiles (learn.c) */
 	struct px_ev lp_ctl;         /* control socket (gridvfs status) */
 	struct px_metrics *lp_metrics; /* --metrics endpoint, or NULL */
 	struct timespec lp_started;
@@ -342,6 +343,9 @@ struct px_ra_stats {
 void px_rcache_ra_stats(struct px_loop *l, struct px_ra_stats *rs);
 /* Every 100 ms: the background fetch's rate cap refills. */
 void px_rcache_tick(struct px_loop *l);
+/* Files whose metadata was loaded; blocks fetched along profiles. */
+void px_rcache_meta_stats(struct px_loop *l, uint64_t *files,
+			  uint64_t *prefetched);
 
 /*
  * writeback.c: --write-policy back.  px_wb_open() runs at start-up (after
@@ -400,5 +404,28 @@ void px_pipe_tick(struct px_loop *l, time_t now);
 int px_icall(struct px_loop *l, uint32_t prog, uint32_t proc,
 	     const struct rpc_authsys *cred, const void *args, size_t alen,
 	     px_icall_fn cb, void *ctx);
+/* The same, with the reply left in upstream's terms (no identity mapping
+ * of its attributes): for calls that act on the store as the store sees
+ * it (learn.c writes metadata as the image's store-side owner). */
+int px_icall_raw(struct px_loop *l, uint32_t prog, uint32_t proc,
+		 const struct rpc_authsys *cred, const void *args, size_t alen,
+		 px_icall_fn cb, void *ctx);
+
+/*
+ * learn.c: profiles learned from the reads seen (issue 19).  Hooks: every
+ * successful LOOKUP reply (upstream's terms, before identity mapping), and
+ * every READ call after routing and mapping.  px_learn_tick() once a
+ * second publishes the profiles of images whose boot is over.
+ */
+struct px_learn;
+int px_learn_open(struct px_loop *l);
+void px_learn_close(struct px_loop *l);
+void px_learn_tick(struct px_loop *l);
+void px_learn_lookup(struct px_loop *l, const struct px_call *pc,
+		     const uint8_t *res, size_t len);
+void px_learn_read(struct px_loop *l, const uint8_t *msg,
+		   const struct px_req *rq);
+void px_learn_stats(struct px_loop *l, uint64_t *watching,
+		    uint64_t *published, uint64_t *skipped, uint64_t *failed);
 
 #endif /* GRIDVFS_PX_CORE_H */

@@ -150,6 +150,7 @@ static const struct restart_field {
 	RF("background-share", o_bg_share, F_UNS),
 	RF("write-policy", o_write_policy, F_INT),
 	RF("dirty-max", o_dirty_max, F_U64),
+	RF("learn-profiles", o_learn, F_INT),
 	RF("control", o_control, F_STR),
 	RF("busy-poll", o_busy_poll_us, F_UNS),
 	RF("user", o_user, F_STR),
@@ -405,6 +406,8 @@ static void timer_event(struct px_ev *ev, uint64_t unused)
 		if (e->lp_wb)
 			px_wb_tick(e);
 		px_rcache_tick(e);
+		if (e->lp_learn)
+			px_learn_tick(e);
 	}
 	px_client_tick(l, px_now_ms());
 	px_metrics_tick(l);
@@ -544,7 +547,7 @@ static int engine_setup(struct px_loop *e)
 	if ((o->o_role == PX_ROLE_CLIENT || e == e->lp_main) &&
 	    loop_tls_setup(e, o) < 0)
 		return -EINVAL;
-	if (px_rcache_open(e) < 0 || px_wb_open(e) < 0)
+	if (px_rcache_open(e) < 0 || px_wb_open(e) < 0 || px_learn_open(e) < 0)
 		return -EINVAL;
 	if (o->o_export_name)
 		px_info("export %s: clients mount %s, upstream %s%s%s", 
@@ -565,6 +568,7 @@ static void engine_teardown(struct px_loop *e)
 	px_link_shutdown(&e->lp_mount);
 	px_pipe_free(e);
 	px_wb_close(e);
+	px_learn_close(e);
 	px_rcache_close(e); /* drains the cache writer */
 	if (e->lp_idmap)
 		idmap_slot_free(e->lp_idmap);

@@ -139,6 +139,26 @@ static const char usage[] =
 "  --dirty-max BYTES    unflushed data allowed before writes wait for the\n"
 "                       flusher (default 1G)\n"
 "\n"
+"Learned prefetch profiles:\n"
+"  --learn-profiles yes|no\n"
+"                       note the order in which READs first touch each\n"
+"                       image (regular file >= --learn-min-size, in 64 KiB\n"
+"                       blocks) and,\n"
+"                       when the boot is over, publish it as the image's\n"
+"                       prefetch profile in NAME.gvmeta beside it (written\n"
+"                       as the image's owner, atomically; a scan's hashes\n"
+"                       are kept; an attached profile is never replaced).\n"
+"                       Default: yes in the server role, no in the client\n"
+"                       role (for stores without a server role)\n"
+"  --learn-idle SEC     an image without a newly touched block for SEC\n"
+"                       seconds has finished booting (default 20)\n"
+"  --learn-boots N      build a learned profile from the first N boots\n"
+"                       (default 1; later boots add only new blocks)\n"
+"  --learn-min-size BYTES\n"
+"                       smaller files are not learned, so that documents\n"
+"                       and archives get no NAME.gvmeta (default 64M;\n"
+"                       K, M, G suffixes; at least 1M)\n"
+"\n"
 "Limits (each protects the daemon from one misbehaving peer):\n"
 "  --max-record BYTES   largest RPC record accepted from either side\n"
 "                       (default 1052672 = 1 MiB + 4 KiB); a larger one\n"
@@ -242,7 +262,8 @@ enum {
 	OPT_TLS_CA, OPT_TLS_CRL, OPT_TLS_SERVER_NAME, OPT_GRID_MAPFILE,
 	OPT_CACHE_DIR, OPT_CACHE_SIZE, OPT_CACHE_BLOCK, OPT_CONSISTENCY,
 	OPT_IMMUTABLE_TTL, OPT_ACCESS_TTL, OPT_WRITE_POLICY, OPT_DIRTY_MAX,
-	OPT_CHECK_CONFIG,
+	OPT_CHECK_CONFIG, OPT_LEARN_PROFILES, OPT_LEARN_IDLE, OPT_LEARN_BOOTS,
+	OPT_LEARN_MIN_SIZE,
 	OPT_CONTROL, OPT_BUSY_POLL, OPT_USER, OPT_UPSTREAM_PRIVPORT,
 	OPT_METRICS, OPT_INSECURE, OPT_PLAINTEXT_ACCOUNTS,
 	OPT_HANDSHAKE_TIMEOUT, OPT_MAX_UNAUTH_PER_ADDR, OPT_STATE_DIR,
@@ -294,6 +315,10 @@ static const struct option longopts[] = {
 	{"background-share", required_argument, NULL, OPT_BACKGROUND_SHARE},
 	{"write-policy", required_argument, NULL, OPT_WRITE_POLICY},
 	{"dirty-max", required_argument, NULL, OPT_DIRTY_MAX},
+	{"learn-profiles", required_argument, NULL, OPT_LEARN_PROFILES},
+	{"learn-idle", required_argument, NULL, OPT_LEARN_IDLE},
+	{"learn-boots", required_argument, NULL, OPT_LEARN_BOOTS},
+	{"learn-min-size", required_argument, NULL, OPT_LEARN_MIN_SIZE},
 	{"control", required_argument, NULL, OPT_CONTROL},
 	{"busy-poll", required_argument, NULL, OPT_BUSY_POLL},
 	{"user", required_argument, NULL, OPT_USER},
@@ -437,6 +462,10 @@ static void opts_defaults(struct px_opts *o)
 	o->o_upstream_timeout = 120;
 	o->o_drain_timeout = 10;
 	o->o_dup_window = 120;
+	o->o_learn = -1;
+	o->o_learn_idle = 20;
+	o->o_learn_boots = 1;
+	o->o_learn_min_size = 64u << 20;
 	o->o_squash = -1;
 	o->o_unmapped = -1;
 	o->o_anonuid = -1;
@@ -707,6 +736,26 @@ static int opts_apply(struct px_opts *o, int c, const char *arg)
 		rc = parse_num("dup-window", arg, 0, 3600, false, &v);
 		o->o_dup_window = (unsigned)v;
 		break;
+	case OPT_LEARN_PROFILES: {
+		static const char *const yn[] = {"no", "yes"};
+
+		return (o->o_learn = pick("learn-profiles", arg, yn, 2)) < 0
+			       ? -EINVAL
+			       : 0;
+	}
+	case OPT_LEARN_IDLE:
+		rc = parse_num("learn-idle", arg, 1, 86400, false, &v);
+		o->o_learn_idle = (unsigned)v;
+		break;
+	case OPT_LEARN_BOOTS:
+		rc = parse_num("learn-boots", arg, 1, 64, false, &v);
+		o->o_learn_boots = (unsigned)v;
+		break;
+	case OPT_LEARN_MIN_SIZE:
+		rc = parse_num("learn-min-size", arg, 1u << 20, 1ull << 40, true,
+			       &v);
+		o->o_learn_min_size = v;
+		break;
 	default:
 		return -EINVAL;
 	}
@@ -758,6 +807,8 @@ int px_opts_parse(struct px_opts *o, int argc, char **argv,
 	}
 	if (!o->o_listen && set_str(&o->o_listen, "127.0.0.1:2049"))
 		return -ENOMEM;
+	if (o->o_learn < 0)
+		o->o_learn = o->o_role == PX_ROLE_SERVER;
 	if (o->o_write_policy == PX_WRITE_BACK &&
 	    (o->o_role != PX_ROLE_CLIENT || !o->o_cache_dir)) {
 		fprintf(stderr, "gridvfsd: --write-policy back needs the client "

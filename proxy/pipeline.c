@@ -556,6 +556,8 @@ bool px_pipe_call(struct px_client *c, uint8_t *mem, size_t len)
 		}
 		msg = mem + RPC_REC_HEADROOM;
 	}
+	if (l->lp_learn && h->c_prog == RPC_PROG_NFS && h->c_proc == NFS3_READ)
+		px_learn_read(l, msg, &rq);
 	if (l->lp_wb && h->c_prog == RPC_PROG_NFS &&
 	    px_wb_call(l, c, msg, len, &rq)) {
 		if (map)
@@ -695,6 +697,11 @@ bool px_pipe_reply(struct px_link *ln, uint8_t *mem, size_t len)
 		return true;
 	}
 	len = reply_strip_short(&r, msg, len);
+	/* before mapping: the learner writes metadata in upstream's terms */
+	if (l->lp_learn && !pc->pc_icb && pc->pc_prog == RPC_PROG_NFS &&
+	    pc->pc_proc == NFS3_LOOKUP && r.r_stat == RPC_MSG_ACCEPTED &&
+	    r.r_accept_stat == RPC_ACC_SUCCESS)
+		px_learn_lookup(l, pc, msg + r.r_res_off, len - r.r_res_off);
 	if (pc->pc_map && r.r_stat == RPC_MSG_ACCEPTED &&
 	    r.r_accept_stat == RPC_ACC_SUCCESS)
 		px_ident_reply(pc->pc_map, pc->pc_prog, pc->pc_proc,
@@ -775,9 +782,9 @@ bool px_pipe_reply(struct px_link *ln, uint8_t *mem, size_t len)
 /* ---------------------------------------------------------------------- */
 /* Calls of the proxy's own                                                */
 
-int px_icall(struct px_loop *l, uint32_t prog, uint32_t proc,
-	     const struct rpc_authsys *cred, const void *args, size_t alen,
-	     px_icall_fn cb, void *ctx)
+static int icall_send(struct px_loop *l, uint32_t prog, uint32_t proc,
+		      const struct rpc_authsys *cred, const void *args,
+		      size_t alen, px_icall_fn cb, void *ctx, bool map)
 {
 	struct rpc_authsys root = {.as_machine_len = 7, .as_machine = "gridvfs"};
 	uint8_t body[RPC_AUTH_MAX_BODY];
@@ -817,7 +824,7 @@ int px_icall(struct px_loop *l, uint32_t prog, uint32_t proc,
 	pc->pc_ictx = ctx;
 	/* Replies to our own calls are mapped like clients' so the cache
 	 * notes owners in the same (client-side) terms. */
-	pc->pc_map = l->lp_idmap ? idmap_slot_get(l->lp_idmap) : NULL;
+	pc->pc_map = map && l->lp_idmap ? idmap_slot_get(l->lp_idmap) : NULL;
 	/* Its own key: no client retransmits it. */
 	memset(pc->pc_key, 0xff, sizeof(pc->pc_key));
 	pc->pc_cl_xid = pc->pc_up_xid;
@@ -828,4 +835,18 @@ int px_icall(struct px_loop *l, uint32_t prog, uint32_t proc,
 	l->lp_npending++;
 	px_link_submit(prog == RPC_PROG_NFS ? &l->lp_nfs : &l->lp_mount, pc);
 	return 0;
+}
+
+int px_icall(struct px_loop *l, uint32_t prog, uint32_t proc,
+	     const struct rpc_authsys *cred, const void *args, size_t alen,
+	     px_icall_fn cb, void *ctx)
+{
+	return icall_send(l, prog, proc, cred, args, alen, cb, ctx, true);
+}
+
+int px_icall_raw(struct px_loop *l, uint32_t prog, uint32_t proc,
+		 const struct rpc_authsys *cred, const void *args, size_t alen,
+		 px_icall_fn cb, void *ctx)
+{
+	return icall_send(l, prog, proc, cred, args, alen, cb, ctx, false);
 }

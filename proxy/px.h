@@ -122,6 +122,11 @@ struct px_opts {
 	/* write policy (client role) */
 	int o_write_policy;          /* enum px_write_policy */
 	uint64_t o_dirty_max;
+	/* learned profiles (issue 19, learn.c) */
+	int o_learn;                 /* 1 on, 0 off; default: server role on */
+	unsigned o_learn_idle;       /* s without a new block: the boot is over */
+	unsigned o_learn_boots;      /* boots a learned profile is built from */
+	uint64_t o_learn_min_size;   /* smaller files are not learned */
 	bool o_check_config;         /* --check-config: print, do not run */        /* bytes of unflushed data before writes wait */
 	char *o_control;             /* control socket path, NULL: none */
 	bool o_control_default;      /* not asked for: failure only warns */

@@ -63,7 +63,7 @@ else
 		tests/integration/cache_read.sh tests/integration/proxy_status.sh \
 		tests/integration/proxy_bad_upstream.sh tests/integration/ops_exports.sh \
 		tests/integration/ops_reload.sh tests/integration/wb_perm.sh \
-		tests/integration/wb_race.sh" || rc=$?
+		tests/integration/wb_race.sh tests/integration/meta_learn.sh" || rc=$?
 fi
 if [ "$valgrind" = 1 ]; then
 	echo "sanitize: valgrind over the unit tests of a plain build"

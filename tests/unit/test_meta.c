@@ -54,7 +54,7 @@ static void encode(uint32_t bs, uint64_t size, const uint8_t *hashes,
                    size_t *len)
 {
 	struct cache_meta_info mi = { size, 1700000000, 123456789, bs,
-	                              size / bs + (size % bs != 0), nprof };
+	                              size / bs + (size % bs != 0), nprof, 0, 0 };
 
 	CU_ASSERT_EQUAL_FATAL(cache_meta_encode(&mi, hashes, prof, out, len), 0);
 }
@@ -145,8 +145,14 @@ static void test_malformed(void)
 		                i >= 8 && i < 12 ? -EPROTONOSUPPORT : -EBADMSG);
 	}
 	/* sealed again, each bad field is still refused */
-	memcpy(b, enc, len); b[8 + 3] = 2; reseal(b, len); /* version 2 */
+	memcpy(b, enc, len); b[8 + 3] = 3; reseal(b, len); /* version 3 */
 	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EPROTONOSUPPORT);
+	memcpy(b, enc, len); b[8 + 3] = 2; reseal(b, len); /* v2 without */
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG); /* its fields */
+	memcpy(b, enc, len); b[8 + 3] = 0; reseal(b, len); /* version 0 */
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EPROTONOSUPPORT);
+	memcpy(b, enc, len); b[52 + 3] = 1; reseal(b, len); /* v1 with boots */
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG);
 	memcpy(b, enc, len); b[0] = 'X'; reseal(b, len);   /* magic */
 	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG);
 	memcpy(b, enc, len); b[12 + 2] = 0x30; reseal(b, len); /* bs 12 KiB */
@@ -175,7 +181,7 @@ static void test_malformed(void)
 	CU_ASSERT_EQUAL(cache_meta_parse(NULL, 0, &m), -EBADMSG);
 	/* encode refuses what parse would */
 	{
-		struct cache_meta_info mi = { size, 0, 0, 3000, 2, 0 };
+		struct cache_meta_info mi = { size, 0, 0, 3000, 2, 0, 0, 0 };
 
 		CU_ASSERT_EQUAL(cache_meta_encode(&mi, hashes, NULL, &b, &len), -EINVAL);
 		mi.mi_block = 4 * KB;
@@ -185,6 +191,116 @@ static void test_malformed(void)
 	free(enc);
 	free(img);
 	free(hashes);
+}
+
+/* Format version 2 (issue 19): learned profiles, profile-only files. */
+static void test_v2(void)
+{
+	uint8_t *hashes, *img, *enc, *b;
+	uint64_t size;
+	size_t len, vn;
+	uint32_t prof[] = { 5, 1, 7 }, n;
+	const uint64_t *vp;
+	struct cache_meta *m;
+	struct cache_meta_info mi;
+	struct cache_meta_summary sum;
+
+	img = mkimage(64 * KB, 10, 100, &hashes, &size);
+	/* flags 0: still version 1, for older proxies */
+	encode(64 * KB, size, hashes, prof, 3, &enc, &len);
+	CU_ASSERT_EQUAL(enc[11], 1);
+	free(enc);
+	/* a learned profile beside a scan's hashes */
+	mi = (struct cache_meta_info){ size, 1700000000, 5, 64 * KB, 10, 3,
+	                               CACHE_META_F_LEARNED, 3 };
+	CU_ASSERT_EQUAL_FATAL(cache_meta_encode(&mi, hashes, prof, &enc, &len), 0);
+	CU_ASSERT_EQUAL(enc[11], 2);
+	CU_ASSERT_EQUAL(len, CACHE_META_HDR + 10 * CACHE_HASH_SIZE + 3 * 4);
+	CU_ASSERT_EQUAL_FATAL(cache_meta_parse(enc, len, &m), 0);
+	cache_meta_get_info(m, &mi);
+	CU_ASSERT_EQUAL(mi.mi_flags, CACHE_META_F_LEARNED);
+	CU_ASSERT_EQUAL(mi.mi_boots, 3);
+	CU_ASSERT(!memcmp(cache_meta_hash(m, 4), hashes + 4 * CACHE_HASH_SIZE,
+	                  CACHE_HASH_SIZE));
+	cache_meta_free(m);
+	b = malloc(len);
+	/* a boot count without the learned flag, and the reverse */
+	memcpy(b, enc, len); b[39] = 0; reseal(b, len);
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG);
+	memcpy(b, enc, len); b[55] = 0; reseal(b, len);
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG);
+	memcpy(b, enc, len); b[39] |= 4; reseal(b, len);  /* unknown flag */
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG);
+	memcpy(b, enc, len); b[39] |= CACHE_META_F_NOHASH; reseal(b, len);
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len, &m), -EBADMSG); /* sizes */
+	free(b);
+	free(enc);
+	/* encode refuses the same */
+	mi = (struct cache_meta_info){ size, 0, 0, 64 * KB, 10, 0,
+	                               CACHE_META_F_LEARNED, 0 };
+	CU_ASSERT_EQUAL(cache_meta_encode(&mi, hashes, NULL, &enc, &len), -EINVAL);
+	mi.mi_flags = 8;
+	mi.mi_boots = 0;
+	CU_ASSERT_EQUAL(cache_meta_encode(&mi, hashes, NULL, &enc, &len), -EINVAL);
+	/* a profile only: no hashes at all, every block unknown */
+	mi = (struct cache_meta_info){ size, 1700000000, 5, 64 * KB, 10, 3,
+	                               CACHE_META_F_LEARNED | CACHE_META_F_NOHASH,
+	                               1 };
+	CU_ASSERT_EQUAL_FATAL(cache_meta_encode(&mi, NULL, prof, &enc, &len), 0);
+	CU_ASSERT_EQUAL(len, CACHE_META_HDR + 3 * 4);
+	CU_ASSERT_EQUAL_FATAL(cache_meta_parse(enc, len, &m), 0);
+	CU_ASSERT_PTR_NULL(cache_meta_hash(m, 0));
+	CU_ASSERT(!memcmp(cache_meta_profile(m, &n), prof, sizeof(prof)));
+	CU_ASSERT_EQUAL(cache_meta_summarize(m, &sum), 0);
+	CU_ASSERT_EQUAL(sum.ms_zero + sum.ms_unique + sum.ms_dup, 0);
+	CU_ASSERT_EQUAL_FATAL(cache_meta_view(m, 16 * KB), 0);
+	for (uint64_t i = 0; i < cache_meta_view_nblocks(m); i++)
+		CU_ASSERT_EQUAL(cache_meta_kind(m, i, NULL), CACHE_META_UNKNOWN);
+	/* block 0 of the image is zero: unknown, so never answered as zeros */
+	CU_ASSERT_EQUAL(cache_meta_verify(m, 0, img, 16 * KB), 0);
+	vp = cache_meta_view_profile(m, &vn);
+	CU_ASSERT_EQUAL_FATAL(vn, 12);
+	CU_ASSERT_EQUAL(vp[0], 20);
+	CU_ASSERT_EQUAL(vp[4], 4);
+	CU_ASSERT_EQUAL_FATAL(cache_meta_view(m, 128 * KB), 0);
+	vp = cache_meta_view_profile(m, &vn);
+	CU_ASSERT_EQUAL_FATAL(vn, 3);
+	CU_ASSERT(vp[0] == 2 && vp[1] == 0 && vp[2] == 3);
+	cache_meta_free(m);
+	/* one byte of hashes too many for a profile-only file */
+	b = calloc(1, len + 32);
+	memcpy(b, enc, CACHE_META_HDR);
+	memcpy(b + CACHE_META_HDR + 32, enc + CACHE_META_HDR, 12);
+	reseal(b, len + 32);
+	CU_ASSERT_EQUAL(cache_meta_parse(b, len + 32, &m), -EBADMSG);
+	free(b);
+	free(enc);
+	free(img);
+	free(hashes);
+}
+
+/* Profiles moved between block sizes: first touches, bounded. */
+static void test_rescale(void)
+{
+	uint32_t in[] = { 2, 0, 2 }, in2[] = { 17, 16, 40, 3, 900 }, *out, n;
+
+	CU_ASSERT_EQUAL(cache_meta_profile_rescale(in, 3, 64 * KB, 4 * KB,
+	                                           1000, &out, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 32);
+	CU_ASSERT(out[0] == 32 && out[15] == 47 && out[16] == 0 && out[31] == 15);
+	free(out);
+	CU_ASSERT_EQUAL(cache_meta_profile_rescale(in2, 5, 4 * KB, 64 * KB,
+	                                           10, &out, &n), 0);
+	CU_ASSERT_EQUAL_FATAL(n, 3); /* 900 / 16 = 56 is past the end */
+	CU_ASSERT(out[0] == 1 && out[1] == 2 && out[2] == 0);
+	free(out);
+	/* never more entries than the image has blocks */
+	CU_ASSERT_EQUAL(cache_meta_profile_rescale(in, 3, 64 * KB, 4 * KB,
+	                                           20, &out, &n), 0);
+	CU_ASSERT_EQUAL(n, 16); /* block 2 (32..47) is past the end */
+	free(out);
+	CU_ASSERT_EQUAL(cache_meta_profile_rescale(in, 3, 3000, 4 * KB, 20,
+	                                           &out, &n), -EINVAL);
 }
 
 static void test_zero(void)
@@ -396,6 +512,8 @@ int main(void)
 	CU_add_test(s, "encode/parse round trip, version check", test_roundtrip);
 	CU_add_test(s, "malformed, truncated, wrong version", test_malformed);
 	CU_add_test(s, "zero detection", test_zero);
+	CU_add_test(s, "format 2: learned, profile only", test_v2);
+	CU_add_test(s, "profiles rescaled", test_rescale);
 	CU_add_test(s, "cache-block view: kinds, verify, profile", test_view);
 	CU_add_test(s, "dedup keys follow content", test_keys);
 	CU_add_test(s, "trust: owner, mode, type, ctime", test_trust);
