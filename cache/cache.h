@@ -408,6 +408,16 @@ int cache_dirty_sync(struct cache_dirty *d);
 /* Data bytes put and not yet deleted (durably), queued ones included. */
 uint64_t cache_dirty_bytes(const struct cache_dirty *d);
 
+/* Group commit figures, since open: dc_groups transactions committed (each
+ * one fsync of data and meta: LMDB's fdatasync plus its O_DSYNC meta
+ * write), holding dc_puts records and dc_dels deletions; dc_failed groups
+ * failed.  dc_puts / dc_groups is the records per fsync.  Thread-safe. */
+struct cache_dirty_counts {
+	uint64_t dc_groups, dc_puts, dc_dels, dc_failed;
+};
+void cache_dirty_counts(const struct cache_dirty *d,
+			struct cache_dirty_counts *out);
+
 /* Offline / beside a running proxy: figures of the log in dir. */
 struct cache_dirty_stat {
 	uint64_t ds_records;

@@ -73,6 +73,7 @@ struct cache_dirty {
 	struct ditem *d_qhead, *d_qtail;
 	struct ditem *d_dhead, *d_dtail; /* completions */
 	uint64_t d_enq, d_done;    /* items queued / committed, ever */
+	struct cache_dirty_counts d_counts; /* under d_mu */
 	bool d_stop;
 	time_t d_errlog_at;        /* failed groups: one line per 5 s */
 	unsigned d_errlog_skipped;
@@ -355,7 +356,7 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&d->d_mu);
 	for (;;) {
 		struct ditem *list, *last;
-		uint64_t n = 0, freed = 0, one = 1;
+		uint64_t n = 0, puts = 0, freed = 0, one = 1;
 		int rc;
 
 		while (!d->d_qhead && !d->d_stop)
@@ -377,6 +378,7 @@ static void *writer_main(void *arg)
 			if (last->di_put && rc)
 				atomic_fetch_sub(&d->d_bytes, last->di_len);
 			n++;
+			puts += last->di_put;
 			if (!last->di_next)
 				break;
 		}
@@ -387,6 +389,13 @@ static void *writer_main(void *arg)
 			d->d_dhead = list;
 		d->d_dtail = last;
 		d->d_done += n;
+		if (rc) {
+			d->d_counts.dc_failed++;
+		} else {
+			d->d_counts.dc_groups++;
+			d->d_counts.dc_puts += puts;
+			d->d_counts.dc_dels += n - puts;
+		}
 		pthread_cond_broadcast(&d->d_idle);
 		/* Fails only when the counter would overflow: still readable. */
 		(void)!write(d->d_evfd, &one, sizeof(one));
@@ -509,6 +518,16 @@ int cache_dirty_sync(struct cache_dirty *d)
 uint64_t cache_dirty_bytes(const struct cache_dirty *d)
 {
 	return atomic_load(&((struct cache_dirty *)d)->d_bytes);
+}
+
+void cache_dirty_counts(const struct cache_dirty *d,
+			struct cache_dirty_counts *out)
+{
+	struct cache_dirty *m = (struct cache_dirty *)d;
+
+	pthread_mutex_lock(&m->d_mu);
+	*out = m->d_counts;
+	pthread_mutex_unlock(&m->d_mu);
 }
 
 void cache_dirty_verifier(const struct cache_dirty *d, uint8_t verf[8])

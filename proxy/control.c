@@ -288,6 +288,9 @@ static void report(struct px_loop *l, struct out *o, bool json)
 		kv(o, json, &first, "wb_refused", ws.ws_refused);
 		kv(o, json, &first, "wb_dropped_bytes", ws.ws_dropped_bytes);
 		kv(o, json, &first, "wb_passed_through", ws.ws_passed_through);
+		kv(o, json, &first, "wb_groups", ws.ws_groups);
+		kv(o, json, &first, "wb_group_records", ws.ws_group_records);
+		kv(o, json, &first, "wb_group_deletes", ws.ws_group_deletes);
 		if (json)
 			outf(o, "}");
 	}
@@ -639,6 +642,12 @@ static void metrics_body(struct px_loop *l, struct out *o)
 		 true},
 		{"writeback_passed_through_total", "counter",
 		 "WRITEs sent write-through for want of a write grant.", true},
+		{"writeback_groups_total", "counter",
+		 "Dirty log group commits (one fsync each).", true},
+		{"writeback_group_records_total", "counter",
+		 "WRITE records made durable by those group commits.", true},
+		{"writeback_group_deletes_total", "counter",
+		 "Record deletions made durable by those group commits.", true},
 	};
 	enum { NPE = sizeof(pe) / sizeof(pe[0]) };
 	uint64_t v[PX_EXPORTS_MAX][NPE];
@@ -664,7 +673,9 @@ static void metrics_body(struct px_loop *l, struct out *o)
 				     ws.ws_dirty_bytes, ws.ws_dirty_max,
 				     ws.ws_flushed_bytes, ws.ws_writes_waited,
 				     ws.ws_flush_errors, ws.ws_refused,
-				     ws.ws_dropped_bytes, ws.ws_passed_through};
+				     ws.ws_dropped_bytes, ws.ws_passed_through,
+				     ws.ws_groups, ws.ws_group_records,
+				     ws.ws_group_deletes};
 
 		memcpy(v[i], row, sizeof(row));
 	}

@@ -321,6 +321,9 @@ struct px_wb_stats {
 	uint64_t ws_dirty_bytes, ws_dirty_max, ws_dirty_hwm;
 	uint64_t ws_flushed_bytes, ws_writes_waited, ws_conflicts, ws_resends;
 	uint64_t ws_flush_errors, ws_refused, ws_dropped_bytes, ws_passed_through;
+	/* The dirty log's group commit: fsync'ed groups, records put and
+	 * deleted in them (records per fsync = ws_group_records/ws_groups). */
+	uint64_t ws_groups, ws_group_records, ws_group_deletes;
 	unsigned ws_parked, ws_inflight;
 };
 void px_wb_stats(struct px_loop *l, struct px_wb_stats *st);

@@ -2315,6 +2315,7 @@ void px_wb_close(struct px_loop *l)
 void px_wb_stats(struct px_loop *l, struct px_wb_stats *st)
 {
 	struct px_wb *w = l->lp_wb;
+	struct cache_dirty_counts dc;
 
 	memset(st, 0, sizeof(*st));
 	if (!w)
@@ -2332,4 +2333,8 @@ void px_wb_stats(struct px_loop *l, struct px_wb_stats *st)
 	st->ws_refused = w->w_refused;
 	st->ws_dropped_bytes = w->w_dropped_bytes;
 	st->ws_passed_through = w->w_passed_through;
+	cache_dirty_counts(w->w_dirty, &dc);
+	st->ws_groups = dc.dc_groups;
+	st->ws_group_records = dc.dc_puts;
+	st->ws_group_deletes = dc.dc_dels;
 }
