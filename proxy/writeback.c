@@ -22,6 +22,10 @@
 #define FLUSH_MAX (512u << 10)  /* bytes per flush WRITE (coalesced) */
 #define COMMIT_EVERY (16u << 20) /* commit at least this often per file */
 #define LOCAL_VIEW_MS 30000u    /* replies older than a file's last flush */
+/* Write-behind on a fast upstream (see flush_held): */
+#define FAST_RTT_US 2000u       /* a flush WRITE answered this fast ... */
+#define FAST_KEEP_MS 10000u     /* ... marks upstream fast for this long */
+#define HOLD_MAX_MS 1000u       /* longest a hold delays the flusher */
 #define NFS3ERR_PERM 1u
 #define NFS3ERR_IO 5u
 #define NFS3ERR_ACCES 13u
@@ -141,6 +145,10 @@ struct px_wb {
 	struct wb_io *w_fwd;         /* client calls forwarded, in flight */
 	uint64_t w_logged_at, w_logged_flushed;
 	bool w_progress;             /* re-check parked calls */
+	unsigned w_puts;             /* client WRITEs queued to the log */
+	uint64_t w_fast_at;          /* ms: a flush WRITE came back fast */
+	uint64_t w_hold_from;        /* ms: the flusher held since (0: not) */
+	uint64_t w_holds;            /* holds begun (status) */
 };
 
 /* A call of ours in flight: a flush WRITE / COMMIT, or a client's call
@@ -149,6 +157,7 @@ struct wb_io {
 	struct px_wb *io_wb;
 	struct wb_file *io_file;
 	uint64_t io_off, io_cgen, io_sgen;
+	uint64_t io_sent_us;     /* flush WRITE: when it went (its RTT) */
 	uint64_t io_seq;         /* forwarded call: its park/arrival w_seq */
 	struct rpc_authsys io_cred; /* a COMMIT's credential */
 	struct wb_io *io_fnext;  /* forwarded calls in flight (w_fwd) */
@@ -173,6 +182,14 @@ static void park_progress(struct px_wb *w);
 static void write_admit(struct px_wb *w, struct px_client *c,
 			const uint8_t *msg, size_t len,
 			const struct rpc_call *h);
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 /* ---------------------------------------------------------------------- */
 /* Files                                                                   */
@@ -605,6 +622,8 @@ static void dirty_done(struct px_wb *w, const struct cache_dirty_done *dd)
 		return;
 	f = r->r_file;
 	if (dd->dd_put) {
+		if (r->r_client)
+			w->w_puts--;
 		if (dd->dd_err) {
 			px_warn_rl("dirty log: cannot store a WRITE (%s): "
 				   "answering %s", strerror(-dd->dd_err),
@@ -1060,6 +1079,8 @@ static void flush_write_done(void *ctx, int err, uint8_t *res, size_t len)
 	struct wres wr;
 
 	io_end(io);
+	if (!err && mono_us() - io->io_sent_us < FAST_RTT_US)
+		w->w_fast_at = px_now_ms();
 	if (io->io_sgen != f->f_sgen) { /* disowned by a requeue */
 		free(io);
 		return;
@@ -1306,6 +1327,7 @@ static int flush_send_write(struct px_wb *w, struct wb_file *f,
 	io->io_slot = slot;
 	io->io_sgen = f->f_sgen;
 	io->io_alone = f->f_inflight == 0;
+	io->io_sent_us = mono_us();
 	if (x.x_err || px_icall(w->w_loop, RPC_PROG_NFS, NFS3_WRITE, &r0->r_cred,
 				args, x.x_pos, flush_write_done, io) < 0)
 		goto out;
@@ -1358,11 +1380,50 @@ static void flush_file(struct px_wb *w, struct wb_file *f, uint64_t now)
 		flush_send_commit(w, f);
 }
 
+/* A parked call that the flusher must serve (all but a write grant's
+ * ACCESS, which upstream answers by itself). */
+static bool park_waits_flush(const struct px_wb *w)
+{
+	for (const struct wb_park *p = w->w_park; p; p = p->p_next)
+		if (p->p_kind != P_GRANT)
+			return true;
+	return false;
+}
+
+/*
+ * Write-behind: while client WRITEs are being absorbed, a fast upstream's
+ * flush waits.  On loopback or a LAN the flusher's WRITEs, their replies,
+ * the COMMITs and the log's deletions cost as much CPU as absorbing the
+ * WRITEs, on the same cores as upstream and the client, and a flush
+ * delayed by a burst is quick once the burst pauses.  Over a slow link the
+ * link is the bottleneck and flushing at once overlaps it, so nothing is
+ * held.  The hold ends when no client WRITE is waiting for the log (the
+ * writer paused), when a call waits for the flusher (COMMIT, SETATTR,
+ * REMOVE, a WRITE waiting for --dirty-max room), at half of --dirty-max,
+ * and after HOLD_MAX_MS in any case (a steady stream then flushes as
+ * before).  Durability is not touched: what is held is in the log.
+ */
+static bool flush_held(struct px_wb *w, uint64_t now)
+{
+	if (!w->w_puts || !w->w_fast_at || now - w->w_fast_at > FAST_KEEP_MS ||
+	    cache_dirty_bytes(w->w_dirty) >= w->w_max / 2 ||
+	    park_waits_flush(w)) {
+		if (!w->w_puts)
+			w->w_hold_from = 0;
+		return false;
+	}
+	if (!w->w_hold_from) {
+		w->w_hold_from = now;
+		w->w_holds++;
+	}
+	return now - w->w_hold_from < HOLD_MAX_MS;
+}
+
 static void flush_kick(struct px_wb *w)
 {
 	uint64_t now = px_now_ms();
 
-	if (w->w_loop->lp_draining)
+	if (w->w_loop->lp_draining || flush_held(w, now))
 		return;
 	for (struct wb_file *f = w->w_files; f && w->w_inflight < MAX_INFLIGHT;
 	     f = f->f_next)
@@ -1495,6 +1556,7 @@ static void write_admit(struct px_wb *w, struct px_client *c,
 	file_append(f, r);
 	client_hold(c);
 	r->r_client = c;
+	w->w_puts++;
 	r->r_xid = h->c_xid;
 	r->r_count = wa.wa_len;
 	r->r_stable = wa.wa_stable;
@@ -1854,6 +1916,9 @@ static int park(struct px_wb *w, struct px_client *c, const uint8_t *msg,
 	if (k == P_WRITE && w->w_waited++ == 0)
 		px_info("write-back: --dirty-max %llu reached: writes wait for "
 			"the flusher", (unsigned long long)w->w_max);
+	/* It may wait for a held flusher (flush_held). */
+	if (k != P_GRANT)
+		flush_kick(w);
 	return 1;
 }
 
