@@ -75,6 +75,7 @@ struct cache_dirty {
 	uint64_t d_enq, d_done;    /* items queued / committed, ever */
 	struct cache_dirty_counts d_counts; /* under d_mu */
 	bool d_stop;
+	bool d_waiting;            /* the writer sleeps on d_cv */
 	time_t d_errlog_at;        /* failed groups: one line per 5 s */
 	unsigned d_errlog_skipped;
 };
@@ -359,8 +360,11 @@ static void *writer_main(void *arg)
 		uint64_t n = 0, puts = 0, freed = 0, one = 1;
 		int rc;
 
-		while (!d->d_qhead && !d->d_stop)
+		while (!d->d_qhead && !d->d_stop) {
+			d->d_waiting = true;
 			pthread_cond_wait(&d->d_cv, &d->d_mu);
+			d->d_waiting = false;
+		}
 		if (!d->d_qhead)
 			break;
 		/* Group commit: everything queued so far, one fsync. */
@@ -413,7 +417,10 @@ static int enqueue(struct cache_dirty *d, struct ditem *it)
 		d->d_qhead = it;
 	d->d_qtail = it;
 	d->d_enq++;
-	pthread_cond_signal(&d->d_cv);
+	/* A busy writer takes the whole queue when its commit is done: a
+	 * wake-up (a futex call) per record would only cost the loop. */
+	if (d->d_waiting)
+		pthread_cond_signal(&d->d_cv);
 	pthread_mutex_unlock(&d->d_mu);
 	return 0;
 }
