@@ -655,12 +655,30 @@ static void dirty_event(struct px_ev *ev, uint32_t events)
 {
 	struct px_wb *w = (struct px_wb *)((char *)ev - offsetof(struct px_wb, w_ev));
 	struct cache_dirty_done dd[64];
-	size_t n;
+	struct px_client *cork[64];
+	size_t n, nc;
 
 	(void)events;
-	while ((n = cache_dirty_reap(w->w_dirty, dd, 64)) > 0)
+	while ((n = cache_dirty_reap(w->w_dirty, dd, 64)) > 0) {
+		/* A group's WRITEs are answered together: one writev per
+		 * client for all its replies, not one per reply. */
+		nc = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct wb_rec *r = dd[i].dd_token;
+			size_t k;
+
+			if (!r || !dd[i].dd_put || !r->r_client)
+				continue;
+			for (k = 0; k < nc && cork[k] != r->r_client; k++)
+				;
+			if (k == nc)
+				px_client_cork(cork[nc++] = r->r_client);
+		}
 		for (size_t i = 0; i < n; i++)
 			dirty_done(w, &dd[i]);
+		for (size_t k = 0; k < nc; k++)
+			px_client_uncork(cork[k]);
+	}
 	if (w->w_progress)
 		park_progress(w);
 	flush_kick(w);
