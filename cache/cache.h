@@ -411,9 +411,10 @@ uint64_t cache_dirty_bytes(const struct cache_dirty *d);
 /* Group commit figures, since open: dc_groups transactions committed (each
  * one fsync of data and meta: LMDB's fdatasync plus its O_DSYNC meta
  * write), holding dc_puts records and dc_dels deletions; dc_failed groups
- * failed.  dc_puts / dc_groups is the records per fsync.  Thread-safe. */
+ * failed; dc_commit_us the time spent in them (the disk's latency).
+ * dc_puts / dc_groups is the records per fsync.  Thread-safe. */
 struct cache_dirty_counts {
-	uint64_t dc_groups, dc_puts, dc_dels, dc_failed;
+	uint64_t dc_groups, dc_puts, dc_dels, dc_failed, dc_commit_us;
 };
 void cache_dirty_counts(const struct cache_dirty *d,
 			struct cache_dirty_counts *out);

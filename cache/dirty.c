@@ -357,7 +357,8 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&d->d_mu);
 	for (;;) {
 		struct ditem *list, *last;
-		uint64_t n = 0, puts = 0, freed = 0, one = 1;
+		uint64_t n = 0, puts = 0, freed = 0, one = 1, t0;
+		struct timespec ts;
 		int rc;
 
 		while (!d->d_qhead && !d->d_stop) {
@@ -371,7 +372,11 @@ static void *writer_main(void *arg)
 		list = d->d_qhead;
 		d->d_qhead = d->d_qtail = NULL;
 		pthread_mutex_unlock(&d->d_mu);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		t0 = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 		rc = group_apply(d, list, &freed);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		t0 = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u - t0;
 		if (rc == 0)
 			atomic_fetch_sub(&d->d_bytes, freed);
 		for (last = list;; last = last->di_next) {
@@ -393,6 +398,7 @@ static void *writer_main(void *arg)
 			d->d_dhead = list;
 		d->d_dtail = last;
 		d->d_done += n;
+		d->d_counts.dc_commit_us += t0;
 		if (rc) {
 			d->d_counts.dc_failed++;
 		} else {

@@ -291,6 +291,7 @@ static void report(struct px_loop *l, struct out *o, bool json)
 		kv(o, json, &first, "wb_groups", ws.ws_groups);
 		kv(o, json, &first, "wb_group_records", ws.ws_group_records);
 		kv(o, json, &first, "wb_group_deletes", ws.ws_group_deletes);
+		kv(o, json, &first, "wb_group_commit_us", ws.ws_group_commit_us);
 		if (json)
 			outf(o, "}");
 	}
@@ -648,6 +649,8 @@ static void metrics_body(struct px_loop *l, struct out *o)
 		 "WRITE records made durable by those group commits.", true},
 		{"writeback_group_deletes_total", "counter",
 		 "Record deletions made durable by those group commits.", true},
+		{"writeback_group_commit_microseconds_total", "counter",
+		 "Microseconds spent committing them.", true},
 	};
 	enum { NPE = sizeof(pe) / sizeof(pe[0]) };
 	uint64_t v[PX_EXPORTS_MAX][NPE];
@@ -675,7 +678,8 @@ static void metrics_body(struct px_loop *l, struct out *o)
 				     ws.ws_flush_errors, ws.ws_refused,
 				     ws.ws_dropped_bytes, ws.ws_passed_through,
 				     ws.ws_groups, ws.ws_group_records,
-				     ws.ws_group_deletes};
+				     ws.ws_group_deletes,
+				     ws.ws_group_commit_us};
 
 		memcpy(v[i], row, sizeof(row));
 	}

@@ -330,6 +330,7 @@ struct px_wb_stats {
 	/* The dirty log's group commit: fsync'ed groups, records put and
 	 * deleted in them (records per fsync = ws_group_records/ws_groups). */
 	uint64_t ws_groups, ws_group_records, ws_group_deletes;
+	uint64_t ws_group_commit_us;   /* time in those commits */
 	unsigned ws_parked, ws_inflight;
 };
 void px_wb_stats(struct px_loop *l, struct px_wb_stats *st);

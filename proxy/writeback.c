@@ -2420,4 +2420,5 @@ void px_wb_stats(struct px_loop *l, struct px_wb_stats *st)
 	st->ws_groups = dc.dc_groups;
 	st->ws_group_records = dc.dc_puts;
 	st->ws_group_deletes = dc.dc_dels;
+	st->ws_group_commit_us = dc.dc_commit_us;
 }
