@@ -415,6 +415,7 @@ uint64_t cache_dirty_bytes(const struct cache_dirty *d);
  * dc_puts / dc_groups is the records per fsync.  Thread-safe. */
 struct cache_dirty_counts {
 	uint64_t dc_groups, dc_puts, dc_dels, dc_failed, dc_commit_us;
+	uint64_t dc_lingers;  /* commits that waited for more records first */
 };
 void cache_dirty_counts(const struct cache_dirty *d,
 			struct cache_dirty_counts *out);

@@ -29,6 +29,9 @@
 #define DIRTY_FORMAT 1u
 #define REC_MAGIC 0x64697231u /* "dir1" */
 #define DEFAULT_MAP (4ull << 30)
+#define LINGER_MIN_PUTS 2u      /* linger only after a group this big */
+#define LINGER_MAX_US 1000u     /* ... and for at most this long */
+#define LINGER_IDLE_US 10000u   /* nor after this long without a commit */
 
 /* A record's value: this header (host-endian; the log never leaves its
  * machine), then the data. */
@@ -76,6 +79,11 @@ struct cache_dirty {
 	struct cache_dirty_counts d_counts; /* under d_mu */
 	bool d_stop;
 	bool d_waiting;            /* the writer sleeps on d_cv */
+	bool d_lingering;          /* ... waiting for d_ltarget puts (linger) */
+	uint64_t d_qputs;          /* puts in the queue */
+	uint64_t d_ltarget;        /* linger until this many are queued */
+	uint64_t d_lwait;          /* ... or for this long (µs) */
+	uint64_t d_ldeadline;      /* no lingering from then on (monotonic) */
 	time_t d_errlog_at;        /* failed groups: one line per 5 s */
 	unsigned d_errlog_skipped;
 };
@@ -259,7 +267,15 @@ int cache_dirty_open(const struct cache_dirty_opts *o, struct cache_dirty **out)
 	d->d_lockfd = d->d_evfd = -1;
 	d->d_log = o->do_log;
 	pthread_mutex_init(&d->d_mu, NULL);
-	pthread_cond_init(&d->d_cv, NULL);
+	{
+		pthread_condattr_t ca;
+
+		/* linger()'s deadline is on the monotonic clock. */
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&d->d_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_cond_init(&d->d_idle, NULL);
 	if ((rc = dir_lock(d)))
 		goto fail;
@@ -350,6 +366,46 @@ static int group_apply(struct cache_dirty *d, struct ditem *list,
 	return rc ? group_failed(d, rc, bytes) : 0;
 }
 
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/*
+ * Linger before a commit (under d_mu).  A closed-loop writer with N WRITEs
+ * in flight otherwise settles into two alternating groups of N/2: while
+ * one commits, the other half queues, and the writer takes that half the
+ * moment the commit ends, before the answered WRITEs can come back.  So
+ * after a group of puts the writer expects as many puts again (their
+ * writers were just answered) on top of what was queued, and waits for
+ * them -- at most one commit's duration (capped at LINGER_MAX_US) from
+ * when the writer turns to the queue, the time a second group would have
+ * cost.  Then N WRITEs share one fsync.  Nothing waits when the last group had fewer
+ * than LINGER_MIN_PUTS puts (a lone writer is never delayed), nor once
+ * the writer was idle for LINGER_IDLE_US (the burst is over).
+ */
+static void linger(struct cache_dirty *d)
+{
+	struct timespec ts;
+	uint64_t now = mono_us(), until;
+
+	if (!d->d_ltarget || d->d_qputs >= d->d_ltarget ||
+	    now >= d->d_ldeadline)
+		return;
+	until = now + d->d_lwait;
+	ts.tv_sec = (time_t)(until / 1000000u);
+	ts.tv_nsec = (long)(until % 1000000u) * 1000;
+	d->d_lingering = true;
+	while (!d->d_stop && d->d_qputs < d->d_ltarget &&
+	       pthread_cond_timedwait(&d->d_cv, &d->d_mu, &ts) != ETIMEDOUT)
+		;
+	d->d_lingering = false;
+	d->d_counts.dc_lingers++;
+}
+
 static void *writer_main(void *arg)
 {
 	struct cache_dirty *d = arg;
@@ -357,8 +413,7 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&d->d_mu);
 	for (;;) {
 		struct ditem *list, *last;
-		uint64_t n = 0, puts = 0, freed = 0, one = 1, t0;
-		struct timespec ts;
+		uint64_t n = 0, puts = 0, freed = 0, one = 1, t0, t1;
 		int rc;
 
 		while (!d->d_qhead && !d->d_stop) {
@@ -368,15 +423,15 @@ static void *writer_main(void *arg)
 		}
 		if (!d->d_qhead)
 			break;
+		linger(d);
 		/* Group commit: everything queued so far, one fsync. */
 		list = d->d_qhead;
 		d->d_qhead = d->d_qtail = NULL;
+		d->d_qputs = 0;
 		pthread_mutex_unlock(&d->d_mu);
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		t0 = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+		t0 = mono_us();
 		rc = group_apply(d, list, &freed);
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		t0 = (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u - t0;
+		t1 = mono_us();
 		if (rc == 0)
 			atomic_fetch_sub(&d->d_bytes, freed);
 		for (last = list;; last = last->di_next) {
@@ -398,7 +453,7 @@ static void *writer_main(void *arg)
 			d->d_dhead = list;
 		d->d_dtail = last;
 		d->d_done += n;
-		d->d_counts.dc_commit_us += t0;
+		d->d_counts.dc_commit_us += t1 - t0;
 		if (rc) {
 			d->d_counts.dc_failed++;
 		} else {
@@ -406,6 +461,10 @@ static void *writer_main(void *arg)
 			d->d_counts.dc_puts += puts;
 			d->d_counts.dc_dels += n - puts;
 		}
+		/* What the next group may wait for (linger). */
+		d->d_ltarget = puts >= LINGER_MIN_PUTS ? d->d_qputs + puts : 0;
+		d->d_lwait = t1 - t0 < LINGER_MAX_US ? t1 - t0 : LINGER_MAX_US;
+		d->d_ldeadline = t1 + LINGER_IDLE_US;
 		pthread_cond_broadcast(&d->d_idle);
 		/* Fails only when the counter would overflow: still readable. */
 		(void)!write(d->d_evfd, &one, sizeof(one));
@@ -423,9 +482,11 @@ static int enqueue(struct cache_dirty *d, struct ditem *it)
 		d->d_qhead = it;
 	d->d_qtail = it;
 	d->d_enq++;
+	d->d_qputs += it->di_put;
 	/* A busy writer takes the whole queue when its commit is done: a
-	 * wake-up (a futex call) per record would only cost the loop. */
-	if (d->d_waiting)
+	 * wake-up (a futex call) per record would only cost the loop, and
+	 * a lingering one waits for its count. */
+	if (d->d_waiting || (d->d_lingering && d->d_qputs >= d->d_ltarget))
 		pthread_cond_signal(&d->d_cv);
 	pthread_mutex_unlock(&d->d_mu);
 	return 0;

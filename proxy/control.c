@@ -292,6 +292,8 @@ static void report(struct px_loop *l, struct out *o, bool json)
 		kv(o, json, &first, "wb_group_records", ws.ws_group_records);
 		kv(o, json, &first, "wb_group_deletes", ws.ws_group_deletes);
 		kv(o, json, &first, "wb_group_commit_us", ws.ws_group_commit_us);
+		kv(o, json, &first, "wb_group_lingers", ws.ws_group_lingers);
+		kv(o, json, &first, "wb_flush_holds", ws.ws_flush_holds);
 		if (json)
 			outf(o, "}");
 	}
@@ -651,6 +653,10 @@ static void metrics_body(struct px_loop *l, struct out *o)
 		 "Record deletions made durable by those group commits.", true},
 		{"writeback_group_commit_microseconds_total", "counter",
 		 "Microseconds spent committing them.", true},
+		{"writeback_group_lingers_total", "counter",
+		 "Group commits that waited for more records first.", true},
+		{"writeback_flush_holds_total", "counter",
+		 "Times the flusher waited for a burst of WRITEs to pause.", true},
 	};
 	enum { NPE = sizeof(pe) / sizeof(pe[0]) };
 	uint64_t v[PX_EXPORTS_MAX][NPE];
@@ -679,7 +685,8 @@ static void metrics_body(struct px_loop *l, struct out *o)
 				     ws.ws_dropped_bytes, ws.ws_passed_through,
 				     ws.ws_groups, ws.ws_group_records,
 				     ws.ws_group_deletes,
-				     ws.ws_group_commit_us};
+				     ws.ws_group_commit_us,
+				     ws.ws_group_lingers, ws.ws_flush_holds};
 
 		memcpy(v[i], row, sizeof(row));
 	}

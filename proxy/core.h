@@ -331,6 +331,8 @@ struct px_wb_stats {
 	 * deleted in them (records per fsync = ws_group_records/ws_groups). */
 	uint64_t ws_groups, ws_group_records, ws_group_deletes;
 	uint64_t ws_group_commit_us;   /* time in those commits */
+	uint64_t ws_group_lingers;     /* commits that waited for more */
+	uint64_t ws_flush_holds;       /* flushes held for a WRITE burst */
 	unsigned ws_parked, ws_inflight;
 };
 void px_wb_stats(struct px_loop *l, struct px_wb_stats *st);

@@ -26,6 +26,7 @@
 #define FAST_RTT_US 2000u       /* a flush WRITE answered this fast ... */
 #define FAST_KEEP_MS 10000u     /* ... marks upstream fast for this long */
 #define HOLD_MAX_MS 1000u       /* longest a hold delays the flusher */
+#define HOLD_QUIET_MS 20u       /* no WRITE absorbed for this long: a pause */
 #define NFS3ERR_PERM 1u
 #define NFS3ERR_IO 5u
 #define NFS3ERR_ACCES 13u
@@ -146,6 +147,7 @@ struct px_wb {
 	uint64_t w_logged_at, w_logged_flushed;
 	bool w_progress;             /* re-check parked calls */
 	unsigned w_puts;             /* client WRITEs queued to the log */
+	uint64_t w_put_at;           /* ms: the last one was queued */
 	uint64_t w_fast_at;          /* ms: a flush WRITE came back fast */
 	uint64_t w_hold_from;        /* ms: the flusher held since (0: not) */
 	uint64_t w_holds;            /* holds begun (status) */
@@ -1415,18 +1417,22 @@ static bool park_waits_flush(const struct px_wb *w)
  * WRITEs, on the same cores as upstream and the client, and a flush
  * delayed by a burst is quick once the burst pauses.  Over a slow link the
  * link is the bottleneck and flushing at once overlaps it, so nothing is
- * held.  The hold ends when no client WRITE is waiting for the log (the
- * writer paused), when a call waits for the flusher (COMMIT, SETATTR,
+ * held.  The hold ends when no client WRITE is waiting for the log and
+ * none came for HOLD_QUIET_MS (the writer paused: a group commit answers
+ * all of a burst's WRITEs at once, so "none waiting" alone comes between
+ * two groups), when a call waits for the flusher (COMMIT, SETATTR,
  * REMOVE, a WRITE waiting for --dirty-max room), at half of --dirty-max,
  * and after HOLD_MAX_MS in any case (a steady stream then flushes as
  * before).  Durability is not touched: what is held is in the log.
  */
 static bool flush_held(struct px_wb *w, uint64_t now)
 {
-	if (!w->w_puts || !w->w_fast_at || now - w->w_fast_at > FAST_KEEP_MS ||
+	bool streaming = w->w_puts || now - w->w_put_at < HOLD_QUIET_MS;
+
+	if (!streaming || !w->w_fast_at || now - w->w_fast_at > FAST_KEEP_MS ||
 	    cache_dirty_bytes(w->w_dirty) >= w->w_max / 2 ||
 	    park_waits_flush(w)) {
-		if (!w->w_puts)
+		if (!streaming)
 			w->w_hold_from = 0;
 		return false;
 	}
@@ -1575,6 +1581,7 @@ static void write_admit(struct px_wb *w, struct px_client *c,
 	client_hold(c);
 	r->r_client = c;
 	w->w_puts++;
+	w->w_put_at = px_now_ms();
 	r->r_xid = h->c_xid;
 	r->r_count = wa.wa_len;
 	r->r_stable = wa.wa_stable;
@@ -2421,4 +2428,6 @@ void px_wb_stats(struct px_loop *l, struct px_wb_stats *st)
 	st->ws_group_records = dc.dc_puts;
 	st->ws_group_deletes = dc.dc_dels;
 	st->ws_group_commit_us = dc.dc_commit_us;
+	st->ws_group_lingers = dc.dc_lingers;
+	st->ws_flush_holds = w->w_holds;
 }
