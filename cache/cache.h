@@ -385,6 +385,12 @@ uint64_t cache_dirty_last_seq(const struct cache_dirty *d);
  */
 int cache_dirty_put(struct cache_dirty *d, const struct cache_dirty_rec *r,
                     void *token);
+/* The same, but r->dr_data is not copied: the writer thread reads it
+ * while committing, so it must stay valid and unchanged until the put's
+ * completion has been reaped.  (r itself may go on return.)  Saves the
+ * event loop a copy of every WRITE's data. */
+int cache_dirty_put_ref(struct cache_dirty *d, const struct cache_dirty_rec *r,
+                        void *token);
 /* Queue the deletion of record seq (len: its dr_len, taken off
  * cache_dirty_bytes when durable).  Completion as for put. */
 int cache_dirty_del(struct cache_dirty *d, uint64_t seq, uint32_t len,

@@ -50,7 +50,8 @@ struct ditem {
 	struct ditem *di_next;
 	uint64_t di_seq;
 	void *di_token;
-	void *di_val;      /* put: header + data */
+	void *di_val;      /* put: header + data (or header only: di_data) */
+	const void *di_data; /* put_ref: the caller's data, after di_val */
 	size_t di_vlen;
 	uint32_t di_len;   /* data bytes (accounting) */
 	int di_err;
@@ -340,7 +341,7 @@ static int group_apply(struct cache_dirty *d, struct ditem *list,
 
 	*freed = 0;
 	for (struct ditem *it = list; it; it = it->di_next)
-		bytes += it->di_vlen;
+		bytes += it->di_vlen + (it->di_data ? it->di_len : 0);
 	if (rc)
 		return group_failed(d, rc, bytes);
 	for (struct ditem *it = list; it; it = it->di_next) {
@@ -348,7 +349,16 @@ static int group_apply(struct cache_dirty *d, struct ditem *list,
 		MDB_val k = {8, key}, v = {it->di_vlen, it->di_val};
 
 		be64_put(key, it->di_seq);
-		if (it->di_put) {
+		if (it->di_put && it->di_data) {
+			/* Header and the caller's data straight into the page. */
+			v.mv_size = it->di_vlen + it->di_len;
+			rc = mdb_put(txn, d->d_recs, &k, &v, MDB_RESERVE);
+			if (rc == 0) {
+				memcpy(v.mv_data, it->di_val, it->di_vlen);
+				memcpy((uint8_t *)v.mv_data + it->di_vlen,
+				       it->di_data, it->di_len);
+			}
+		} else if (it->di_put) {
 			rc = mdb_put(txn, d->d_recs, &k, &v, 0);
 		} else {
 			rc = mdb_del(txn, d->d_recs, &k, NULL);
@@ -492,8 +502,8 @@ static int enqueue(struct cache_dirty *d, struct ditem *it)
 	return 0;
 }
 
-int cache_dirty_put(struct cache_dirty *d, const struct cache_dirty_rec *r,
-		    void *token)
+static int put_common(struct cache_dirty *d, const struct cache_dirty_rec *r,
+		      void *token, bool ref)
 {
 	struct ditem *it;
 	struct rec_hdr *h;
@@ -502,7 +512,7 @@ int cache_dirty_put(struct cache_dirty *d, const struct cache_dirty_rec *r,
 	    r->dr_ngids > CACHE_DIRTY_MAX_GIDS || (r->dr_len && !r->dr_data))
 		return -EINVAL;
 	if (!(it = calloc(1, sizeof(*it))) ||
-	    !(it->di_val = malloc(sizeof(*h) + r->dr_len))) {
+	    !(it->di_val = malloc(sizeof(*h) + (ref ? 0 : r->dr_len)))) {
 		free(it);
 		return -ENOMEM;
 	}
@@ -518,15 +528,32 @@ int cache_dirty_put(struct cache_dirty *d, const struct cache_dirty_rec *r,
 	h->rh_fhlen = r->dr_fhlen;
 	memcpy(h->rh_gids, r->dr_gids, sizeof(h->rh_gids));
 	memcpy(h->rh_fh, r->dr_fh, r->dr_fhlen);
-	if (r->dr_len)
-		memcpy(h + 1, r->dr_data, r->dr_len);
-	it->di_vlen = sizeof(*h) + r->dr_len;
+	if (ref) {
+		it->di_data = r->dr_data ? r->dr_data : "";
+		it->di_vlen = sizeof(*h);
+	} else {
+		if (r->dr_len)
+			memcpy(h + 1, r->dr_data, r->dr_len);
+		it->di_vlen = sizeof(*h) + r->dr_len;
+	}
 	it->di_seq = r->dr_seq;
 	it->di_len = r->dr_len;
 	it->di_token = token;
 	it->di_put = true;
 	atomic_fetch_add(&d->d_bytes, r->dr_len);
 	return enqueue(d, it);
+}
+
+int cache_dirty_put(struct cache_dirty *d, const struct cache_dirty_rec *r,
+		    void *token)
+{
+	return put_common(d, r, token, false);
+}
+
+int cache_dirty_put_ref(struct cache_dirty *d, const struct cache_dirty_rec *r,
+			void *token)
+{
+	return put_common(d, r, token, true);
 }
 
 int cache_dirty_del(struct cache_dirty *d, uint64_t seq, uint32_t len,

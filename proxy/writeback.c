@@ -1597,7 +1597,8 @@ static void write_admit(struct px_wb *w, struct px_client *c,
 	memcpy(dr.dr_gids, r->r_cred.as_gids, sizeof(dr.dr_gids));
 	dr.dr_fhlen = f->f_fhlen;
 	memcpy(dr.dr_fh, f->f_fh, f->f_fhlen);
-	if (cache_dirty_put(w->w_dirty, &dr, r) < 0) {
+	/* r_data lives until the record is deleted, after this put. */
+	if (cache_dirty_put_ref(w->w_dirty, &dr, r) < 0) {
 		struct cache_dirty_done dd = {.dd_token = r, .dd_err = -ENOMEM,
 					      .dd_put = true};
 
