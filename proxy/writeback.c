@@ -27,6 +27,7 @@
 #define FAST_KEEP_MS 10000u     /* ... marks upstream fast for this long */
 #define HOLD_MAX_MS 1000u       /* longest a hold delays the flusher */
 #define HOLD_QUIET_MS 20u       /* no WRITE absorbed for this long: a pause */
+#define HOLD_SLOW_LOG_US 1500u  /* log commits slower than this: no hold */
 #define NFS3ERR_PERM 1u
 #define NFS3ERR_IO 5u
 #define NFS3ERR_ACCES 13u
@@ -151,6 +152,8 @@ struct px_wb {
 	uint64_t w_fast_at;          /* ms: a flush WRITE came back fast */
 	uint64_t w_hold_from;        /* ms: the flusher held since (0: not) */
 	uint64_t w_holds;            /* holds begun (status) */
+	bool w_log_slow;             /* the log's recent commits were slow */
+	uint64_t w_tick_groups, w_tick_commit_us; /* counts at the last tick */
 };
 
 /* A call of ours in flight: a flush WRITE / COMMIT, or a client's call
@@ -1417,10 +1420,13 @@ static bool park_waits_flush(const struct px_wb *w)
  * WRITEs, on the same cores as upstream and the client, and a flush
  * delayed by a burst is quick once the burst pauses.  Over a slow link the
  * link is the bottleneck and flushing at once overlaps it, so nothing is
- * held.  The hold ends when no client WRITE is waiting for the log and
- * none came for HOLD_QUIET_MS (the writer paused: a group commit answers
- * all of a burst's WRITEs at once, so "none waiting" alone comes between
- * two groups), when a call waits for the flusher (COMMIT, SETATTR,
+ * held.  Nor when the log's commits are slow (a busy disk): then the disk
+ * bounds absorbing, the CPU a flush needs is idle, and flushing at once
+ * only shortens the wait for the next COMMIT (HOLD_SLOW_LOG_US, judged
+ * every tick).  The hold ends when no client WRITE is waiting for the log
+ * and none came for HOLD_QUIET_MS (the writer paused: a group commit
+ * answers all of a burst's WRITEs at once, so "none waiting" alone comes
+ * between two groups), when a call waits for the flusher (COMMIT, SETATTR,
  * REMOVE, a WRITE waiting for --dirty-max room), at half of --dirty-max,
  * and after HOLD_MAX_MS in any case (a steady stream then flushes as
  * before).  Durability is not touched: what is held is in the log.
@@ -1429,7 +1435,8 @@ static bool flush_held(struct px_wb *w, uint64_t now)
 {
 	bool streaming = w->w_puts || now - w->w_put_at < HOLD_QUIET_MS;
 
-	if (!streaming || !w->w_fast_at || now - w->w_fast_at > FAST_KEEP_MS ||
+	if (!streaming || w->w_log_slow || !w->w_fast_at ||
+	    now - w->w_fast_at > FAST_KEEP_MS ||
 	    cache_dirty_bytes(w->w_dirty) >= w->w_max / 2 ||
 	    park_waits_flush(w)) {
 		if (!streaming)
@@ -2359,11 +2366,27 @@ static void wb_report(struct px_wb *w, bool force)
 		(unsigned long long)w->w_refused);
 }
 
+/* Was the log slow to commit since the last tick?  (flush_held) */
+static void log_speed(struct px_wb *w)
+{
+	struct cache_dirty_counts dc;
+
+	cache_dirty_counts(w->w_dirty, &dc);
+	if (dc.dc_groups > w->w_tick_groups)
+		w->w_log_slow = (dc.dc_commit_us - w->w_tick_commit_us) /
+					(dc.dc_groups - w->w_tick_groups) >
+				HOLD_SLOW_LOG_US;
+	w->w_tick_groups = dc.dc_groups;
+	w->w_tick_commit_us = dc.dc_commit_us;
+}
+
 void px_wb_tick(struct px_loop *l)
 {
 	struct px_wb *w = l->lp_wb;
 	uint64_t now = px_now_ms();
 	struct wb_file *f, *next;
+
+	log_speed(w);
 
 	for (f = w->w_files; f; f = next) {
 		next = f->f_next;
