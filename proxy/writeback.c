@@ -18,6 +18,7 @@
 
 #define FH_BUCKETS 1024u
 #define MAX_INFLIGHT 128u       /* flush calls in flight, all files */
+#define HOLD_INFLIGHT 4u        /* ... while a burst holds the flusher */
 #define FILE_INFLIGHT 32u       /* ... per file: a 32-deep writer over a WAN */
 #define FLUSH_MAX (512u << 10)  /* bytes per flush WRITE (coalesced) */
 #define COMMIT_EVERY (16u << 20) /* commit at least this often per file */
@@ -1368,7 +1369,8 @@ out:
 	return rc;
 }
 
-static void flush_file(struct px_wb *w, struct wb_file *f, uint64_t now)
+static void flush_file(struct px_wb *w, struct wb_file *f, uint64_t now,
+		       unsigned max)
 {
 	struct wb_rec *r;
 
@@ -1376,7 +1378,7 @@ static void flush_file(struct px_wb *w, struct wb_file *f, uint64_t now)
 		return;
 	while (f->f_cursor && f->f_cursor->r_state != R_QUEUED)
 		f->f_cursor = f->f_cursor->r_next;
-	for (r = f->f_cursor; r && w->w_inflight < MAX_INFLIGHT &&
+	for (r = f->f_cursor; r && w->w_inflight < max &&
 			      f->f_inflight < FILE_INFLIGHT;) {
 		if (r->r_state != R_QUEUED) {
 			r = r->r_next;
@@ -1397,9 +1399,9 @@ static void flush_file(struct px_wb *w, struct wb_file *f, uint64_t now)
 		while (r && r->r_state != R_QUEUED)
 			r = r->r_next;
 	}
-	if (!f->f_committing && w->w_inflight < MAX_INFLIGHT &&
-	    f->f_written_bytes &&
-	    (f->f_inflight == 0 || f->f_written_bytes >= COMMIT_EVERY))
+	if (!f->f_committing && w->w_inflight < max && f->f_written_bytes &&
+	    ((f->f_inflight == 0 && max == MAX_INFLIGHT) ||
+	     f->f_written_bytes >= COMMIT_EVERY))
 		flush_send_commit(w, f);
 }
 
@@ -1415,7 +1417,9 @@ static bool park_waits_flush(const struct px_wb *w)
 
 /*
  * Write-behind: while client WRITEs are being absorbed, a fast upstream's
- * flush waits.  On loopback or a LAN the flusher's WRITEs, their replies,
+ * flush is held to a trickle (HOLD_INFLIGHT calls, no COMMIT before
+ * COMMIT_EVERY): held to nothing, the flush moved wholly after the burst
+ * and a writer that COMMITs at the end waited longer than before.  On loopback or a LAN the flusher's WRITEs, their replies,
  * the COMMITs and the log's deletions cost as much CPU as absorbing the
  * WRITEs, on the same cores as upstream and the client, and a flush
  * delayed by a burst is quick once the burst pauses.  Over a slow link the
@@ -1453,13 +1457,16 @@ static bool flush_held(struct px_wb *w, uint64_t now)
 static void flush_kick(struct px_wb *w)
 {
 	uint64_t now = px_now_ms();
+	/* Held: a trickle, which uses the CPU left idle while the log
+	 * commits, and no COMMIT before COMMIT_EVERY. */
+	unsigned max = flush_held(w, now) ? HOLD_INFLIGHT : MAX_INFLIGHT;
 
-	if (w->w_loop->lp_draining || flush_held(w, now))
+	if (w->w_loop->lp_draining)
 		return;
-	for (struct wb_file *f = w->w_files; f && w->w_inflight < MAX_INFLIGHT;
+	for (struct wb_file *f = w->w_files; f && w->w_inflight < max;
 	     f = f->f_next)
 		if (file_oldest(f))
-			flush_file(w, f, now);
+			flush_file(w, f, now, max);
 }
 
 /* ---------------------------------------------------------------------- */
