@@ -401,6 +401,12 @@ uint64_t cache_dirty_last_seq(const struct cache_dirty *d);
  */
 int cache_dirty_put(struct cache_dirty *d, const struct cache_dirty_rec *r,
                     void *token);
+/* The same, but r->dr_data is not copied: the writer thread reads it
+ * while committing, so it must stay valid and unchanged until the put's
+ * completion has been reaped.  (r itself may go on return.)  Saves the
+ * event loop a copy of every WRITE's data. */
+int cache_dirty_put_ref(struct cache_dirty *d, const struct cache_dirty_rec *r,
+                        void *token);
 /* Queue the deletion of record seq (len: its dr_len, taken off
  * cache_dirty_bytes when durable).  Completion as for put. */
 int cache_dirty_del(struct cache_dirty *d, uint64_t seq, uint32_t len,
@@ -423,6 +429,18 @@ int cache_dirty_sync(struct cache_dirty *d);
 
 /* Data bytes put and not yet deleted (durably), queued ones included. */
 uint64_t cache_dirty_bytes(const struct cache_dirty *d);
+
+/* Group commit figures, since open: dc_groups transactions committed (each
+ * one fsync of data and meta: LMDB's fdatasync plus its O_DSYNC meta
+ * write), holding dc_puts records and dc_dels deletions; dc_failed groups
+ * failed; dc_commit_us the time spent in them (the disk's latency).
+ * dc_puts / dc_groups is the records per fsync.  Thread-safe. */
+struct cache_dirty_counts {
+	uint64_t dc_groups, dc_puts, dc_dels, dc_failed, dc_commit_us;
+	uint64_t dc_lingers;  /* commits that waited for more records first */
+};
+void cache_dirty_counts(const struct cache_dirty *d,
+			struct cache_dirty_counts *out);
 
 /* Offline / beside a running proxy: figures of the log in dir. */
 struct cache_dirty_stat {

@@ -29,6 +29,9 @@
 #define DIRTY_FORMAT 1u
 #define REC_MAGIC 0x64697231u /* "dir1" */
 #define DEFAULT_MAP (4ull << 30)
+#define LINGER_MIN_PUTS 2u      /* linger only after a group this big */
+#define LINGER_MAX_US 1000u     /* ... and for at most this long */
+#define LINGER_IDLE_US 10000u   /* nor after this long without a commit */
 
 /* A record's value: this header (host-endian; the log never leaves its
  * machine), then the data. */
@@ -47,7 +50,8 @@ struct ditem {
 	struct ditem *di_next;
 	uint64_t di_seq;
 	void *di_token;
-	void *di_val;      /* put: header + data */
+	void *di_val;      /* put: header + data (or header only: di_data) */
+	const void *di_data; /* put_ref: the caller's data, after di_val */
 	size_t di_vlen;
 	uint32_t di_len;   /* data bytes (accounting) */
 	int di_err;
@@ -73,7 +77,14 @@ struct cache_dirty {
 	struct ditem *d_qhead, *d_qtail;
 	struct ditem *d_dhead, *d_dtail; /* completions */
 	uint64_t d_enq, d_done;    /* items queued / committed, ever */
+	struct cache_dirty_counts d_counts; /* under d_mu */
 	bool d_stop;
+	bool d_waiting;            /* the writer sleeps on d_cv */
+	bool d_lingering;          /* ... waiting for d_ltarget puts (linger) */
+	uint64_t d_qputs;          /* puts in the queue */
+	uint64_t d_ltarget;        /* linger until this many are queued */
+	uint64_t d_lwait;          /* ... or for this long (µs) */
+	uint64_t d_ldeadline;      /* no lingering from then on (monotonic) */
 	time_t d_errlog_at;        /* failed groups: one line per 5 s */
 	unsigned d_errlog_skipped;
 };
@@ -257,7 +268,15 @@ int cache_dirty_open(const struct cache_dirty_opts *o, struct cache_dirty **out)
 	d->d_lockfd = d->d_evfd = -1;
 	d->d_log = o->do_log;
 	pthread_mutex_init(&d->d_mu, NULL);
-	pthread_cond_init(&d->d_cv, NULL);
+	{
+		pthread_condattr_t ca;
+
+		/* linger()'s deadline is on the monotonic clock. */
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&d->d_cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	pthread_cond_init(&d->d_idle, NULL);
 	if ((rc = dir_lock(d)))
 		goto fail;
@@ -322,7 +341,7 @@ static int group_apply(struct cache_dirty *d, struct ditem *list,
 
 	*freed = 0;
 	for (struct ditem *it = list; it; it = it->di_next)
-		bytes += it->di_vlen;
+		bytes += it->di_vlen + (it->di_data ? it->di_len : 0);
 	if (rc)
 		return group_failed(d, rc, bytes);
 	for (struct ditem *it = list; it; it = it->di_next) {
@@ -330,7 +349,16 @@ static int group_apply(struct cache_dirty *d, struct ditem *list,
 		MDB_val k = {8, key}, v = {it->di_vlen, it->di_val};
 
 		be64_put(key, it->di_seq);
-		if (it->di_put) {
+		if (it->di_put && it->di_data) {
+			/* Header and the caller's data straight into the page. */
+			v.mv_size = it->di_vlen + it->di_len;
+			rc = mdb_put(txn, d->d_recs, &k, &v, MDB_RESERVE);
+			if (rc == 0) {
+				memcpy(v.mv_data, it->di_val, it->di_vlen);
+				memcpy((uint8_t *)v.mv_data + it->di_vlen,
+				       it->di_data, it->di_len);
+			}
+		} else if (it->di_put) {
 			rc = mdb_put(txn, d->d_recs, &k, &v, 0);
 		} else {
 			rc = mdb_del(txn, d->d_recs, &k, NULL);
@@ -348,6 +376,46 @@ static int group_apply(struct cache_dirty *d, struct ditem *list,
 	return rc ? group_failed(d, rc, bytes) : 0;
 }
 
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/*
+ * Linger before a commit (under d_mu).  A closed-loop writer with N WRITEs
+ * in flight otherwise settles into two alternating groups of N/2: while
+ * one commits, the other half queues, and the writer takes that half the
+ * moment the commit ends, before the answered WRITEs can come back.  So
+ * after a group of puts the writer expects as many puts again (their
+ * writers were just answered) on top of what was queued, and waits for
+ * them -- at most one commit's duration (capped at LINGER_MAX_US) from
+ * when the writer turns to the queue, the time a second group would have
+ * cost.  Then N WRITEs share one fsync.  Nothing waits when the last group had fewer
+ * than LINGER_MIN_PUTS puts (a lone writer is never delayed), nor once
+ * the writer was idle for LINGER_IDLE_US (the burst is over).
+ */
+static void linger(struct cache_dirty *d)
+{
+	struct timespec ts;
+	uint64_t now = mono_us(), until;
+
+	if (!d->d_ltarget || d->d_qputs >= d->d_ltarget ||
+	    now >= d->d_ldeadline)
+		return;
+	until = now + d->d_lwait;
+	ts.tv_sec = (time_t)(until / 1000000u);
+	ts.tv_nsec = (long)(until % 1000000u) * 1000;
+	d->d_lingering = true;
+	while (!d->d_stop && d->d_qputs < d->d_ltarget &&
+	       pthread_cond_timedwait(&d->d_cv, &d->d_mu, &ts) != ETIMEDOUT)
+		;
+	d->d_lingering = false;
+	d->d_counts.dc_lingers++;
+}
+
 static void *writer_main(void *arg)
 {
 	struct cache_dirty *d = arg;
@@ -355,18 +423,25 @@ static void *writer_main(void *arg)
 	pthread_mutex_lock(&d->d_mu);
 	for (;;) {
 		struct ditem *list, *last;
-		uint64_t n = 0, freed = 0, one = 1;
+		uint64_t n = 0, puts = 0, freed = 0, one = 1, t0, t1;
 		int rc;
 
-		while (!d->d_qhead && !d->d_stop)
+		while (!d->d_qhead && !d->d_stop) {
+			d->d_waiting = true;
 			pthread_cond_wait(&d->d_cv, &d->d_mu);
+			d->d_waiting = false;
+		}
 		if (!d->d_qhead)
 			break;
+		linger(d);
 		/* Group commit: everything queued so far, one fsync. */
 		list = d->d_qhead;
 		d->d_qhead = d->d_qtail = NULL;
+		d->d_qputs = 0;
 		pthread_mutex_unlock(&d->d_mu);
+		t0 = mono_us();
 		rc = group_apply(d, list, &freed);
+		t1 = mono_us();
 		if (rc == 0)
 			atomic_fetch_sub(&d->d_bytes, freed);
 		for (last = list;; last = last->di_next) {
@@ -377,6 +452,7 @@ static void *writer_main(void *arg)
 			if (last->di_put && rc)
 				atomic_fetch_sub(&d->d_bytes, last->di_len);
 			n++;
+			puts += last->di_put;
 			if (!last->di_next)
 				break;
 		}
@@ -387,6 +463,18 @@ static void *writer_main(void *arg)
 			d->d_dhead = list;
 		d->d_dtail = last;
 		d->d_done += n;
+		d->d_counts.dc_commit_us += t1 - t0;
+		if (rc) {
+			d->d_counts.dc_failed++;
+		} else {
+			d->d_counts.dc_groups++;
+			d->d_counts.dc_puts += puts;
+			d->d_counts.dc_dels += n - puts;
+		}
+		/* What the next group may wait for (linger). */
+		d->d_ltarget = puts >= LINGER_MIN_PUTS ? d->d_qputs + puts : 0;
+		d->d_lwait = t1 - t0 < LINGER_MAX_US ? t1 - t0 : LINGER_MAX_US;
+		d->d_ldeadline = t1 + LINGER_IDLE_US;
 		pthread_cond_broadcast(&d->d_idle);
 		/* Fails only when the counter would overflow: still readable. */
 		(void)!write(d->d_evfd, &one, sizeof(one));
@@ -404,13 +492,18 @@ static int enqueue(struct cache_dirty *d, struct ditem *it)
 		d->d_qhead = it;
 	d->d_qtail = it;
 	d->d_enq++;
-	pthread_cond_signal(&d->d_cv);
+	d->d_qputs += it->di_put;
+	/* A busy writer takes the whole queue when its commit is done: a
+	 * wake-up (a futex call) per record would only cost the loop, and
+	 * a lingering one waits for its count. */
+	if (d->d_waiting || (d->d_lingering && d->d_qputs >= d->d_ltarget))
+		pthread_cond_signal(&d->d_cv);
 	pthread_mutex_unlock(&d->d_mu);
 	return 0;
 }
 
-int cache_dirty_put(struct cache_dirty *d, const struct cache_dirty_rec *r,
-		    void *token)
+static int put_common(struct cache_dirty *d, const struct cache_dirty_rec *r,
+		      void *token, bool ref)
 {
 	struct ditem *it;
 	struct rec_hdr *h;
@@ -419,7 +512,7 @@ int cache_dirty_put(struct cache_dirty *d, const struct cache_dirty_rec *r,
 	    r->dr_ngids > CACHE_DIRTY_MAX_GIDS || (r->dr_len && !r->dr_data))
 		return -EINVAL;
 	if (!(it = calloc(1, sizeof(*it))) ||
-	    !(it->di_val = malloc(sizeof(*h) + r->dr_len))) {
+	    !(it->di_val = malloc(sizeof(*h) + (ref ? 0 : r->dr_len)))) {
 		free(it);
 		return -ENOMEM;
 	}
@@ -435,15 +528,32 @@ int cache_dirty_put(struct cache_dirty *d, const struct cache_dirty_rec *r,
 	h->rh_fhlen = r->dr_fhlen;
 	memcpy(h->rh_gids, r->dr_gids, sizeof(h->rh_gids));
 	memcpy(h->rh_fh, r->dr_fh, r->dr_fhlen);
-	if (r->dr_len)
-		memcpy(h + 1, r->dr_data, r->dr_len);
-	it->di_vlen = sizeof(*h) + r->dr_len;
+	if (ref) {
+		it->di_data = r->dr_data ? r->dr_data : "";
+		it->di_vlen = sizeof(*h);
+	} else {
+		if (r->dr_len)
+			memcpy(h + 1, r->dr_data, r->dr_len);
+		it->di_vlen = sizeof(*h) + r->dr_len;
+	}
 	it->di_seq = r->dr_seq;
 	it->di_len = r->dr_len;
 	it->di_token = token;
 	it->di_put = true;
 	atomic_fetch_add(&d->d_bytes, r->dr_len);
 	return enqueue(d, it);
+}
+
+int cache_dirty_put(struct cache_dirty *d, const struct cache_dirty_rec *r,
+		    void *token)
+{
+	return put_common(d, r, token, false);
+}
+
+int cache_dirty_put_ref(struct cache_dirty *d, const struct cache_dirty_rec *r,
+			void *token)
+{
+	return put_common(d, r, token, true);
 }
 
 int cache_dirty_del(struct cache_dirty *d, uint64_t seq, uint32_t len,
@@ -509,6 +619,16 @@ int cache_dirty_sync(struct cache_dirty *d)
 uint64_t cache_dirty_bytes(const struct cache_dirty *d)
 {
 	return atomic_load(&((struct cache_dirty *)d)->d_bytes);
+}
+
+void cache_dirty_counts(const struct cache_dirty *d,
+			struct cache_dirty_counts *out)
+{
+	struct cache_dirty *m = (struct cache_dirty *)d;
+
+	pthread_mutex_lock(&m->d_mu);
+	*out = m->d_counts;
+	pthread_mutex_unlock(&m->d_mu);
 }
 
 void cache_dirty_verifier(const struct cache_dirty *d, uint8_t verf[8])

@@ -340,7 +340,21 @@ void px_client_send(struct px_client *c, struct px_msg *m)
 	px_outq_push(&c->cl_out, m);
 	/* Try at once: most replies fit in the socket buffer, which saves
 	 * an epoll round trip per reply. */
-	client_flush(c);
+	if (!c->cl_corked)
+		client_flush(c);
+}
+
+void px_client_cork(struct px_client *c)
+{
+	c->cl_refs++;
+	c->cl_corked++;
+}
+
+void px_client_uncork(struct px_client *c)
+{
+	if (--c->cl_corked == 0 && !c->cl_closed)
+		client_flush(c);
+	px_client_unref(c);
 }
 
 static void client_event(struct px_ev *ev, uint32_t events)

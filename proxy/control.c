@@ -318,6 +318,12 @@ static void report(struct px_loop *l, struct out *o, bool json)
 		kv(o, json, &first, "wb_refused", ws.ws_refused);
 		kv(o, json, &first, "wb_dropped_bytes", ws.ws_dropped_bytes);
 		kv(o, json, &first, "wb_passed_through", ws.ws_passed_through);
+		kv(o, json, &first, "wb_groups", ws.ws_groups);
+		kv(o, json, &first, "wb_group_records", ws.ws_group_records);
+		kv(o, json, &first, "wb_group_deletes", ws.ws_group_deletes);
+		kv(o, json, &first, "wb_group_commit_us", ws.ws_group_commit_us);
+		kv(o, json, &first, "wb_group_lingers", ws.ws_group_lingers);
+		kv(o, json, &first, "wb_flush_holds", ws.ws_flush_holds);
 		if (json)
 			outf(o, "}");
 	}
@@ -687,6 +693,18 @@ static void metrics_body(struct px_loop *l, struct out *o)
 		 K_WB},
 		{"writeback_passed_through_total", "counter",
 		 "WRITEs sent write-through for want of a write grant.", K_WB},
+		{"writeback_groups_total", "counter",
+		 "Dirty log group commits (one fsync each).", K_WB},
+		{"writeback_group_records_total", "counter",
+		 "WRITE records made durable by those group commits.", K_WB},
+		{"writeback_group_deletes_total", "counter",
+		 "Record deletions made durable by those group commits.", K_WB},
+		{"writeback_group_commit_microseconds_total", "counter",
+		 "Microseconds spent committing them.", K_WB},
+		{"writeback_group_lingers_total", "counter",
+		 "Group commits that waited for more records first.", K_WB},
+		{"writeback_flush_holds_total", "counter",
+		 "Times the flusher waited for a burst of WRITEs to pause.", K_WB},
 		{"learn_images_watched", "gauge",
 		 "Images whose first touches are being learned.", K_LEARN},
 		{"learn_profiles_published_total", "counter",
@@ -731,6 +749,10 @@ static void metrics_body(struct px_loop *l, struct out *o)
 				     ws.ws_flushed_bytes, ws.ws_writes_waited,
 				     ws.ws_flush_errors, ws.ws_refused,
 				     ws.ws_dropped_bytes, ws.ws_passed_through,
+				     ws.ws_groups, ws.ws_group_records,
+				     ws.ws_group_deletes,
+				     ws.ws_group_commit_us,
+				     ws.ws_group_lingers, ws.ws_flush_holds,
 				     lw, lp, ls, lf};
 
 		memcpy(v[i], row, sizeof(row));

@@ -55,6 +55,7 @@ struct px_client {
 	bool cl_closed;
 	bool cl_read_paused;
 	bool cl_close_after_flush;   /* a final error reply is queued */
+	unsigned cl_corked;          /* px_client_cork depth: sends queue */
 	enum px_cl_state cl_state;
 	struct tls_conn *cl_tls;
 	int cl_tls_want;             /* TLS_WANT_READ/WRITE during handshake */
@@ -255,6 +256,11 @@ void px_client_close(struct px_client *c, const char *reason);
 void px_client_unref(struct px_client *c);
 void px_client_reap(struct px_loop *l);
 void px_client_send(struct px_client *c, struct px_msg *m);
+/* Between cork and uncork px_client_send only queues; uncork writes what
+ * queued with one writev (a batch of replies ready at once).  Cork takes a
+ * reference, uncork drops it. */
+void px_client_cork(struct px_client *c);
+void px_client_uncork(struct px_client *c);
 /* An accepted reply carrying only accept_stat (SYSTEM_ERR, ...); nothing
  * for a closed connection. */
 void px_client_rpc_error(struct px_client *c, uint32_t xid, uint32_t stat);
@@ -370,6 +376,12 @@ struct px_wb_stats {
 	uint64_t ws_dirty_bytes, ws_dirty_max, ws_dirty_hwm;
 	uint64_t ws_flushed_bytes, ws_writes_waited, ws_conflicts, ws_resends;
 	uint64_t ws_flush_errors, ws_refused, ws_dropped_bytes, ws_passed_through;
+	/* The dirty log's group commit: fsync'ed groups, records put and
+	 * deleted in them (records per fsync = ws_group_records/ws_groups). */
+	uint64_t ws_groups, ws_group_records, ws_group_deletes;
+	uint64_t ws_group_commit_us;   /* time in those commits */
+	uint64_t ws_group_lingers;     /* commits that waited for more */
+	uint64_t ws_flush_holds;       /* flushes held for a WRITE burst */
 	unsigned ws_parked, ws_inflight;
 };
 void px_wb_stats(struct px_loop *l, struct px_wb_stats *st);

@@ -18,10 +18,17 @@
 
 #define FH_BUCKETS 1024u
 #define MAX_INFLIGHT 128u       /* flush calls in flight, all files */
+#define HOLD_INFLIGHT 4u        /* ... while a burst holds the flusher */
 #define FILE_INFLIGHT 32u       /* ... per file: a 32-deep writer over a WAN */
 #define FLUSH_MAX (512u << 10)  /* bytes per flush WRITE (coalesced) */
 #define COMMIT_EVERY (16u << 20) /* commit at least this often per file */
 #define LOCAL_VIEW_MS 30000u    /* replies older than a file's last flush */
+/* Write-behind on a fast upstream (see flush_held): */
+#define FAST_RTT_US 2000u       /* a flush WRITE answered this fast ... */
+#define FAST_KEEP_MS 10000u     /* ... marks upstream fast for this long */
+#define HOLD_MAX_MS 1000u       /* longest a hold delays the flusher */
+#define HOLD_QUIET_MS 20u       /* no WRITE absorbed for this long: a pause */
+#define HOLD_SLOW_LOG_US 1500u  /* log commits slower than this: no hold */
 #define NFS3ERR_PERM 1u
 #define NFS3ERR_IO 5u
 #define NFS3ERR_ACCES 13u
@@ -141,6 +148,13 @@ struct px_wb {
 	struct wb_io *w_fwd;         /* client calls forwarded, in flight */
 	uint64_t w_logged_at, w_logged_flushed;
 	bool w_progress;             /* re-check parked calls */
+	unsigned w_puts;             /* client WRITEs queued to the log */
+	uint64_t w_put_at;           /* ms: the last one was queued */
+	uint64_t w_fast_at;          /* ms: a flush WRITE came back fast */
+	uint64_t w_hold_from;        /* ms: the flusher held since (0: not) */
+	uint64_t w_holds;            /* holds begun (status) */
+	bool w_log_slow;             /* the log's recent commits were slow */
+	uint64_t w_tick_groups, w_tick_commit_us; /* counts at the last tick */
 };
 
 /* A call of ours in flight: a flush WRITE / COMMIT, or a client's call
@@ -149,6 +163,7 @@ struct wb_io {
 	struct px_wb *io_wb;
 	struct wb_file *io_file;
 	uint64_t io_off, io_cgen, io_sgen;
+	uint64_t io_sent_us;     /* flush WRITE: when it went (its RTT) */
 	uint64_t io_seq;         /* forwarded call: its park/arrival w_seq */
 	struct rpc_authsys io_cred; /* a COMMIT's credential */
 	struct wb_io *io_fnext;  /* forwarded calls in flight (w_fwd) */
@@ -173,6 +188,14 @@ static void park_progress(struct px_wb *w);
 static void write_admit(struct px_wb *w, struct px_client *c,
 			const uint8_t *msg, size_t len,
 			const struct rpc_call *h);
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 /* ---------------------------------------------------------------------- */
 /* Files                                                                   */
@@ -604,6 +627,8 @@ static void dirty_done(struct px_wb *w, const struct cache_dirty_done *dd)
 		return;
 	f = r->r_file;
 	if (dd->dd_put) {
+		if (r->r_client)
+			w->w_puts--;
 		if (dd->dd_err) {
 			px_warn_rl("dirty log: cannot store a WRITE (%s): "
 				   "answering %s", strerror(-dd->dd_err),
@@ -635,12 +660,30 @@ static void dirty_event(struct px_ev *ev, uint32_t events)
 {
 	struct px_wb *w = (struct px_wb *)((char *)ev - offsetof(struct px_wb, w_ev));
 	struct cache_dirty_done dd[64];
-	size_t n;
+	struct px_client *cork[64];
+	size_t n, nc;
 
 	(void)events;
-	while ((n = cache_dirty_reap(w->w_dirty, dd, 64)) > 0)
+	while ((n = cache_dirty_reap(w->w_dirty, dd, 64)) > 0) {
+		/* A group's WRITEs are answered together: one writev per
+		 * client for all its replies, not one per reply. */
+		nc = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct wb_rec *r = dd[i].dd_token;
+			size_t k;
+
+			if (!r || !dd[i].dd_put || !r->r_client)
+				continue;
+			for (k = 0; k < nc && cork[k] != r->r_client; k++)
+				;
+			if (k == nc)
+				px_client_cork(cork[nc++] = r->r_client);
+		}
 		for (size_t i = 0; i < n; i++)
 			dirty_done(w, &dd[i]);
+		for (size_t k = 0; k < nc; k++)
+			px_client_uncork(cork[k]);
+	}
 	if (w->w_progress)
 		park_progress(w);
 	flush_kick(w);
@@ -1058,6 +1101,8 @@ static void flush_write_done(void *ctx, int err, uint8_t *res, size_t len)
 	struct wres wr;
 
 	io_end(io);
+	if (!err && mono_us() - io->io_sent_us < FAST_RTT_US)
+		w->w_fast_at = px_now_ms();
 	if (io->io_sgen != f->f_sgen) { /* disowned by a requeue */
 		free(io);
 		return;
@@ -1304,6 +1349,7 @@ static int flush_send_write(struct px_wb *w, struct wb_file *f,
 	io->io_slot = slot;
 	io->io_sgen = f->f_sgen;
 	io->io_alone = f->f_inflight == 0;
+	io->io_sent_us = mono_us();
 	if (x.x_err || px_icall(w->w_loop, RPC_PROG_NFS, NFS3_WRITE, &r0->r_cred,
 				args, x.x_pos, flush_write_done, io) < 0)
 		goto out;
@@ -1321,7 +1367,8 @@ out:
 	return rc;
 }
 
-static void flush_file(struct px_wb *w, struct wb_file *f, uint64_t now)
+static void flush_file(struct px_wb *w, struct wb_file *f, uint64_t now,
+		       unsigned max)
 {
 	struct wb_rec *r;
 
@@ -1329,7 +1376,7 @@ static void flush_file(struct px_wb *w, struct wb_file *f, uint64_t now)
 		return;
 	while (f->f_cursor && f->f_cursor->r_state != R_QUEUED)
 		f->f_cursor = f->f_cursor->r_next;
-	for (r = f->f_cursor; r && w->w_inflight < MAX_INFLIGHT &&
+	for (r = f->f_cursor; r && w->w_inflight < max &&
 			      f->f_inflight < FILE_INFLIGHT;) {
 		if (r->r_state != R_QUEUED) {
 			r = r->r_next;
@@ -1350,22 +1397,74 @@ static void flush_file(struct px_wb *w, struct wb_file *f, uint64_t now)
 		while (r && r->r_state != R_QUEUED)
 			r = r->r_next;
 	}
-	if (!f->f_committing && w->w_inflight < MAX_INFLIGHT &&
-	    f->f_written_bytes &&
-	    (f->f_inflight == 0 || f->f_written_bytes >= COMMIT_EVERY))
+	if (!f->f_committing && w->w_inflight < max && f->f_written_bytes &&
+	    ((f->f_inflight == 0 && max == MAX_INFLIGHT) ||
+	     f->f_written_bytes >= COMMIT_EVERY))
 		flush_send_commit(w, f);
+}
+
+/* A parked call that the flusher must serve (all but a write grant's
+ * ACCESS, which upstream answers by itself). */
+static bool park_waits_flush(const struct px_wb *w)
+{
+	for (const struct wb_park *p = w->w_park; p; p = p->p_next)
+		if (p->p_kind != P_GRANT)
+			return true;
+	return false;
+}
+
+/*
+ * Write-behind: while client WRITEs are being absorbed, a fast upstream's
+ * flush is held to a trickle (HOLD_INFLIGHT calls, no COMMIT before
+ * COMMIT_EVERY): held to nothing, the flush moved wholly after the burst
+ * and a writer that COMMITs at the end waited longer than before.  On loopback or a LAN the flusher's WRITEs, their replies,
+ * the COMMITs and the log's deletions cost as much CPU as absorbing the
+ * WRITEs, on the same cores as upstream and the client, and a flush
+ * delayed by a burst is quick once the burst pauses.  Over a slow link the
+ * link is the bottleneck and flushing at once overlaps it, so nothing is
+ * held.  Nor when the log's commits are slow (a busy disk): then the disk
+ * bounds absorbing, the CPU a flush needs is idle, and flushing at once
+ * only shortens the wait for the next COMMIT (HOLD_SLOW_LOG_US, judged
+ * every tick).  The hold ends when no client WRITE is waiting for the log
+ * and none came for HOLD_QUIET_MS (the writer paused: a group commit
+ * answers all of a burst's WRITEs at once, so "none waiting" alone comes
+ * between two groups), when a call waits for the flusher (COMMIT, SETATTR,
+ * REMOVE, a WRITE waiting for --dirty-max room), at half of --dirty-max,
+ * and after HOLD_MAX_MS in any case (a steady stream then flushes as
+ * before).  Durability is not touched: what is held is in the log.
+ */
+static bool flush_held(struct px_wb *w, uint64_t now)
+{
+	bool streaming = w->w_puts || now - w->w_put_at < HOLD_QUIET_MS;
+
+	if (!streaming || w->w_log_slow || !w->w_fast_at ||
+	    now - w->w_fast_at > FAST_KEEP_MS ||
+	    cache_dirty_bytes(w->w_dirty) >= w->w_max / 2 ||
+	    park_waits_flush(w)) {
+		if (!streaming)
+			w->w_hold_from = 0;
+		return false;
+	}
+	if (!w->w_hold_from) {
+		w->w_hold_from = now;
+		w->w_holds++;
+	}
+	return now - w->w_hold_from < HOLD_MAX_MS;
 }
 
 static void flush_kick(struct px_wb *w)
 {
 	uint64_t now = px_now_ms();
+	/* Held: a trickle, which uses the CPU left idle while the log
+	 * commits, and no COMMIT before COMMIT_EVERY. */
+	unsigned max = flush_held(w, now) ? HOLD_INFLIGHT : MAX_INFLIGHT;
 
 	if (w->w_loop->lp_draining)
 		return;
-	for (struct wb_file *f = w->w_files; f && w->w_inflight < MAX_INFLIGHT;
+	for (struct wb_file *f = w->w_files; f && w->w_inflight < max;
 	     f = f->f_next)
 		if (file_oldest(f))
-			flush_file(w, f, now);
+			flush_file(w, f, now, max);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1478,6 +1577,8 @@ static void write_admit(struct px_wb *w, struct px_client *c,
 	file_append(f, r);
 	client_hold(c);
 	r->r_client = c;
+	w->w_puts++;
+	w->w_put_at = px_now_ms();
 	r->r_xid = h->c_xid;
 	r->r_count = wa.wa_len;
 	r->r_stable = wa.wa_stable;
@@ -1493,7 +1594,8 @@ static void write_admit(struct px_wb *w, struct px_client *c,
 	memcpy(dr.dr_gids, r->r_cred.as_gids, sizeof(dr.dr_gids));
 	dr.dr_fhlen = f->f_fhlen;
 	memcpy(dr.dr_fh, f->f_fh, f->f_fhlen);
-	if (cache_dirty_put(w->w_dirty, &dr, r) < 0) {
+	/* r_data lives until the record is deleted, after this put. */
+	if (cache_dirty_put_ref(w->w_dirty, &dr, r) < 0) {
 		struct cache_dirty_done dd = {.dd_token = r, .dd_err = -ENOMEM,
 					      .dd_put = true};
 
@@ -1837,6 +1939,9 @@ static int park(struct px_wb *w, struct px_client *c, const uint8_t *msg,
 	if (k == P_WRITE && w->w_waited++ == 0)
 		px_info("write-back: --dirty-max %llu reached: writes wait for "
 			"the flusher", (unsigned long long)w->w_max);
+	/* It may wait for a held flusher (flush_held). */
+	if (k != P_GRANT)
+		flush_kick(w);
 	return 1;
 }
 
@@ -2252,11 +2357,27 @@ static void wb_report(struct px_wb *w, bool force)
 		(unsigned long long)w->w_refused);
 }
 
+/* Was the log slow to commit since the last tick?  (flush_held) */
+static void log_speed(struct px_wb *w)
+{
+	struct cache_dirty_counts dc;
+
+	cache_dirty_counts(w->w_dirty, &dc);
+	if (dc.dc_groups > w->w_tick_groups)
+		w->w_log_slow = (dc.dc_commit_us - w->w_tick_commit_us) /
+					(dc.dc_groups - w->w_tick_groups) >
+				HOLD_SLOW_LOG_US;
+	w->w_tick_groups = dc.dc_groups;
+	w->w_tick_commit_us = dc.dc_commit_us;
+}
+
 void px_wb_tick(struct px_loop *l)
 {
 	struct px_wb *w = l->lp_wb;
 	uint64_t now = px_now_ms();
 	struct wb_file *f, *next;
+
+	log_speed(w);
 
 	for (f = w->w_files; f; f = next) {
 		next = f->f_next;
@@ -2299,6 +2420,7 @@ void px_wb_close(struct px_loop *l)
 void px_wb_stats(struct px_loop *l, struct px_wb_stats *st)
 {
 	struct px_wb *w = l->lp_wb;
+	struct cache_dirty_counts dc;
 
 	memset(st, 0, sizeof(*st));
 	if (!w)
@@ -2316,4 +2438,11 @@ void px_wb_stats(struct px_loop *l, struct px_wb_stats *st)
 	st->ws_refused = w->w_refused;
 	st->ws_dropped_bytes = w->w_dropped_bytes;
 	st->ws_passed_through = w->w_passed_through;
+	cache_dirty_counts(w->w_dirty, &dc);
+	st->ws_groups = dc.dc_groups;
+	st->ws_group_records = dc.dc_puts;
+	st->ws_group_deletes = dc.dc_dels;
+	st->ws_group_commit_us = dc.dc_commit_us;
+	st->ws_group_lingers = dc.dc_lingers;
+	st->ws_flush_holds = w->w_holds;
 }
