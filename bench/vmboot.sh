@@ -409,6 +409,23 @@ sc_qcow2() {
 
 want cold || want warm || want prefetch || want herd || want learned && sc_cold
 want learned && sc_learned
+# From here on the store must not learn: the scenarios below measure boots
+# without a profile (or with a hand-made one), and a profile the store
+# learned from one of them would reach the next (a fresh `meta scan` has
+# no boots recorded, so the learner takes it up again, as it should in a
+# grid).  A second server role without learning, behind its own relay.
+if want learned; then
+	# Stopped first: after node B's boot it may still update the file
+	# (a boot paused over --learn-idle), which would put a profile back
+	# after the scans below.
+	b_proxy_stop "$SP_PID"
+	b_server SPN "$H_NFS_PORT" "$H_MNT_PORT" --tls-cert "$CA/store.crt" \
+		--tls-key "$CA/store.key" --tls-ca "$CA/ca.crt" \
+		--grid-mapfile "$H_DIR/grid-mapfile" --learn-profiles no
+	b_relay WANN "$SPN"
+	WAN=$WANN WAN_CTL=$WANN_CTL
+	say "store for the remaining scenarios: server-role gridvfsd $SPN (--learn-profiles no) <- WAN $WAN"
+fi
 want noprofile && sc_noprofile
 want herd && sc_herd
 want qemu2 && sc_qemu2
