@@ -14,14 +14,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 h_init cache_background
 . "$top_srcdir/tests/integration/meta_lib.sh"
-ST="$H_DIR/wan.stats"
-REPLAY="python3 $top_srcdir/tests/integration/meta_replay.py"
-export PYTHONPATH="$top_srcdir/tests/tools"
-
-h_ganesha
-h_relay WP "$H_NFS_PORT" --rpc --stats "$ST" --delay-ms 10 --rate-mbit 100
-m_image "$H_EXPORT/vm.img" 64 25 13
-"$GV" meta scan "$H_EXPORT/vm.img" >/dev/null || h_fail "meta scan"
+m_wan_image 64 25 13
 NZ=$(python3 - "$H_EXPORT/vm.img" <<'PY'
 import sys
 d = open(sys.argv[1], "rb").read()

@@ -13,14 +13,7 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 h_init cache_readahead
 . "$top_srcdir/tests/integration/meta_lib.sh"
-ST="$H_DIR/wan.stats"
-REPLAY="python3 $top_srcdir/tests/integration/meta_replay.py"
-export PYTHONPATH="$top_srcdir/tests/tools"
-
-h_ganesha
-h_relay WP "$H_NFS_PORT" --rpc --stats "$ST" --delay-ms 10 --rate-mbit 100
-m_image "$H_EXPORT/vm.img" 48 100 11
-"$GV" meta scan "$H_EXPORT/vm.img" >/dev/null || h_fail "meta scan"
+m_wan_image 48 100 11
 python3 - >"$H_DIR/trace" <<'PY'
 seq = [((1 << 20) + i * 16384, 16384) for i in range(256)]      # 4 MiB
 stride = [((20 << 20) + i * 196608, 8192) for i in range(64)]  # 12 MiB

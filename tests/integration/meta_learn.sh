@@ -46,17 +46,7 @@ before_att=$(h_sha256 "$H_EXPORT/attached.img.gvmeta")
 before_pl=$(h_sha256 "$H_EXPORT/planted.img.gvmeta")
 
 # The boot-like trace of meta_prefetch (seeded): scattered data blocks.
-python3 - "$H_EXPORT/vm.img" >"$H_DIR/trace" <<'PY'
-import random, sys
-data = open(sys.argv[1], "rb").read()
-r = random.Random(5)
-blocks = [b for b in range(len(data) >> 16) if any(data[b << 16:(b << 16) + 512])]
-print("# boot-like trace: OFFSET LENGTH")
-for b in sorted(r.sample(blocks, 160), key=lambda b: (b // 64 * 7919) % 1009 + r.random()):
-    off = (b << 16) + r.choice([0, 4096, 16384])
-    for k in range(r.choice([1, 2, 4])):
-        print(off + k * 16384, r.choice([4096, 16384, 16384]))
-PY
+m_boot_trace "$H_EXPORT/vm.img" "$H_DIR/trace"
 printf '%s\n' "458752 4096" "65536 8192" "262144 4096" "0 512" >"$H_DIR/small"
 # the boot in two parts, with a pause between them
 half=$(($(grep -vc '^#' "$H_DIR/trace") / 2))

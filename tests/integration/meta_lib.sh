@@ -52,3 +52,33 @@ m_get() {
 m_cache_stat() {
 	"$GV" cache stat "$1" | awk -v k="$2:" '$1 == k { print $2; exit }'
 }
+
+# m_wan_image MIB PCT SEED: ganesha behind a relay that emulates the WAN
+# (20 ms RTT, 100 Mbit/s, RPC stats in $ST: port WP), and EXPORT/vm.img
+# made by m_image with its metadata (meta scan, no profile); sets ST,
+# REPLAY (meta_replay.py) and PYTHONPATH for it.
+m_wan_image() {
+	ST="$H_DIR/wan.stats"
+	REPLAY="python3 $top_srcdir/tests/integration/meta_replay.py"
+	export PYTHONPATH="$top_srcdir/tests/tools"
+	h_ganesha
+	h_relay WP "$H_NFS_PORT" --rpc --stats "$ST" --delay-ms 10 --rate-mbit 100
+	m_image "$H_EXPORT/vm.img" "$@"
+	"$GV" meta scan "$H_EXPORT/vm.img" >/dev/null || h_fail "meta scan"
+}
+
+# m_boot_trace IMAGE OUT: a boot-like trace (OFFSET LENGTH lines) of 160 of
+# IMAGE's data blocks, 4-64 KiB reads in an order unrelated to the layout.
+m_boot_trace() {
+	python3 - "$1" >"$2" <<'PY' || h_fail "cannot make a trace of $1"
+import random, sys
+data = open(sys.argv[1], "rb").read()
+r = random.Random(5)
+blocks = [b for b in range(len(data) >> 16) if any(data[b << 16:(b << 16) + 512])]
+print("# boot-like trace: OFFSET LENGTH")
+for b in sorted(r.sample(blocks, 160), key=lambda b: (b // 64 * 7919) % 1009 + r.random()):
+    off = (b << 16) + r.choice([0, 4096, 16384])
+    for k in range(r.choice([1, 2, 4])):
+        print(off + k * 16384, r.choice([4096, 16384, 16384]))
+PY
+}

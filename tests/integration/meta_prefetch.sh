@@ -9,27 +9,10 @@
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 h_init meta_prefetch
 . "$top_srcdir/tests/integration/meta_lib.sh"
-ST="$H_DIR/wan.stats"
-REPLAY="python3 $top_srcdir/tests/integration/meta_replay.py"
-export PYTHONPATH="$top_srcdir/tests/tools"
-
-h_ganesha
-h_relay WP "$H_NFS_PORT" --rpc --stats "$ST" --delay-ms 10 --rate-mbit 100
-m_image "$H_EXPORT/vm.img" 128 40 31
-"$GV" meta scan "$H_EXPORT/vm.img" >/dev/null || h_fail "meta scan"
+m_wan_image 128 40 31
 # A boot-like trace: 4-128 KiB reads of data blocks, in an order that
 # jumps around the image (seeded, so every run replays the same boot).
-python3 - "$H_EXPORT/vm.img" >"$H_DIR/trace" <<'PY'
-import random, sys
-data = open(sys.argv[1], "rb").read()
-r = random.Random(5)
-blocks = [b for b in range(len(data) >> 16) if any(data[b << 16:(b << 16) + 512])]
-print("# boot-like trace: OFFSET LENGTH")
-for b in sorted(r.sample(blocks, 160), key=lambda b: (b // 64 * 7919) % 1009 + r.random()):
-    off = (b << 16) + r.choice([0, 4096, 16384])
-    for k in range(r.choice([1, 2, 4])):
-        print(off + k * 16384, r.choice([4096, 16384, 16384]))
-PY
+m_boot_trace "$H_EXPORT/vm.img" "$H_DIR/trace"
 
 replay() { # replay NAME CACHE_DIR
 	m_proxy "$1" "$WP" "$2"
