@@ -152,6 +152,17 @@ boot() {
 }
 # status NAME SOCK: keep a proxy's figures for the report
 status() { "$GV" status --socket "$2" >"$H_DIR/$1.status" 2>&1; }
+# gv_boot NAME [OPTS] [-- boot.sh args]: a fresh cache and mount (mount
+# options OPTS), one boot of root.img on it as NAME, its proxy's figures.
+gv_boot() {
+	local name=$1 opts=${2:-}
+	shift $(($# > 1 ? 2 : 1))
+	[ "${1:-}" = -- ] && shift
+	gv_mount "$H_DIR/cache-$name" "$H_DIR/$name.sock" "$opts"
+	boot "$name" "$MNT/root.img" "$@"
+	status "$name" "$H_DIR/$name.sock"
+	unmount
+}
 
 # replay NAME FILE: the cold boot's reads (boot.sh --trace), one at a time
 # with O_DIRECT as QEMU issues them, without the guest: the I/O path's own
@@ -185,10 +196,7 @@ meta_scan() {
 # --- the scenarios ---------------------------------------------------------
 sc_cold() {
 	say "gridvfs cold (fresh cache; the boot's reads are traced)"
-	gv_mount "$H_DIR/cache-cold" "$H_DIR/cold.sock"
-	boot cold "$MNT/root.img" --trace "$H_DIR/boot.trace"
-	status cold "$H_DIR/cold.sock"
-	unmount
+	gv_boot cold "" -- --trace "$H_DIR/boot.trace"
 }
 
 # Node A's cold boot above went through the server role with no metadata:
@@ -214,10 +222,7 @@ sc_learned() {
 	fi
 	"$GV" meta show "$H_EXPORT/root.img.gvmeta" >"$H_DIR/learned.meta" 2>&1
 	say "  $(grep -E '^(profile|origin|trust):' "$H_DIR/learned.meta" | tr -s ' ' | paste -sd';')"
-	gv_mount "$H_DIR/cache-learned" "$H_DIR/learned.sock"
-	boot learned "$MNT/root.img"
-	status learned "$H_DIR/learned.sock"
-	unmount
+	gv_boot learned
 }
 
 # Metadata (meta scan: zero map, hashes) but no profile, the first boot a
@@ -231,24 +236,12 @@ sc_noprofile() {
 	fi
 	say "gridvfs cold, metadata without a profile (meta scan; readahead + background fetch; fresh cache)"
 	meta_scan
-	gv_mount "$H_DIR/cache-np" "$H_DIR/np.sock"
-	boot noprofile "$MNT/root.img"
-	status noprofile "$H_DIR/np.sock"
-	unmount
+	gv_boot noprofile
 	[ -n "${VMBOOT_QUICK:-}" ] && return
 	say "the same with readahead only, background fetch only, neither (fresh caches)"
-	gv_mount "$H_DIR/cache-ra" "$H_DIR/ra.sock" background-fetch=off
-	boot raonly "$MNT/root.img"
-	status raonly "$H_DIR/ra.sock"
-	unmount
-	gv_mount "$H_DIR/cache-bg" "$H_DIR/bg.sock" stream-readahead=off
-	boot bgonly "$MNT/root.img"
-	status bgonly "$H_DIR/bg.sock"
-	unmount
-	gv_mount "$H_DIR/cache-no" "$H_DIR/no.sock" stream-readahead=off,background-fetch=off
-	boot metaonly "$MNT/root.img"
-	status metaonly "$H_DIR/no.sock"
-	unmount
+	gv_boot raonly background-fetch=off
+	gv_boot bgonly stream-readahead=off
+	gv_boot metaonly stream-readahead=off,background-fetch=off
 }
 
 sc_prefetch() {
@@ -260,10 +253,7 @@ sc_prefetch() {
 	meta_scan
 	"$GV" meta attach "$H_EXPORT/root.img.gvmeta" "$H_DIR/boot.trace" >>"$H_DIR/meta.log" 2>&1 ||
 		{ cat "$H_DIR/meta.log"; h_fail "gridvfs meta attach failed"; }
-	gv_mount "$H_DIR/cache-pf" "$H_DIR/pf.sock"
-	boot prefetch "$MNT/root.img"
-	status prefetch "$H_DIR/pf.sock"
-	unmount
+	gv_boot prefetch
 }
 
 # Local, FUSE-only and warm boots take turns, so that the load of the

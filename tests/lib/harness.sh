@@ -86,8 +86,14 @@ h__teardown() {
 h__wait_gone() {
 	local pid=$1 n=$(($2 * 10))
 	while kill -0 "$pid" 2>/dev/null && [ "$n" -gt 0 ]; do
-		# Reap our own children so they do not linger as zombies.
-		if ! ps -o stat= -p "$pid" 2>/dev/null | grep -q '^[^Z]'; then
+		# Reap our own children so they do not linger as zombies.  A
+		# killed daemon's main thread turns zombie before its other
+		# threads have exited, and those still hold its files (the
+		# listening socket, the cache's lock): gone means no thread of
+		# it is left.  (A disowned pid is not waited for: wait would
+		# return at once, so /proc is what tells.)
+		if ! ps -o stat= -p "$pid" 2>/dev/null | grep -q '^[^Z]' &&
+			[ "$(ls "/proc/$pid/task" 2>/dev/null | wc -l)" -le 1 ]; then
 			wait "$pid" 2>/dev/null
 			return 0
 		fi
