@@ -511,6 +511,54 @@ machine() {
 		"$RUNS" "$((2 * B_DELAY_MS))" "$B_RATE_MBIT"
 	[ -z "$ONLY" ] || printf -- '- partial run: only the row groups %s (BENCH_ONLY)\n' "$ONLY"
 }
+
+# targets: the loopback targets of issue 18 against this run's rows, each
+# met or missed; a missed one points at the profile of where its time goes
+# (docs/benchmarks.md).  Rows are matched by label (any file size).
+targets() {
+	local spec
+	spec=$(cat <<-'T'
+		thr	^seq read [0-9]+ MiB, cold cache$	0.85	the cache writer stores every byte into LMDB (two copies, CRC) while ganesha, the client and the loop share 2 cores
+		thr	^seq read [0-9]+ MiB \(nfsbig, 8 in flight\)$	0.9	the proxy is a second hop on 2 cores
+		thr	^seq read [0-9]+ MiB \(nfs-cp, 1 in flight\)$	0.9	one call in flight: each 1 MiB reply is received whole before it is sent on
+		thr	^seq read [0-9]+ MiB, full chain with mTLS	0.7	two proxies each encrypt or decrypt and copy every byte, on 2 cores
+		thr	^seq write [0-9]+ MiB, full chain with mTLS	0.8	two proxies each encrypt or decrypt and copy every byte, on 2 cores
+		thr	^4 KiB random write, write-back, until all answered	1.0	a group commit of the dirty log is two ordered disk flushes
+		lat	^GETATTR median round trip	30	two more loopback hops per call, each a wake-up
+		thr	^seq read [0-9]+ MiB \(nfs-cp, 1 in flight\), gridvfs pass-through vs ganesha PROXY_V4	2.0	per-call latency of the hop, not CPU per byte
+	T
+	)
+	echo "Targets (issue 18, loopback):"
+	echo
+	echo "| row | measured | target | verdict |"
+	echo "|---|---:|---:|---|"
+	awk -F'\t' -v spec="$spec" '
+		BEGIN {
+			n = split(spec, L, "\n")
+			for (i = 1; i <= n; i++) {
+				split(L[i], f, "\t")
+				sub(/^[ \t]+/, "", f[1])
+				kind[i] = f[1]; re[i] = f[2]; want[i] = f[3]; why[i] = f[4]
+			}
+		}
+		$1 == "row" && $3 == "lo" && $6 != "nan" && $7 != "nan" {
+			for (i = 1; i <= n; i++) if ($2 ~ re[i] && !(i in got)) {
+				got[i] = 1
+				if (kind[i] == "lat") {
+					v = $7 - $6
+					verdict = v <= want[i] ? "met" : "missed: " why[i]
+					printf "| %s | +%.0f µs | ≤ +%s µs | %s |\n", $2, v, want[i], verdict
+				} else {
+					v = $6 > 0 ? $7 / $6 : 0
+					verdict = v >= want[i] ? "met" : "missed: " why[i]
+					printf "| %s | %.2f× | ≥ %s× | %s |\n", $2, v, want[i], verdict
+				}
+			}
+		}' "$RES"
+	echo
+	echo "Where the time goes, before and after: docs/benchmarks.md, \"The cold read path, the mTLS chain, the pass-through and GETATTR\" and \"Write-back 4 KiB random writes on loopback\"."
+	echo
+}
 {
 	echo "# gridvfs benchmark: direct nfs-ganesha vs through gridvfsd"
 	echo
@@ -534,6 +582,7 @@ machine() {
 		awk -F'\t' '$1 == "skip" { printf "- skipped: %s: %s\n", $2, $3 }' "$RES"
 	fi
 	echo
+	targets
 	echo "Ratio = gridvfs / base for throughput (MiB/s, IOPS; higher is better);"
 	echo "added µs = gridvfs − base for latency. Raw runs: base | gridvfs."
 	echo
