@@ -51,14 +51,6 @@ get() { # PORT NAME: read NAME through the proxy on PORT, compare
 		h_fail "$3: nfs-cp of $2 failed"
 	cmp -s "$H_EXPORT/$2" "$H_DIR/got" || h_fail "$3: $2 read through the proxy differs"
 }
-wait_log() { # FILE REGEX SECS
-	local n
-	for ((n = 0; n < $3 * 10; n++)); do
-		grep -qE "$2" "$1" && return 0
-		sleep 0.1
-	done
-	return 1
-}
 wait_file() { # FILE SECS
 	local n
 	for ((n = 0; n < $2 * 10; n++)); do
@@ -87,7 +79,7 @@ fill
 h_log "A: cache file system full ($(avail_kib "$H_DIR/fs") KiB free)"
 get "$PA_PORT" r2 "A: full"
 get "$PA_PORT" r1 "A: full"
-wait_log "$H_DIR/pa.log" "\(cache file system full\); bypassing the cache" 5 ||
+h_wait_log "$H_DIR/pa.log" "\(cache file system full\); bypassing the cache" 5 ||
 	h_fail "A: no log line saying the cache file system is full"
 # Write-back WRITEs on a full disk: durable and acknowledged, or refused
 # with NFS3ERR_NOSPC (nfswriter fails on any other answer).
@@ -117,7 +109,7 @@ h_wait_tcp "$PA_PORT" 20 "$PA" ||
 grep -q "verifier .* (kept)" "$H_DIR/pa2.log" || h_fail "A: the dirty log was not kept across kill -9"
 get "$PA_PORT" r2 "A: restarted on a full disk"
 get "$PA_PORT" r1 "A: restarted on a full disk"
-wait_log "$H_DIR/pa2.log" "bypassing the cache" 5 ||
+h_wait_log "$H_DIR/pa2.log" "bypassing the cache" 5 ||
 	h_fail "A: the restarted proxy did not meet the full disk (test broken?)"
 
 # Acknowledged while upstream is paused, flushed on a full disk while other
@@ -203,7 +195,7 @@ for i in 1 2 3 4 5 6 7 1 2 3 4 5 6 7 1 2 3 4 5 6 7; do
 	get "$PB_PORT" "m$i" "B2: map filling"
 	grep -q "MDB_MAP_FULL" "$H_DIR/pb.log" && break
 done
-wait_log "$H_DIR/pb.log" "MDB_MAP_FULL.*\(LMDB map full\); bypassing" 5 ||
+h_wait_log "$H_DIR/pb.log" "MDB_MAP_FULL.*\(LMDB map full\); bypassing" 5 ||
 	h_fail "B2: no log line saying the LMDB map is full (map never filled?)"
 get "$PB_PORT" m5 "B2: map full"
 kill -0 "$PB" || h_fail "B2: the proxy died when the map filled"
@@ -215,7 +207,7 @@ T_KILL=$(date +%s)
 h_log "B2: snapshot holder killed"
 
 # --- recovery, A and B: within one retry (30 s) of the cause going away ---
-wait_log "$H_DIR/pa2.log" "writes resumed" $((40 - ($(date +%s) - T_FREE))) ||
+h_wait_log "$H_DIR/pa2.log" "writes resumed" $((40 - ($(date +%s) - T_FREE))) ||
 	h_fail "A: the read cache did not resume within 40 s of the space coming back"
 r0=$(reads)
 get "$PA_PORT" r2 "A: after recovery"
@@ -226,9 +218,9 @@ r2=$(reads)
 h_log "A: r2 after recovery: $((r1 - r0)) READs upstream, then $((r2 - r1))"
 [ $((r2 - r1)) -eq 0 ] || h_fail "A: the read cache serves nothing after the recovery ($((r2 - r1)) READs)"
 
-wait_log "$H_DIR/pb.log" "cleared 1 reader slot" $((40 - ($(date +%s) - T_KILL))) ||
+h_wait_log "$H_DIR/pb.log" "cleared 1 reader slot" $((40 - ($(date +%s) - T_KILL))) ||
 	h_fail "B2: the dead reader's slot was not cleared within 40 s"
-wait_log "$H_DIR/pb.log" "writes resumed" 5 || h_fail "B2: the cache did not resume after the map was full"
+h_wait_log "$H_DIR/pb.log" "writes resumed" 5 || h_fail "B2: the cache did not resume after the map was full"
 pinned && h_fail "B2: the dead reader's slot is still there"
 get "$PB_PORT" small "B2: after recovery"
 sleep 1

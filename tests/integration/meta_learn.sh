@@ -71,34 +71,25 @@ replay() {
 		h_fail "$1 replay of $3: $(cat "$H_DIR/$1.out")"
 }
 field() { awk -v k="$2" '{ for (i = 1; i < NF; i++) if ($i == k) print $(i + 1) }' "$H_DIR/$1.out"; }
-# wait_log FILE PATTERN SECONDS
-wait_log() {
-	local i
-	for ((i = 0; i < $3 * 10; i++)); do
-		grep -q "$2" "$1" && return 0
-		sleep 0.1
-	done
-	return 1
-}
 
 # --- node A boots with no metadata; the store learns ---------------------
 node nodeA
 replay bootA1 "$NP" vm.img "$H_DIR/trace1"
-wait_log "$H_DIR/store.log" "profile of vm.img learned from 1 boot: $touched1 blocks" 15 ||
+h_wait_log "$H_DIR/store.log" "profile of vm.img learned from 1 boot: $touched1 blocks" 15 ||
 	h_fail "nothing published during node A's pause ($touched1 blocks touched)"
 replay bootA2 "$NP" vm.img "$H_DIR/trace2"
 for i in scanned attached planted; do replay "small-$i" "$NP" "$i.img" "$H_DIR/small"; done
 h_log "node A: $(cat "$H_DIR/bootA1.out"), after the pause $(cat "$H_DIR/bootA2.out")"
-wait_log "$H_DIR/store.log" "profile of vm.img learned from 1 boot: $touched blocks" 30 ||
+h_wait_log "$H_DIR/store.log" "profile of vm.img learned from 1 boot: $touched blocks" 30 ||
 	h_fail "the learned profile of vm.img was not completed after the pause"
-wait_log "$H_DIR/store.log" "profile of scanned.img learned" 10 ||
+h_wait_log "$H_DIR/store.log" "profile of scanned.img learned" 10 ||
 	h_fail "no learned profile was added to scanned.img's metadata"
-wait_log "$H_DIR/store.log" "profile of planted.img not published" 10 ||
+h_wait_log "$H_DIR/store.log" "profile of planted.img not published" 10 ||
 	h_fail "the server role said nothing about planted.img"
 # Waited for like the others: a node's background fetch of the image's
 # non-zero blocks may keep it read (and the store's idle timer from
 # running) after the replay.
-wait_log "$H_DIR/store.log" "profile of attached.img not published: it has an attached profile" 10 ||
+h_wait_log "$H_DIR/store.log" "profile of attached.img not published: it has an attached profile" 10 ||
 	h_fail "the operator's profile of attached.img was not reported as kept"
 h_stop_pid "$NPID" || h_fail "node A exited $? on SIGTERM"
 "$GV" status --socket "$H_DIR/store.sock" >"$H_DIR/statusS" || h_fail "gridvfs status of the store"
@@ -159,7 +150,7 @@ if [ "${LEARN_OFF:-0}" != 1 ]; then
 	head -c $((2 << 20)) /dev/urandom >"$H_EXPORT/doc.bin" # under --learn-min-size
 	replay small-doc "$H_AT_PORT" doc.bin "$H_DIR/small"
 	replay small-c "$H_AT_PORT" c.img "$H_DIR/small"
-	wait_log "$H_DIR/nodeC.log" "profile of c.img learned from 1 boot: 4 blocks" 15 ||
+	h_wait_log "$H_DIR/nodeC.log" "profile of c.img learned from 1 boot: 4 blocks" 15 ||
 		h_fail "the client role did not publish c.img's profile"
 	sleep 1
 	[ -e "$H_EXPORT/doc.bin.gvmeta" ] && h_fail "a file under --learn-min-size got a profile"

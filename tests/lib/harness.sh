@@ -213,6 +213,18 @@ h__port_bindable() {
 	! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# h_wait_log FILE ERE SECS: wait until a line of FILE matches the extended
+# regular expression (a daemon's log says something happened); 1 if it
+# did not within SECS.
+h_wait_log() {
+	local n
+	for ((n = 0; n < $3 * 10; n++)); do
+		grep -qE "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # h_wait_tcp PORT SECS [PID]: wait until 127.0.0.1:PORT accepts a TCP
 # connection; fail early if PID dies.
 h_wait_tcp() {
