@@ -209,8 +209,9 @@ static void fh_free(struct fhlist *f)
 	free(f->len);
 }
 
-static int fh_find(uint32_t prog, uint32_t proc, bool call, uint8_t *msg,
-		   size_t off, size_t len, struct fhlist *f)
+/* The handles of a reply (a call's come from its request record). */
+static int fh_find(uint32_t prog, uint32_t proc, uint8_t *msg, size_t off,
+		   size_t len, struct fhlist *f)
 {
 	struct rpc_nfs3_visit v = {.v_fh = fh_note};
 	ssize_t used;
@@ -218,11 +219,9 @@ static int fh_find(uint32_t prog, uint32_t proc, bool call, uint8_t *msg,
 	memset(f, 0, sizeof(*f));
 	f->base = msg;
 	if (prog == RPC_PROG_NFS)
-		used = call ? rpc_nfs3_walk_call(proc, msg + off, len - off, &v, f)
-			    : rpc_nfs3_walk_reply(proc, msg + off, len - off, &v, f);
+		used = rpc_nfs3_walk_reply(proc, msg + off, len - off, &v, f);
 	else
-		used = call ? rpc_mnt3_walk_call(proc, msg + off, len - off, &v, f)
-			    : rpc_mnt3_walk_reply(proc, msg + off, len - off, &v, f);
+		used = rpc_mnt3_walk_reply(proc, msg + off, len - off, &v, f);
 	if (used < 0 || f->oom) {
 		fh_free(f);
 		return used < 0 ? (int)used : -ENOMEM;
@@ -653,7 +652,7 @@ struct px_msg *px_export_wrap_reply(struct px_loop *l, uint32_t prog,
 	unsigned ndd = 0;
 	size_t r, w;
 
-	if (fh_find(prog, proc, false, msg, res_off, m->m_len, &f))
+	if (fh_find(prog, proc, msg, res_off, m->m_len, &f))
 		return NULL;
 	if (!f.n) {
 		fh_free(&f);

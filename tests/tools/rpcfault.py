@@ -78,17 +78,20 @@ class Relay:
             with wlock:
                 sock.sendall(struct.pack(">I", 0x80000000 | len(rec)) + rec)
 
+        def close_both():
+            for s in (c, u):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
         def down():
             try:
                 for rec in records(u):
                     send(c, rec)
             except OSError:
                 pass
-            for s in (c, u):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            close_both()
 
         threading.Thread(target=down, daemon=True).start()
         try:
@@ -101,18 +104,12 @@ class Relay:
                         rep += struct.pack(">I", JUKEBOX) + b"\0" * (4 * words)
                         self.log.write("jukebox %d xid %08x\n" % (proc, xid))
                         self.log.flush()
-                        with wlock:
-                            c.sendall(struct.pack(">I", 0x80000000 | len(rep)) + rep)
+                        send(c, rep)
                         continue
-                with wlock:
-                    u.sendall(struct.pack(">I", 0x80000000 | len(rec)) + rec)
+                send(u, rec)
         except OSError:
             pass
-        for s in (c, u):
-            try:
-                s.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
+        close_both()
 
 
 def main():
