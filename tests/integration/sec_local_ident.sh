@@ -17,13 +17,19 @@ M_AS=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 
 h_ganesha
 chmod 755 "$H_DIR" "$H_EXPORT"
+# What nobody runs, copied where nobody can read it: the source and build
+# trees may sit in a directory only root may enter (a mktemp -d clone).
+mkdir -p "$H_DIR/pub" &&
+	cp "$top_srcdir/tests/tools/nfsrpc.py" "$top_builddir/gridvfsd" "$H_DIR/pub/" &&
+	chmod 755 "$H_DIR/pub" || h_fail "cannot copy the tools for uid 65534"
+M_RPC=$H_DIR/pub/nfsrpc.py
 echo "A-secret" >"$H_EXPORT/secret"
 chown 2001:2001 "$H_EXPORT/secret"
 chmod 600 "$H_EXPORT/secret"
 
 h_gridvfsd
 P=$H_PX_PORT
-asm() { "${M_AS[@]}" $PY "$top_srcdir/tests/tools/nfsrpc.py" 127.0.0.1 "$P" "$H_EXPORT" --mountcred 65534:65534 "$@"; }
+asm() { "${M_AS[@]}" $PY "$M_RPC" 127.0.0.1 "$P" "$H_EXPORT" --mountcred 65534:65534 "$@"; }
 
 # --- case forged_uid: M claims A's uid -------------------------------------
 out=$(asm --uid 2001 --gid 2001 read /secret 2>&1)
@@ -37,7 +43,7 @@ out=$(asm --uid 65534 --gid 0 read /secret 2>&1)
 out=$(asm --uid 65534 --gid 65534 --gids 2001 read /secret 2>&1)
 [ "$out" = "nfs error 1005" ] || h_fail "forged_groups: got '$out', want nfs error 1005"
 # Mounting as root from an unreserved port is a forgery as well.
-out=$("${M_AS[@]}" $PY "$top_srcdir/tests/tools/nfsrpc.py" 127.0.0.1 "$P" "$H_EXPORT" getattr / 2>&1)
+out=$("${M_AS[@]}" $PY "$M_RPC" 127.0.0.1 "$P" "$H_EXPORT" getattr / 2>&1)
 [ "$out" = "nfs error 1005" ] || h_fail "forged_mount: MNT as uid 0 by uid 65534 got '$out'"
 
 # --- case own_ids: M's own identity still works -----------------------------
@@ -56,12 +62,12 @@ nfs-ls "$(h_url_proxy)" | grep -q secret || h_fail "root_peer: nfs-ls through th
 echo "for all" >"$H_EXPORT/public"
 chmod 644 "$H_EXPORT/public"
 h_take_port P2
-"${M_AS[@]}" "$top_builddir/gridvfsd" -c /dev/null --listen "127.0.0.1:$P2" \
+"${M_AS[@]}" "$H_DIR/pub/gridvfsd" -c /dev/null --listen "127.0.0.1:$P2" \
 	--upstream "127.0.0.1:$H_NFS_PORT" --mount-upstream "127.0.0.1:$H_MNT_PORT" --foreground \
 	</dev/null >"$H_DIR/unpriv.log" 2>&1 &
 H_PIDS+=($!)
 h_wait_tcp "$P2" 20 $! || h_fail "unprivileged_daemon: gridvfsd as uid 65534 did not start: $(tail -n 2 "$H_DIR/unpriv.log")"
-out=$("${M_AS[@]}" $PY "$top_srcdir/tests/tools/nfsrpc.py" 127.0.0.1 "$P2" "$H_EXPORT" \
+out=$("${M_AS[@]}" $PY "$M_RPC" 127.0.0.1 "$P2" "$H_EXPORT" \
 	--mountcred 65534:65534 --uid 65534 --gid 65534 read /public 2>&1)
 [ "$out" = "for all" ] || h_fail "unprivileged_daemon: its own user got '$out'"
 
