@@ -584,6 +584,16 @@ static int group_body(struct cache *c, MDB_txn *t, struct witem ***dt,
 		for (struct witem *wi = l; wi; wi = wi->wi_next) {
 			if (rc == 0)
 				rc = apply_item(c, t, wi, seq, ws);
+			/* A fill by reference is in LMDB's own pages now (or
+			 * will be dropped if the group fails): give the reply
+			 * buffer back at once, not after the commit, so the
+			 * loop reuses it instead of growing the heap by a
+			 * group's worth of buffers (docs/benchmarks.md). */
+			if (wi->wi_release) {
+				wi->wi_release(wi->wi_release_arg);
+				wi->wi_release = NULL;
+				wi->wi_ext = NULL;
+			}
 			bytes += wi->wi_kind == WI_FILL ? wi->wi_len : 0;
 			**dt = wi;
 			*dt = &wi->wi_next;
