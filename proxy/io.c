@@ -7,6 +7,7 @@
 #include "proxy/px.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -28,9 +29,14 @@ uint64_t px_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* Bytes of messages made since the last px_mem_tick (loop thread only). */
+static uint64_t msg_made_bytes;
+
 struct px_msg *px_msg_wrap(uint8_t *mem, size_t len)
 {
 	struct px_msg *m = calloc(1, sizeof(*m));
+
+	msg_made_bytes += len;
 
 	if (!m) {
 		free(mem);
@@ -47,6 +53,36 @@ struct px_msg *px_msg_new(size_t len)
 	uint8_t *mem = malloc(RPC_REC_HEADROOM + (len ? len : 1));
 
 	return mem ? px_msg_wrap(mem, len) : NULL;
+}
+
+/*
+ * The heap is trimmed when the daemon is quiet, never during a burst.
+ * glibc trims the heap's free top whenever it passes M_TRIM_THRESHOLD, and
+ * a cold read holds up to the cache's queue of reply buffers (64 MiB)
+ * before the writer lets them go: with a threshold below that, a burst
+ * gave pages back and faulted them in again.  main() sets the threshold
+ * out of reach; here, once a burst is over (under 1 MiB of messages a
+ * second for ten seconds) and more than 16 MiB lie free, the free memory
+ * of every arena goes back to the system, once per quiet spell.  Called
+ * once a second from the loop's timer.
+ */
+void px_mem_tick(void)
+{
+	static unsigned quiet;
+	static bool trimmed;
+	uint64_t made = msg_made_bytes;
+
+	msg_made_bytes = 0;
+	if (made >= (1u << 20)) {
+		quiet = 0;
+		trimmed = false;
+		return;
+	}
+	if (trimmed || ++quiet < 10)
+		return;
+	trimmed = true;
+	if (mallinfo2().fordblks > (16u << 20))
+		malloc_trim(0);
 }
 
 void px_msg_unref(struct px_msg *m)

@@ -391,11 +391,16 @@ static void drain_tick(struct px_loop *l, const struct timespec *now)
 static void timer_event(struct px_ev *ev, uint64_t unused)
 {
 	struct px_loop *l = the_loop;
+	static unsigned mem_ticks;
 	struct timespec now;
 	uint64_t ticks;
 
 	if (read(ev->ev_fd, &ticks, sizeof(ticks)) < 0)
 		return;
+	if (++mem_ticks * TICK_MS >= 1000) {
+		mem_ticks = 0;
+		px_mem_tick();
+	}
 	px_now(&now);
 	for (unsigned i = 0; i < l->lp_neng; i++) {
 		struct px_loop *e = l->lp_eng[i];

@@ -317,10 +317,12 @@ int main(int argc, char **argv)
 	/* Records of up to a MiB are allocated and freed all the time (READ
 	 * and WRITE data): glibc would mmap and munmap each (or trim the heap
 	 * after each), and every page of every record would fault in anew.
-	 * Keep them in the heap and keep up to 64 MiB of it free
-	 * (docs/benchmarks.md: a fifth of the cold read path's CPU). */
+	 * Keep them in the heap, and never trim it during a burst: the
+	 * loop's timer gives free memory back once the daemon is quiet
+	 * (px_mem_tick; docs/benchmarks.md: a fifth of the cold read path's
+	 * CPU was page faults). */
 	mallopt(M_MMAP_THRESHOLD, 8 << 20);
-	mallopt(M_TRIM_THRESHOLD, 64 << 20);
+	mallopt(M_TRIM_THRESHOLD, 1 << 30);
 	px_peer_note_start(); /* before --user changes who we are */
 	rc = px_config_load(&pc, argc, argv, px_opts_table(), err,
 			    sizeof(err));

@@ -190,6 +190,7 @@ static inline uint8_t *px_msg_data(struct px_msg *m)
 struct px_msg *px_msg_wrap(uint8_t *mem, size_t len); /* takes mem */
 struct px_msg *px_msg_new(size_t len);
 void px_msg_unref(struct px_msg *m);
+void px_mem_tick(void); /* once a second: trim the heap when quiet */
 
 struct px_outq {
 	struct px_msg *q_head, *q_tail;
