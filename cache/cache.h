@@ -350,6 +350,8 @@ struct cache_dirty_opts {
 	const char *do_dir;      /* environment directory; created if missing */
 	uint64_t do_map_bytes;   /* LMDB map size; 0 = 4 GiB */
 	void (*do_log)(int prio, const char *msg); /* thread-safe; NULL: stderr */
+	/* This boot of the machine (tests); NULL: the kernel's boot_id. */
+	const char *do_boot_id;
 };
 
 /* One WRITE as stored: the file handle (the flusher needs it), the
@@ -364,13 +366,21 @@ struct cache_dirty_rec {
 	uint32_t dr_fhlen;        /* 1..CACHE_FH_MAX */
 	uint8_t dr_fh[CACHE_FH_MAX];
 	const void *dr_data;      /* dr_len bytes; see each function for life */
+	/* Durable when its put completes (a stable WRITE).  Otherwise the
+	 * completed put is in the file system's cache and on disk after the
+	 * next synced group: a process crash cannot lose it, a machine crash
+	 * can lose the last group, and the next open then draws a new
+	 * verifier (cache_dirty_open). */
+	bool dr_sync;
 };
 
 /*
  * Open (or create) the dirty log and start its writer.  A directory that
  * holds no usable environment (not LMDB, other format, damaged) is moved
  * aside to <dir>.bad-<UTC stamp> (kept, never deleted: it may hold
- * acknowledged data) and rebuilt, which draws a new write verifier.
+ * acknowledged data) and rebuilt, which draws a new write verifier.  A log
+ * last opened in an earlier boot of the machine and not closed cleanly
+ * also gets a new verifier: its last group may have been lost.
  * Returns 0 and *out, -EBUSY (another process has it open), -errno.
  */
 int cache_dirty_open(const struct cache_dirty_opts *o, struct cache_dirty **out);
@@ -383,6 +393,9 @@ void cache_dirty_close(struct cache_dirty *d);
 void cache_dirty_verifier(const struct cache_dirty *d, uint8_t verf[8]);
 /* True when this open created the log afresh or rebuilt a damaged one. */
 bool cache_dirty_fresh(const struct cache_dirty *d);
+/* The log was last open in another boot and not closed cleanly: its
+ * verifier was redrawn (cache_dirty_open). */
+bool cache_dirty_rebooted(const struct cache_dirty *d);
 
 /* Call fn for every stored record in sequence order (data valid during
  * the call only); stops at fn's first non-zero return, which it returns.
@@ -438,6 +451,8 @@ uint64_t cache_dirty_bytes(const struct cache_dirty *d);
 struct cache_dirty_counts {
 	uint64_t dc_groups, dc_puts, dc_dels, dc_failed, dc_commit_us;
 	uint64_t dc_lingers;  /* commits that waited for more records first */
+	uint64_t dc_syncs;    /* groups made durable at once (stable puts,
+	                       * deletions): a second flush */
 };
 void cache_dirty_counts(const struct cache_dirty *d,
 			struct cache_dirty_counts *out);

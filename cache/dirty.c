@@ -56,6 +56,7 @@ struct ditem {
 	uint32_t di_len;   /* data bytes (accounting) */
 	int di_err;
 	bool di_put;
+	bool di_sync;      /* durable before it completes */
 };
 
 struct cache_dirty {
@@ -66,6 +67,8 @@ struct cache_dirty {
 	int d_evfd;
 	uint8_t d_verf[8];
 	bool d_fresh;
+	bool d_reboot;     /* verifier redrawn: unclean log of another boot */
+	char d_boot[40];   /* this boot's id */
 	uint64_t d_last_seq;
 	void (*d_log)(int, const char *);
 	_Atomic uint64_t d_bytes;
@@ -143,28 +146,68 @@ static bool damaged(int rc)
 }
 
 /* Read or create the meta keys.  -EBADMSG for another format. */
+static void verf_draw(struct cache_dirty *d)
+{
+	if (getrandom(d->d_verf, sizeof(d->d_verf), 0) != 8) {
+		uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
+
+		memcpy(d->d_verf, &t, 8);
+	}
+}
+
+/* This boot of the machine: the kernel's random boot_id, "" if unknown
+ * (then every unclean log looks like another boot's: a new verifier). */
+static void boot_id(struct cache_dirty *d, const char *given)
+{
+	FILE *f;
+
+	d->d_boot[0] = 0;
+	if (given) {
+		snprintf(d->d_boot, sizeof(d->d_boot), "%s", given);
+		return;
+	}
+	if ((f = fopen("/proc/sys/kernel/random/boot_id", "re"))) {
+		if (!fgets(d->d_boot, sizeof(d->d_boot), f))
+			d->d_boot[0] = 0;
+		d->d_boot[strcspn(d->d_boot, "\n")] = 0;
+		fclose(f);
+	}
+}
+
+/*
+ * The verifier outlives a crash of the process: every completed put is in
+ * the file system (LMDB wrote it before the commit returned).  Only a
+ * machine crash can lose one: groups without a stable put or a deletion
+ * are committed with one flush of the data pages and the meta page left
+ * to the next flush (MDB_NOMETASYNC), so the last such group may be undone.
+ * Hence the meta keys "boot" (the boot the log was opened in) and "clean"
+ * (closed with everything flushed): a log of another boot that was not
+ * closed cleanly gets a new verifier, and clients resend every WRITE they
+ * have not seen committed.
+ */
 static int meta_load(struct cache_dirty *d, MDB_txn *txn)
 {
 	MDB_val k = {6, "format"}, v;
+	MDB_val kb = {4, "boot"}, kc = {5, "clean"};
 	uint32_t fmt = DIRTY_FORMAT;
 	MDB_cursor *cur;
+	bool same_boot, clean;
 	int rc = mdb_get(txn, d->d_meta, &k, &v);
 
 	if (rc == MDB_NOTFOUND) {
 		/* New log: a new verifier (clients must resend what they
 		 * think we hold). */
-		if (getrandom(d->d_verf, sizeof(d->d_verf), 0) != 8) {
-			uint64_t t = (uint64_t)time(NULL) ^ (uint64_t)getpid() << 32;
-
-			memcpy(d->d_verf, &t, 8);
-		}
+		verf_draw(d);
 		d->d_fresh = true;
 		v.mv_size = 4, v.mv_data = &fmt;
 		if ((rc = mdb_put(txn, d->d_meta, &k, &v, 0)))
 			return rc;
 		k.mv_size = 8, k.mv_data = "verifier";
 		v.mv_size = 8, v.mv_data = d->d_verf;
-		return mdb_put(txn, d->d_meta, &k, &v, 0);
+		if ((rc = mdb_put(txn, d->d_meta, &k, &v, 0)))
+			return rc;
+		v.mv_size = strlen(d->d_boot), v.mv_data = d->d_boot;
+		return mdb_put(txn, d->d_meta, &kb, &v, 0);
 	}
 	if (rc)
 		return rc;
@@ -176,6 +219,28 @@ static int meta_load(struct cache_dirty *d, MDB_txn *txn)
 	if (v.mv_size != 8)
 		return -EBADMSG;
 	memcpy(d->d_verf, v.mv_data, 8);
+	rc = mdb_get(txn, d->d_meta, &kb, &v);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	same_boot = rc == 0 && d->d_boot[0] && v.mv_size == strlen(d->d_boot) &&
+		    !memcmp(v.mv_data, d->d_boot, v.mv_size);
+	rc = mdb_get(txn, d->d_meta, &kc, &v);
+	if (rc && rc != MDB_NOTFOUND)
+		return rc;
+	clean = rc == 0;
+	if (!same_boot && !clean) {
+		verf_draw(d);
+		d->d_reboot = true;
+		k.mv_size = 8, k.mv_data = "verifier";
+		v.mv_size = 8, v.mv_data = d->d_verf;
+		if ((rc = mdb_put(txn, d->d_meta, &k, &v, 0)))
+			return rc;
+	}
+	if (clean && (rc = mdb_del(txn, d->d_meta, &kc, NULL)))
+		return rc;
+	v.mv_size = strlen(d->d_boot), v.mv_data = d->d_boot;
+	if ((rc = mdb_put(txn, d->d_meta, &kb, &v, 0)))
+		return rc;
 	if ((rc = mdb_cursor_open(txn, d->d_recs, &cur)))
 		return rc;
 	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
@@ -194,8 +259,14 @@ static int env_try(struct cache_dirty *d, uint64_t map)
 		return rc;
 	mdb_env_set_maxdbs(d->d_env, 4);
 	mdb_env_set_mapsize(d->d_env, map);
-	/* No NOSYNC/NOMETASYNC: an acknowledged WRITE must survive a crash. */
-	if ((rc = mdb_env_open(d->d_env, d->d_dir, MDB_NOTLS, 0600)))
+	/* MDB_NOMETASYNC: a group's commit flushes its pages, and its meta
+	 * page goes with the next flush (at the latest the next synced
+	 * group's, see group_apply): one flush per group instead of two.  A
+	 * crash of the machine may undo the last group (never corrupt the
+	 * log); meta_load's verifier rule covers that.  Never MDB_NOSYNC:
+	 * unflushed pages reused before a crash would corrupt the log. */
+	if ((rc = mdb_env_open(d->d_env, d->d_dir, MDB_NOTLS | MDB_NOMETASYNC,
+			       0600)))
 		goto fail;
 	if ((rc = mdb_txn_begin(d->d_env, NULL, 0, &txn)) ||
 	    (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &d->d_meta)) ||
@@ -204,7 +275,7 @@ static int env_try(struct cache_dirty *d, uint64_t map)
 		goto fail;
 	rc = mdb_txn_commit(txn);
 	txn = NULL;
-	if (rc)
+	if (rc || (rc = mdb_env_sync(d->d_env, 1)))
 		goto fail;
 	return 0;
 fail:
@@ -278,6 +349,7 @@ int cache_dirty_open(const struct cache_dirty_opts *o, struct cache_dirty **out)
 		pthread_condattr_destroy(&ca);
 	}
 	pthread_cond_init(&d->d_idle, NULL);
+	boot_id(d, o->do_boot_id);
 	if ((rc = dir_lock(d)))
 		goto fail;
 	rc = env_try(d, o->do_map_bytes ? o->do_map_bytes : DEFAULT_MAP);
@@ -333,15 +405,19 @@ static int group_failed(struct cache_dirty *d, int rc, uint64_t bytes)
 }
 
 static int group_apply(struct cache_dirty *d, struct ditem *list,
-		       uint64_t *freed)
+		       uint64_t *freed, bool *synced)
 {
 	MDB_txn *txn;
 	uint64_t bytes = 0;
+	bool sync = false;
 	int rc = mdb_txn_begin(d->d_env, NULL, 0, &txn);
 
 	*freed = 0;
-	for (struct ditem *it = list; it; it = it->di_next)
+	*synced = false;
+	for (struct ditem *it = list; it; it = it->di_next) {
 		bytes += it->di_vlen + (it->di_data ? it->di_len : 0);
+		sync |= it->di_sync || !it->di_put;
+	}
 	if (rc)
 		return group_failed(d, rc, bytes);
 	for (struct ditem *it = list; it; it = it->di_next) {
@@ -371,9 +447,18 @@ static int group_apply(struct cache_dirty *d, struct ditem *list,
 			return group_failed(d, rc, bytes);
 		}
 	}
-	/* Commit: LMDB fsyncs data and meta pages before returning. */
-	rc = mdb_txn_commit(txn);
-	return rc ? group_failed(d, rc, bytes) : 0;
+	/* Commit: LMDB writes the pages and flushes them; the meta page is
+	 * written, not flushed (MDB_NOMETASYNC).  A stable put must be
+	 * durable when it completes, and a deletion before anything that
+	 * depends on it proceeds (the flusher's records must never come
+	 * back from a crash after newer data was committed upstream): such
+	 * a group flushes the meta page too. */
+	if ((rc = mdb_txn_commit(txn)))
+		return group_failed(d, rc, bytes);
+	if (sync && (rc = mdb_env_sync(d->d_env, 1)))
+		return group_failed(d, rc, bytes);
+	*synced = sync;
+	return 0;
 }
 
 static uint64_t mono_us(void)
@@ -393,7 +478,7 @@ static uint64_t mono_us(void)
  * writers were just answered) on top of what was queued, and waits for
  * them -- at most one commit's duration (capped at LINGER_MAX_US) from
  * when the writer turns to the queue, the time a second group would have
- * cost.  Then N WRITEs share one fsync.  Nothing waits when the last group had fewer
+ * cost.  Then N WRITEs share one commit.  Nothing waits when the last group had fewer
  * than LINGER_MIN_PUTS puts (a lone writer is never delayed), nor once
  * the writer was idle for LINGER_IDLE_US (the burst is over).
  */
@@ -424,6 +509,7 @@ static void *writer_main(void *arg)
 	for (;;) {
 		struct ditem *list, *last;
 		uint64_t n = 0, puts = 0, freed = 0, one = 1, t0, t1;
+		bool synced;
 		int rc;
 
 		while (!d->d_qhead && !d->d_stop) {
@@ -434,13 +520,13 @@ static void *writer_main(void *arg)
 		if (!d->d_qhead)
 			break;
 		linger(d);
-		/* Group commit: everything queued so far, one fsync. */
+		/* Group commit: everything queued so far, one commit. */
 		list = d->d_qhead;
 		d->d_qhead = d->d_qtail = NULL;
 		d->d_qputs = 0;
 		pthread_mutex_unlock(&d->d_mu);
 		t0 = mono_us();
-		rc = group_apply(d, list, &freed);
+		rc = group_apply(d, list, &freed, &synced);
 		t1 = mono_us();
 		if (rc == 0)
 			atomic_fetch_sub(&d->d_bytes, freed);
@@ -468,6 +554,7 @@ static void *writer_main(void *arg)
 			d->d_counts.dc_failed++;
 		} else {
 			d->d_counts.dc_groups++;
+			d->d_counts.dc_syncs += synced;
 			d->d_counts.dc_puts += puts;
 			d->d_counts.dc_dels += n - puts;
 		}
@@ -540,6 +627,7 @@ static int put_common(struct cache_dirty *d, const struct cache_dirty_rec *r,
 	it->di_len = r->dr_len;
 	it->di_token = token;
 	it->di_put = true;
+	it->di_sync = r->dr_sync;
 	atomic_fetch_add(&d->d_bytes, r->dr_len);
 	return enqueue(d, it);
 }
@@ -641,9 +729,31 @@ bool cache_dirty_fresh(const struct cache_dirty *d)
 	return d->d_fresh;
 }
 
+bool cache_dirty_rebooted(const struct cache_dirty *d)
+{
+	return d->d_reboot;
+}
+
 uint64_t cache_dirty_last_seq(const struct cache_dirty *d)
 {
 	return d->d_last_seq;
+}
+
+/* The writer is done: flush everything and say so ("clean"), so that a
+ * reboot keeps the verifier.  A failure only costs clients a resend. */
+static void mark_clean(struct cache_dirty *d)
+{
+	MDB_val kc = {5, "clean"}, v = {1, "1"};
+	MDB_txn *txn;
+
+	if (!d->d_env || mdb_txn_begin(d->d_env, NULL, 0, &txn))
+		return;
+	if (mdb_put(txn, d->d_meta, &kc, &v, 0)) {
+		mdb_txn_abort(txn);
+		return;
+	}
+	if (mdb_txn_commit(txn) == 0)
+		(void)mdb_env_sync(d->d_env, 1);
 }
 
 void cache_dirty_close(struct cache_dirty *d)
@@ -656,6 +766,7 @@ void cache_dirty_close(struct cache_dirty *d)
 		pthread_cond_signal(&d->d_cv);
 		pthread_mutex_unlock(&d->d_mu);
 		pthread_join(d->d_thread, NULL);
+		mark_clean(d);
 	}
 	while (d->d_dhead) {
 		struct ditem *it = d->d_dhead;

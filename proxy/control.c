@@ -323,6 +323,7 @@ static void report(struct px_loop *l, struct out *o, bool json)
 		kv(o, json, &first, "wb_group_deletes", ws.ws_group_deletes);
 		kv(o, json, &first, "wb_group_commit_us", ws.ws_group_commit_us);
 		kv(o, json, &first, "wb_group_lingers", ws.ws_group_lingers);
+		kv(o, json, &first, "wb_group_syncs", ws.ws_group_syncs);
 		kv(o, json, &first, "wb_flush_holds", ws.ws_flush_holds);
 		if (json)
 			outf(o, "}");
@@ -694,7 +695,7 @@ static void metrics_body(struct px_loop *l, struct out *o)
 		{"writeback_passed_through_total", "counter",
 		 "WRITEs sent write-through for want of a write grant.", K_WB},
 		{"writeback_groups_total", "counter",
-		 "Dirty log group commits (one fsync each).", K_WB},
+		 "Dirty log group commits (one flush each).", K_WB},
 		{"writeback_group_records_total", "counter",
 		 "WRITE records made durable by those group commits.", K_WB},
 		{"writeback_group_deletes_total", "counter",
@@ -703,6 +704,9 @@ static void metrics_body(struct px_loop *l, struct out *o)
 		 "Microseconds spent committing them.", K_WB},
 		{"writeback_group_lingers_total", "counter",
 		 "Group commits that waited for more records first.", K_WB},
+		{"writeback_group_syncs_total", "counter",
+		 "Group commits flushed twice to be durable at once (stable "
+		 "WRITEs, deletions).", K_WB},
 		{"writeback_flush_holds_total", "counter",
 		 "Times the flusher waited for a burst of WRITEs to pause.", K_WB},
 		{"learn_images_watched", "gauge",
@@ -752,7 +756,8 @@ static void metrics_body(struct px_loop *l, struct out *o)
 				     ws.ws_groups, ws.ws_group_records,
 				     ws.ws_group_deletes,
 				     ws.ws_group_commit_us,
-				     ws.ws_group_lingers, ws.ws_flush_holds,
+				     ws.ws_group_lingers, ws.ws_group_syncs,
+				     ws.ws_flush_holds,
 				     lw, lp, ls, lf};
 
 		memcpy(v[i], row, sizeof(row));

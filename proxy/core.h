@@ -381,6 +381,7 @@ struct px_wb_stats {
 	uint64_t ws_groups, ws_group_records, ws_group_deletes;
 	uint64_t ws_group_commit_us;   /* time in those commits */
 	uint64_t ws_group_lingers;     /* commits that waited for more */
+	uint64_t ws_group_syncs;       /* commits flushed twice (durable) */
 	uint64_t ws_flush_holds;       /* flushes held for a WRITE burst */
 	unsigned ws_parked, ws_inflight;
 };

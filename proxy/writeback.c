@@ -1587,6 +1587,7 @@ static void write_admit(struct px_wb *w, struct px_client *c,
 	dr.dr_off = r->r_off;
 	dr.dr_len = r->r_len;
 	dr.dr_data = r->r_data;
+	dr.dr_sync = wa.wa_stable != UNSTABLE; /* FILE_SYNC: ours, now */
 	dr.dr_time_ms = r->r_time_ms;
 	dr.dr_uid = r->r_cred.as_uid;
 	dr.dr_gid = r->r_cred.as_gid;
@@ -2305,7 +2306,11 @@ int px_wb_open(struct px_loop *l)
 	px_info("write-back: dirty log %s, verifier %016llx (%s), %llu bytes "
 		"to flush, --dirty-max %llu", dir,
 		(unsigned long long)rpc_get64(w->w_verf),
-		cache_dirty_fresh(w->w_dirty) ? "new" : "kept",
+		cache_dirty_fresh(w->w_dirty) ? "new"
+		: cache_dirty_rebooted(w->w_dirty)
+			? "new: the log was not closed cleanly before the "
+			  "machine restarted"
+			: "kept",
 		(unsigned long long)cache_dirty_bytes(w->w_dirty),
 		(unsigned long long)w->w_max);
 	return 0;
@@ -2444,5 +2449,6 @@ void px_wb_stats(struct px_loop *l, struct px_wb_stats *st)
 	st->ws_group_deletes = dc.dc_dels;
 	st->ws_group_commit_us = dc.dc_commit_us;
 	st->ws_group_lingers = dc.dc_lingers;
+	st->ws_group_syncs = dc.dc_syncs;
 	st->ws_flush_holds = w->w_holds;
 }

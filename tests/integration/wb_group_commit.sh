@@ -7,7 +7,9 @@
 #     most a quarter of its records (wb_group_records); before the writer
 #     lingered for the WRITEs it had just answered, a 32-deep writer got
 #     ~13 per fsync, now ~25.  The closing COMMIT brings everything
-#     upstream, and the log is empty after it.
+#     upstream, and the log is empty after it.  Only groups that hold a
+#     deletion (or a stable WRITE) are flushed twice (wb_group_syncs):
+#     the absorbed UNSTABLE WRITEs' groups are flushed once.
 #  B. One WRITE in flight: the writer never lingers for it (a lone
 #     writer's WRITE is committed the moment it arrives).
 . "$(dirname "$0")/../lib/harness.sh"
@@ -47,6 +49,10 @@ for ((i = 0; i < 50; i++)); do
 done
 [ "$(st wb_dirty_bytes)" = 0 ] || h_fail "A: $(st wb_dirty_bytes) bytes still dirty after the COMMIT"
 [ "$(st wb_group_deletes)" = "$N" ] || h_fail "A: $(st wb_group_deletes) records deleted, $N written"
+SY=$(st wb_group_syncs) GROUPS_=$(st wb_groups)
+h_log "A: $SY of $GROUPS_ groups flushed twice"
+[ "$SY" -ge 1 ] || h_fail "A: no group was made durable at once, yet $N records were deleted"
+[ "$SY" -lt "$GROUPS_" ] || h_fail "A: all $GROUPS_ groups flushed twice: the UNSTABLE WRITEs' groups should be flushed once"
 
 # --- B: one in flight -----------------------------------------------------
 L0=$(st wb_group_lingers) R0=$(st wb_group_records)
