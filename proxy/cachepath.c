@@ -46,6 +46,7 @@
 #define RA_MIN (128u << 10)       /* first window */
 #define RA_MAX (4u << 20)         /* the window doubles up to this */
 #define RA_GAP (64u << 10)        /* a read this far past a stream's end continues it */
+#define RA_SKIP (256u << 10)      /* ... and this far, once it is sequential */
 #define RA_MAX_STRIDE (16u << 20)
 #define RA_FETCHES 8u             /* readahead READs in flight per file */
 #define RA_FETCH_BYTES (512u << 10)
@@ -1529,6 +1530,15 @@ static void ra_note(struct px_loop *l, struct px_mreq *mr,
 		}
 		if (s->st_stride && (int64_t)(off - s->st_last) == s->st_stride) {
 			st = s; /* the same step again */
+			break;
+		}
+		/* A sequential stream that skips ahead by uneven steps is a
+		 * forward scan (a file system reading the inode table or a
+		 * directory's blocks): reading the span ahead serves it.  An
+		 * even step was taken as a stride above. */
+		if (!s->st_stride && s->st_hits && off > s->st_last &&
+		    off <= s->st_next + RA_SKIP) {
+			st = s;
 			break;
 		}
 	}

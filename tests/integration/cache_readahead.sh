@@ -7,9 +7,12 @@
 # off every new block is a synchronous miss; with it on the proxy detects
 # both streams and fetches ahead: far fewer client READs send a fetch of
 # their own, and fewer wait for upstream at all (gridvfs status:
-# cache_read_misses, cache_read_waits, readahead_blocks).  Counts
-# are asserted, times only reported.  The background fetch is off in both
-# runs (cache_background.sh tests it).
+# cache_read_misses, cache_read_waits, readahead_blocks).  Then a forward
+# scan: 4 KiB reads that skip ahead by uneven steps of 16-240 KiB, as a
+# file system reads an inode table (the guest's boot has ~100 of them):
+# once the stream is sequential, a skip of up to 256 KiB continues it, so
+# readahead covers the span.  Counts are asserted, times only reported.
+# The background fetch is off in all runs (cache_background.sh tests it).
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 h_init cache_readahead
 . "$top_srcdir/tests/integration/meta_lib.sh"
@@ -23,6 +26,14 @@ for i, r in enumerate(seq):
     if i % 4 == 3:
         print(*stride[i // 4])
 PY
+python3 - >"$H_DIR/trace.scan" <<'PY'
+print("# a forward scan by uneven steps: OFFSET LENGTH")
+off = 34 << 20
+for i in range(160):
+    print(off, 4096)
+    off += 4096 + (16384 * (1 + (i * 7) % 15))   # 16 .. 240 KiB ahead
+PY
+TRACE=$H_DIR/trace
 
 status() { "$GV" status --socket "$H_DIR/$1.sock" | awk -v k="$2" '$1 == k { print $2; exit }'; }
 run() { # run NAME on|off
@@ -32,7 +43,7 @@ run() { # run NAME on|off
 	m_proxy "$1" "$WP" "$H_DIR/c-$1" --control "$H_DIR/$1.sock" \
 		--metrics "127.0.0.1:$MP" --stream-readahead "$2" --background-fetch off
 	$REPLAY 127.0.0.1 "$H_PX_PORT" "$H_EXPORT" /vm.img "$H_EXPORT/vm.img" \
-		"$H_DIR/trace" >"$H_DIR/$1.out" || h_fail "$1 replay: $(cat "$H_DIR/$1.out")"
+		"$TRACE" >"$H_DIR/$1.out" || h_fail "$1 replay: $(cat "$H_DIR/$1.out")"
 	WAITS=$(status "$1" cache_read_waits) RA=$(status "$1" readahead_blocks)
 	MISSES=$(status "$1" cache_read_misses)
 	# the Prometheus endpoint says the same
@@ -64,4 +75,14 @@ echo "cache_readahead: synchronous misses $m_off without readahead, $m_on with; 
 grep -q "read ahead" "$H_DIR/on.log" || h_fail "no readahead figure in the exit line"
 # readahead may overshoot the end of each stream by its window, no more
 [ "$wan_on" -le $((wan_off + (10 << 20))) ] || h_fail "readahead fetched $wan_on bytes, $wan_off without"
+
+# --- a forward scan by uneven steps ----------------------------------------
+TRACE=$H_DIR/trace.scan
+run scanoff off
+s_off=$MISSES
+run scanon on
+s_on=$MISSES
+echo "cache_readahead: forward scan: synchronous misses $s_off without readahead, $s_on with ($RA blocks read ahead); replay $(awk '{ print $6 }' "$H_DIR/scanoff.out") s -> $(awk '{ print $6 }' "$H_DIR/scanon.out") s"
+[ "$s_off" -ge 100 ] || h_fail "forward scan: only $s_off misses without readahead: counting is broken"
+[ $((s_on * 3)) -le "$s_off" ] || h_fail "forward scan: readahead did not cut the synchronous misses to a third: $s_off -> $s_on"
 h_pass
