@@ -68,6 +68,7 @@ struct cache_dirty {
 	uint8_t d_verf[8];
 	bool d_fresh;
 	bool d_reboot;     /* verifier redrawn: unclean log of another boot */
+	bool d_mark_due;   /* meta (verifier, boot, no "clean") not written yet */
 	char d_boot[40];   /* this boot's id */
 	uint64_t d_last_seq;
 	void (*d_log)(int, const char *);
@@ -155,6 +156,22 @@ static void verf_draw(struct cache_dirty *d)
 	}
 }
 
+/* Write the verifier, this boot and "not clean" (mdb errors). */
+static int mark_put(struct cache_dirty *d, MDB_txn *txn)
+{
+	MDB_val k = {8, "verifier"}, v = {8, d->d_verf};
+	MDB_val kb = {4, "boot"}, kc = {5, "clean"};
+	int rc;
+
+	if ((rc = mdb_put(txn, d->d_meta, &k, &v, 0)))
+		return rc;
+	v.mv_size = strlen(d->d_boot), v.mv_data = d->d_boot;
+	if ((rc = mdb_put(txn, d->d_meta, &kb, &v, 0)))
+		return rc;
+	rc = mdb_del(txn, d->d_meta, &kc, NULL);
+	return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /* This boot of the machine: the kernel's random boot_id, "" if unknown
  * (then every unclean log looks like another boot's: a new verifier). */
 static void boot_id(struct cache_dirty *d, const char *given)
@@ -183,7 +200,10 @@ static void boot_id(struct cache_dirty *d, const char *given)
  * Hence the meta keys "boot" (the boot the log was opened in) and "clean"
  * (closed with everything flushed): a log of another boot that was not
  * closed cleanly gets a new verifier, and clients resend every WRITE they
- * have not seen committed.
+ * have not seen committed.  Nothing is written here for a log that exists
+ * (a full disk must not stop the daemon from starting, with the data it
+ * holds to flush): mark_put writes what changed, at open if it can, or
+ * else in the first group, whose records carry the verifier.
  */
 static int meta_load(struct cache_dirty *d, MDB_txn *txn)
 {
@@ -231,16 +251,8 @@ static int meta_load(struct cache_dirty *d, MDB_txn *txn)
 	if (!same_boot && !clean) {
 		verf_draw(d);
 		d->d_reboot = true;
-		k.mv_size = 8, k.mv_data = "verifier";
-		v.mv_size = 8, v.mv_data = d->d_verf;
-		if ((rc = mdb_put(txn, d->d_meta, &k, &v, 0)))
-			return rc;
 	}
-	if (clean && (rc = mdb_del(txn, d->d_meta, &kc, NULL)))
-		return rc;
-	v.mv_size = strlen(d->d_boot), v.mv_data = d->d_boot;
-	if ((rc = mdb_put(txn, d->d_meta, &kb, &v, 0)))
-		return rc;
+	d->d_mark_due = !same_boot || clean;
 	if ((rc = mdb_cursor_open(txn, d->d_recs, &cur)))
 		return rc;
 	rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
@@ -277,6 +289,23 @@ static int env_try(struct cache_dirty *d, uint64_t map)
 	txn = NULL;
 	if (rc || (rc = mdb_env_sync(d->d_env, 1)))
 		goto fail;
+	if (d->d_mark_due) {
+		int mrc = mdb_txn_begin(d->d_env, NULL, 0, &txn);
+
+		if (mrc == 0 && (mrc = mark_put(d, txn)) == 0)
+			mrc = mdb_txn_commit(txn);
+		else if (txn)
+			mdb_txn_abort(txn);
+		txn = NULL;
+		if (mrc == 0)
+			mrc = mdb_env_sync(d->d_env, 1);
+		if (mrc == 0)
+			d->d_mark_due = false;
+		else
+			dlog(d, 4, "dirty log %s: cannot record this boot yet "
+			     "(%s); the first group of writes will", d->d_dir,
+			     mdb_strerror(mrc));
+	}
 	return 0;
 fail:
 	if (txn)
@@ -420,6 +449,15 @@ static int group_apply(struct cache_dirty *d, struct ditem *list,
 	}
 	if (rc)
 		return group_failed(d, rc, bytes);
+	/* The open could not write the meta (a full disk): these records
+	 * carry it, durably, or an undone group could leave "clean". */
+	if (d->d_mark_due) {
+		sync = true;
+		if ((rc = mark_put(d, txn))) {
+			mdb_txn_abort(txn);
+			return group_failed(d, rc, bytes);
+		}
+	}
 	for (struct ditem *it = list; it; it = it->di_next) {
 		uint8_t key[8];
 		MDB_val k = {8, key}, v = {it->di_vlen, it->di_val};
@@ -458,6 +496,7 @@ static int group_apply(struct cache_dirty *d, struct ditem *list,
 	if (sync && (rc = mdb_env_sync(d->d_env, 1)))
 		return group_failed(d, rc, bytes);
 	*synced = sync;
+	d->d_mark_due = false;
 	return 0;
 }
 
