@@ -518,14 +518,14 @@ machine() {
 targets() {
 	local spec
 	spec=$(cat <<-'T'
-		thr	^seq read [0-9]+ MiB, cold cache$	0.85	the cache writer stores every byte into LMDB (two copies, CRC) while ganesha, the client and the loop share 2 cores
+		thr	^seq read [0-9]+ MiB, cold cache$	0.85	direct keeps both cores ~70 % busy; the cache writer's copy of every byte into the page cache (and CRC) does not fit beside ganesha, the client and the loop on 2 cores
 		thr	^seq read [0-9]+ MiB \(nfsbig, 8 in flight\)$	0.9	the proxy is a second hop on 2 cores
-		thr	^seq read [0-9]+ MiB \(nfs-cp, 1 in flight\)$	0.9	one call in flight: each 1 MiB reply is received whole before it is sent on
-		thr	^seq read [0-9]+ MiB, full chain with mTLS	0.7	two proxies each encrypt or decrypt and copy every byte, on 2 cores
+		thr	^seq read [0-9]+ MiB \(nfs-cp, 1 in flight\)$	0.9	one call in flight: the proxy's two copies of each byte are on the call's path (cut-through measured: no gain; only splice() would remove them)
+		thr	^seq read [0-9]+ MiB, full chain with mTLS	0.7	two proxies each encrypt or decrypt and copy every byte, on 2 cores, no kernel TLS here
 		thr	^seq write [0-9]+ MiB, full chain with mTLS	0.8	two proxies each encrypt or decrypt and copy every byte, on 2 cores
-		thr	^4 KiB random write, write-back, until all answered	1.0	a group commit of the dirty log is two ordered disk flushes
+		thr	^4 KiB random write, write-back, until all answered	1.0	each group of the dirty log still waits for one disk flush before its WRITEs are answered
 		lat	^GETATTR median round trip	30	two more loopback hops per call, each a wake-up
-		thr	^seq read [0-9]+ MiB \(nfs-cp, 1 in flight\), gridvfs pass-through vs ganesha PROXY_V4	2.0	per-call latency of the hop, not CPU per byte
+		thr	^seq read [0-9]+ MiB \(nfs-cp, 1 in flight\), gridvfs pass-through vs ganesha PROXY_V4	2.0	per-call latency of the hop: the proxy copies each byte in and out
 	T
 	)
 	echo "Targets (issue 18, loopback):"

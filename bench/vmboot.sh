@@ -85,9 +85,14 @@ DN=$($GV ca issue "$CA" --name node1 2>>"$H_DIR/ca.log" | tail -n 1 | sed 's/ AC
 echo "$DN daemon" >"$H_DIR/grid-mapfile"
 # --learn-idle 5: the store publishes a boot's order 5 s after its last
 # new block (the default, 20 s, is for real hosts); info logs say when.
+# Only "learned" wants a learning store: any other run without it would
+# let the first boot's learned profile leak into the later rows (a
+# VMBOOT_ONLY=noprofile run's "neither" row booted with a profile).
+LEARN=(--learn-profiles no)
+want learned && LEARN=(--learn-idle 5)
 b_server SP "$H_NFS_PORT" "$H_MNT_PORT" --tls-cert "$CA/store.crt" \
 	--tls-key "$CA/store.key" --tls-ca "$CA/ca.crt" --grid-mapfile "$H_DIR/grid-mapfile" \
-	--learn-idle 5 --log-level info
+	"${LEARN[@]}" --log-level info
 b_relay WAN "$SP"
 SLOG=$H_DIR/gridvfsd-server.log # the server role's log (b_server)
 say "store: ganesha $H_NFS_PORT <- server-role gridvfsd $SP (mTLS) <- WAN $WAN ($((2 * B_DELAY_MS)) ms RTT, $B_RATE_MBIT Mbit/s)"
