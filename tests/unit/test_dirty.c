@@ -336,6 +336,20 @@ static struct cache_dirty *open_boot(const char *dir, const char *boot)
 	return d;
 }
 
+/* Open dir in boot `boot`: the verifier is v0 (kept) or not (redrawn,
+ * and the log says it was rebooted).  The caller closes. */
+static struct cache_dirty *reopen_expect(const char *dir, const char *boot,
+					 const uint8_t v0[8], bool kept)
+{
+	struct cache_dirty *d = open_boot(dir, boot);
+	uint8_t v1[8];
+
+	cache_dirty_verifier(d, v1);
+	CU_ASSERT_EQUAL(memcmp(v0, v1, 8) == 0, kept);
+	CU_ASSERT_EQUAL(cache_dirty_rebooted(d), !kept);
+	return d;
+}
+
 /* A process that puts one record (seq) and dies without closing, as with
  * kill -9: the log was open in boot `boot` and is not clean. */
 static void crash_after_put(const char *dir, const char *boot, uint64_t seq)
@@ -405,28 +419,19 @@ static void test_reboot_verifier_and_syncs(void)
 	cache_dirty_close(d);
 
 	/* Clean close, then a reboot: kept. */
-	d = open_boot(dir, "boot-b");
-	cache_dirty_verifier(d, v1);
-	CU_ASSERT_EQUAL(memcmp(v0, v1, 8), 0);
-	CU_ASSERT_FALSE(cache_dirty_rebooted(d));
-	cache_dirty_close(d);
+	cache_dirty_close(reopen_expect(dir, "boot-b", v0, true));
 
 	/* The process dies; same boot: the page cache had it all: kept. */
 	crash_after_put(dir, "boot-b", 3);
-	d = open_boot(dir, "boot-b");
-	cache_dirty_verifier(d, v1);
-	CU_ASSERT_EQUAL(memcmp(v0, v1, 8), 0);
-	CU_ASSERT_FALSE(cache_dirty_rebooted(d));
+	d = reopen_expect(dir, "boot-b", v0, true);
 	CU_ASSERT_EQUAL(cache_dirty_last_seq(d), 3);
 	cache_dirty_close(d);
 
 	/* The process dies, then the machine restarts: redrawn, and what
 	 * the log holds is still replayed. */
 	crash_after_put(dir, "boot-b", 4);
-	d = open_boot(dir, "boot-c");
+	d = reopen_expect(dir, "boot-c", v0, false);
 	cache_dirty_verifier(d, v1);
-	CU_ASSERT_NOT_EQUAL(memcmp(v0, v1, 8), 0);
-	CU_ASSERT_TRUE(cache_dirty_rebooted(d));
 	CU_ASSERT_FALSE(cache_dirty_fresh(d));
 	CU_ASSERT_EQUAL(cache_dirty_replay(d, collect, &s), 0);
 	CU_ASSERT_EQUAL(s.n, 3); /* 2, 3, 4 */
@@ -436,10 +441,7 @@ static void test_reboot_verifier_and_syncs(void)
 	cache_dirty_close(d);
 
 	/* The new verifier is itself kept from then on. */
-	d = open_boot(dir, "boot-c");
-	cache_dirty_verifier(d, v1);
-	CU_ASSERT_EQUAL(memcmp(v0, v1, 8), 0);
-	cache_dirty_close(d);
+	cache_dirty_close(reopen_expect(dir, "boot-c", v0, true));
 }
 
 int main(void)
