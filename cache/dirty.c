@@ -146,7 +146,6 @@ static bool damaged(int rc)
 	       rc == MDB_PANIC || rc == MDB_INCOMPATIBLE || rc == -EBADMSG;
 }
 
-/* Read or create the meta keys.  -EBADMSG for another format. */
 static void verf_draw(struct cache_dirty *d)
 {
 	if (getrandom(d->d_verf, sizeof(d->d_verf), 0) != 8) {
@@ -204,6 +203,7 @@ static void boot_id(struct cache_dirty *d, const char *given)
  * (a full disk must not stop the daemon from starting, with the data it
  * holds to flush): mark_put writes what changed, at open if it can, or
  * else in the first group, whose records carry the verifier.
+ * Reads or creates the meta keys; -EBADMSG for another format.
  */
 static int meta_load(struct cache_dirty *d, MDB_txn *txn)
 {
@@ -433,6 +433,27 @@ static int group_failed(struct cache_dirty *d, int rc, uint64_t bytes)
 	return full ? -ENOSPC : mdb_errno(rc);
 }
 
+/* Take a committed group's puts out again (best effort: the disk that
+ * failed a flush may fail this too). */
+static void group_unput(struct cache_dirty *d, const struct ditem *list)
+{
+	MDB_txn *txn;
+
+	if (mdb_txn_begin(d->d_env, NULL, 0, &txn))
+		return;
+	for (const struct ditem *it = list; it; it = it->di_next) {
+		uint8_t key[8];
+		MDB_val k = {8, key};
+
+		if (!it->di_put)
+			continue;
+		be64_put(key, it->di_seq);
+		(void)mdb_del(txn, d->d_recs, &k, NULL);
+	}
+	if (mdb_txn_commit(txn) == 0)
+		(void)mdb_env_sync(d->d_env, 1);
+}
+
 static int group_apply(struct cache_dirty *d, struct ditem *list,
 		       uint64_t *freed, bool *synced)
 {
@@ -493,8 +514,14 @@ static int group_apply(struct cache_dirty *d, struct ditem *list,
 	 * a group flushes the meta page too. */
 	if ((rc = mdb_txn_commit(txn)))
 		return group_failed(d, rc, bytes);
-	if (sync && (rc = mdb_env_sync(d->d_env, 1)))
+	if (sync && (rc = mdb_env_sync(d->d_env, 1))) {
+		/* Committed but not known durable: its WRITEs are refused,
+		 * so their records must not stay to be flushed later (a
+		 * refused WRITE takes no effect).  Deletions are idempotent
+		 * and are simply tried again. */
+		group_unput(d, list);
 		return group_failed(d, rc, bytes);
+	}
 	*synced = sync;
 	d->d_mark_due = false;
 	return 0;
