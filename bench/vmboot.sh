@@ -230,15 +230,19 @@ sc_learned() {
 	gv_boot learned
 }
 
+# have_meta: is 'gridvfs meta' built?  Says so when not (the row is skipped).
+have_meta() {
+	"$GV" meta --help >/dev/null 2>&1 && return 0
+	say "skipped: no 'gridvfs meta'"
+	return 1
+}
+
 # Metadata (meta scan: zero map, hashes) but no profile, the first boot a
 # grid sees: readahead and the background fetch of the non-zero blocks;
 # unless VMBOOT_QUICK, each mechanism alone and neither, to show where the
 # gain comes from.
 sc_noprofile() {
-	if ! "$GV" meta --help >/dev/null 2>&1; then
-		say "skipped: no 'gridvfs meta'"
-		return
-	fi
+	have_meta || return
 	say "gridvfs cold, metadata without a profile (meta scan; readahead + background fetch; fresh cache)"
 	meta_scan
 	gv_boot noprofile
@@ -250,10 +254,7 @@ sc_noprofile() {
 }
 
 sc_prefetch() {
-	if ! "$GV" meta --help >/dev/null 2>&1; then
-		say "skipped: prefetch not built yet (no 'gridvfs meta')"
-		return
-	fi
+	have_meta || return
 	say "gridvfs cold with prefetch profile (meta scan + attach of the cold boot's trace; fresh cache)"
 	meta_scan
 	"$GV" meta attach "$H_EXPORT/root.img.gvmeta" "$H_DIR/boot.trace" >>"$H_DIR/meta.log" 2>&1 ||

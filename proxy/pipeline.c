@@ -455,6 +455,7 @@ static bool call_mnt_path_ok(struct px_client *c, const uint8_t *msg,
  *   exports       the handles' tags pick the export  px_export_route
  *   retransmit    a call already in flight or done     call_retransmission
  *   identity      uids and gids to the store's       px_ident_call
+ *   learner       first touches of an image (READ)   px_learn_read
  *   write-back    absorbed, parked or forwarded      px_wb_call
  *   read cache    answered from the cache or widened px_rcache_read_call
  *   forward       a fresh upstream xid, on the link  px_link_submit
