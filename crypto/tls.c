@@ -23,6 +23,10 @@
 #include <openssl/x509v3.h>
 
 #define TLS_ALPN "sunrpc"
+/* Between gridvfs roles that both allow it: RPC records that may be zstd
+ * frames (proxy/zlink.h).  Offered before "sunrpc", which stays the
+ * answer for every other RFC 9289 peer. */
+#define TLS_ALPN_ZSTD "gridvfs-z1"
 #define TLS_REC_MAX 16384u          /* TLS plaintext record limit */
 #define TLS_KEY_MAX (1u << 20)      /* no sane PEM key is bigger */
 #define TLS_TICKET_LIFETIME 3600L   /* resumption skips CRL and expiry checks */
@@ -36,11 +40,14 @@
 
 /* ALPN wire form: length-prefixed protocol list. */
 static const unsigned char alpn_wire[] = "\x06" TLS_ALPN;
+static const unsigned char alpn_wire_zstd[] = "\x0a" TLS_ALPN_ZSTD
+					      "\x06" TLS_ALPN;
 
 struct tls_ctx {
 	SSL_CTX *cx_ssl;
 	bool cx_server;
 	bool cx_name_is_ip;
+	bool cx_zstd;               /* offer / accept ALPN gridvfs-z1 */
 	char *cx_name;              /* client: expected server name */
 	pthread_mutex_t cx_lock;    /* guards cx_session */
 	SSL_SESSION *cx_session;    /* client: newest ticket, owned */
@@ -54,6 +61,7 @@ struct tls_conn {
 	bool cn_done;               /* handshake finished and checked */
 	bool cn_shut;               /* close_notify sent */
 	bool cn_alpn_bad;           /* our ALPN callbacks refused the peer */
+	bool cn_zstd;               /* ALPN gridvfs-z1 was agreed */
 	int cn_vdepth;              /* first verify failure: depth, subject */
 	char cn_vsubject[256];
 	char cn_reason[512];
@@ -280,18 +288,17 @@ static int on_verify(int ok, X509_STORE_CTX *xs)
 	return ok;
 }
 
-static bool alpn_has_sunrpc(const unsigned char *in, size_t inlen,
-			    const unsigned char **at)
+static bool alpn_has(const unsigned char *in, size_t inlen, const char *id,
+		     const unsigned char **at)
 {
-	size_t i = 0;
+	size_t i = 0, idlen = strlen(id);
 
 	while (i < inlen) {
 		size_t n = in[i];
 
 		if (n == 0 || i + 1 + n > inlen)
 			return false;
-		if (n == sizeof(TLS_ALPN) - 1 &&
-		    !memcmp(in + i + 1, TLS_ALPN, n)) {
+		if (n == idlen && !memcmp(in + i + 1, id, n)) {
 			*at = in + i + 1;
 			return true;
 		}
@@ -309,10 +316,15 @@ static int on_alpn_select(SSL *ssl, const unsigned char **out,
 			  unsigned int inlen, void *arg)
 {
 	struct tls_conn *c = SSL_get_app_data(ssl);
+	const struct tls_ctx *x = arg;
 	const unsigned char *at;
 
-	(void)arg;
-	if (alpn_has_sunrpc(in, inlen, &at)) {
+	if (x->cx_zstd && alpn_has(in, inlen, TLS_ALPN_ZSTD, &at)) {
+		*out = at;
+		*outlen = (unsigned char)(sizeof(TLS_ALPN_ZSTD) - 1);
+		return SSL_TLSEXT_ERR_OK;
+	}
+	if (alpn_has(in, inlen, TLS_ALPN, &at)) {
 		*out = at;
 		*outlen = (unsigned char)(sizeof(TLS_ALPN) - 1);
 		return SSL_TLSEXT_ERR_OK;
@@ -372,7 +384,7 @@ static void ctx_set_role(struct tls_ctx *x)
 	if (x->cx_server) {
 		SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER |
 				   SSL_VERIFY_FAIL_IF_NO_PEER_CERT, on_verify);
-		SSL_CTX_set_alpn_select_cb(ssl, on_alpn_select, NULL);
+		SSL_CTX_set_alpn_select_cb(ssl, on_alpn_select, x);
 		SSL_CTX_set_client_hello_cb(ssl, on_client_hello, NULL);
 		/* Required for resumption when client certs are verified. */
 		SSL_CTX_set_session_id_context(ssl, sid_ctx, sizeof(sid_ctx) - 1);
@@ -380,7 +392,12 @@ static void ctx_set_role(struct tls_ctx *x)
 		SSL_CTX_set_timeout(ssl, TLS_TICKET_LIFETIME);
 	} else {
 		SSL_CTX_set_verify(ssl, SSL_VERIFY_PEER, on_verify);
-		SSL_CTX_set_alpn_protos(ssl, alpn_wire, sizeof(alpn_wire) - 1);
+		if (x->cx_zstd)
+			SSL_CTX_set_alpn_protos(ssl, alpn_wire_zstd,
+						sizeof(alpn_wire_zstd) - 1);
+		else
+			SSL_CTX_set_alpn_protos(ssl, alpn_wire,
+						sizeof(alpn_wire) - 1);
 		SSL_CTX_set_session_cache_mode(ssl, SSL_SESS_CACHE_CLIENT |
 					       SSL_SESS_CACHE_NO_INTERNAL_STORE);
 		SSL_CTX_sess_set_new_cb(ssl, on_new_session);
@@ -418,6 +435,7 @@ int tls_ctx_new(const struct tls_config *cfg, struct tls_ctx **out,
 	pthread_mutex_init(&x->cx_lock, NULL);
 	x->cx_refs = 1;
 	x->cx_server = cfg->tc_server;
+	x->cx_zstd = cfg->tc_zstd;
 	rc = -ENOMEM;
 	if (!x->cx_server) {
 		x->cx_name = strdup(cfg->tc_server_name);
@@ -791,7 +809,10 @@ static int handshake_finish(struct tls_conn *c)
 	unsigned int n;
 
 	SSL_get0_alpn_selected(c->cn_ssl, &p, &n);
-	if (n != sizeof(TLS_ALPN) - 1 || !p || memcmp(p, TLS_ALPN, n))
+	if (p && c->cn_ctx->cx_zstd && n == sizeof(TLS_ALPN_ZSTD) - 1 &&
+	    !memcmp(p, TLS_ALPN_ZSTD, n))
+		c->cn_zstd = true;
+	else if (n != sizeof(TLS_ALPN) - 1 || !p || memcmp(p, TLS_ALPN, n))
 		return fail(c, TLS_E_ALPN,
 			    "no ALPN sunrpc: the server selected none");
 	c->cn_done = true;
@@ -1069,6 +1090,11 @@ int tls_conn_peer_dns(const struct tls_conn *c, unsigned idx, char *name,
 	}
 	GENERAL_NAMES_free(gens);
 	return rc;
+}
+
+bool tls_conn_zstd(const struct tls_conn *c)
+{
+	return c->cn_done && c->cn_zstd;
 }
 
 int tls_conn_info(const struct tls_conn *c, struct tls_conn_info *info)

@@ -95,6 +95,9 @@ struct tls_config {
 				     * certificate must match; required.
 				     * server: ignored. */
 	bool tc_server;        /* true: accept side, requires client certs */
+	bool tc_zstd;          /* also offer (client) / accept (server) ALPN
+				* "gridvfs-z1": compressed records between
+				* gridvfs roles (proxy/zlink.h) */
 };
 
 /*
@@ -207,8 +210,12 @@ struct tls_conn_info {
 	bool ti_resumed;        /* the session was resumed from a ticket */
 	const char *ti_version; /* "TLSv1.3": static string */
 	const char *ti_cipher;  /* "TLS_AES_256_GCM_SHA384": static string */
-	char ti_alpn[16];       /* "sunrpc" */
+	char ti_alpn[16];       /* "sunrpc" or "gridvfs-z1" */
 };
+
+/* true once the handshake agreed ALPN "gridvfs-z1" (both sides set
+ * tc_zstd): records may then carry RPC_RM_ZSTD. */
+bool tls_conn_zstd(const struct tls_conn *c);
 
 /* Fill *info.  0, or -ENOTCONN before the handshake is done. */
 int tls_conn_info(const struct tls_conn *c, struct tls_conn_info *info);

@@ -263,6 +263,8 @@ static void client_read(struct px_client *c)
 	}
 	if (rc == 0 || rc == -ECONNRESET) {
 		px_client_close(c, NULL); /* an ordinary goodbye */
+	} else if (rc < 0 && c->cl_rd.rd_why[0]) {
+		px_client_close(c, c->cl_rd.rd_why);
 	} else if (rc == -EMSGSIZE && c->cl_state == CL_PROBE &&
 		   c->cl_rd.rd_rec.r_max == PREAUTH_MAX_RECORD) {
 		px_client_close(c, "record above 4 KiB before the TLS "
@@ -620,9 +622,10 @@ static bool client_peer_admit(struct px_client *c)
 	}
 	c->cl_peer = ids;
 	tls_conn_info(c->cl_tls, &ti);
-	px_info("client %s: TLS peer '%s' (%s%s), uid %u", c->cl_name, c->cl_dn,
-		ti.ti_cipher ? ti.ti_cipher : "?",
-		ti.ti_resumed ? ", resumed" : "", ids->pi_uid);
+	px_info("client %s: TLS peer '%s' (%s%s%s), uid %u", c->cl_name,
+		c->cl_dn, ti.ti_cipher ? ti.ti_cipher : "?",
+		ti.ti_resumed ? ", resumed" : "",
+		tls_conn_zstd(c->cl_tls) ? ", zstd" : "", ids->pi_uid);
 	return true;
 }
 
@@ -700,6 +703,9 @@ static void client_handshake(struct px_client *c)
 		px_client_close(c, "out of memory");
 		return;
 	}
+	if (tls_conn_zstd(c->cl_tls))
+		px_zlink_start(c->cl_loop->lp_opts, &c->cl_out, &c->cl_z,
+			       &c->cl_rd);
 	c->cl_state = CL_READY;
 	c->cl_read_paused = false;
 	client_arm(c);

@@ -226,20 +226,36 @@ static void report(struct px_loop *l, struct out *o, bool json)
 	kv(o, json, &first, "upstream_failures", st->s_upstream_failures);
 	kv(o, json, &first, "bytes_from_clients", st->s_bytes_in);
 	kv(o, json, &first, "bytes_to_clients", st->s_bytes_out);
+	/* Compressed links (zlink.h): records this daemon sent packed, the
+	 * bytes they held and became, and what it received packed. */
+	kv(o, json, &first, "zstd_records_sent", px_zstats.zs_packed);
+	kv(o, json, &first, "zstd_bytes_raw", px_zstats.zs_raw_bytes);
+	kv(o, json, &first, "zstd_bytes_wire", px_zstats.zs_wire_bytes);
+	kv(o, json, &first, "zstd_incompressible", px_zstats.zs_incompressible);
+	kv(o, json, &first, "zstd_records_received", px_zstats.zs_unpacked);
+	kv(o, json, &first, "zstd_bytes_decoded", px_zstats.zs_unpacked_bytes);
 	if (json)
 		outf(o, ", \"links\": {");
 	for (int i = 0; i < 2; i++) {
 		const struct px_link *ln = i ? &l->lp_mount : &l->lp_nfs;
+		bool z = ln->ln_out.q_z != NULL;
 
 		if (json)
 			outf(o, "%s\"%s\": {\"state\": \"%s\", \"pending\": %u, "
-				"\"tls\": %s}", i ? ", " : "", ln->ln_name,
+				"\"tls\": %s, \"zstd\": %s, \"rate_bytes\": %llu}",
+			     i ? ", " : "", ln->ln_name,
 			     link_state_name(ln->ln_state), ln->ln_npending,
-			     ln->ln_tls ? "true" : "false");
+			     ln->ln_tls ? "true" : "false", z ? "true" : "false",
+			     z ? (unsigned long long)ln->ln_z.zo_rate : 0ull);
+		else if (z && ln->ln_z.zo_rate)
+			outf(o, "link_%-19s %s, %u pending, tls, zstd (sending "
+				"at %.1f Mbit/s when full)\n", ln->ln_name,
+			     link_state_name(ln->ln_state), ln->ln_npending,
+			     (double)ln->ln_z.zo_rate * 8 / 1e6);
 		else
-			outf(o, "link_%-19s %s, %u pending%s\n", ln->ln_name,
+			outf(o, "link_%-19s %s, %u pending%s%s\n", ln->ln_name,
 			     link_state_name(ln->ln_state), ln->ln_npending,
-			     ln->ln_tls ? ", tls" : "");
+			     ln->ln_tls ? ", tls" : "", z ? ", zstd" : "");
 	}
 	if (json)
 		outf(o, "}");
@@ -588,6 +604,34 @@ static void metrics_body(struct px_loop *l, struct out *o)
 		outf(o, "gridvfs_%s %llu\n", counters[i].name,
 		     (unsigned long long)*(const uint64_t *)((const char *)st +
 							     counters[i].off));
+	}
+	{
+		static const struct {
+			const char *name, *help;
+			size_t off;
+		} zc[] = {
+#define Z(n, f, h) {n, h, offsetof(struct zlink_stats, f)}
+			Z("zstd_records_sent_total", zs_packed,
+			  "Records sent compressed (ALPN gridvfs-z1 links)."),
+			Z("zstd_bytes_raw_total", zs_raw_bytes,
+			  "Bytes those records held before compression."),
+			Z("zstd_bytes_wire_total", zs_wire_bytes,
+			  "Bytes those records took on the wire."),
+			Z("zstd_incompressible_total", zs_incompressible,
+			  "Records tried and sent plain: they did not shrink."),
+			Z("zstd_records_received_total", zs_unpacked,
+			  "Compressed records received and decoded."),
+			Z("zstd_bytes_decoded_total", zs_unpacked_bytes,
+			  "Bytes those records decoded to."),
+#undef Z
+		};
+
+		for (size_t i = 0; i < sizeof(zc) / sizeof(zc[0]); i++) {
+			fam(o, zc[i].name, "counter", zc[i].help);
+			outf(o, "gridvfs_%s %llu\n", zc[i].name,
+			     (unsigned long long)*(const uint64_t *)(
+				     (const char *)&px_zstats + zc[i].off));
+		}
 	}
 	fam(o, "calls_total", "counter", "Calls by program and procedure.");
 	for (int p = 0; p < 2; p++)

@@ -7,6 +7,7 @@
 #define GRIDVFS_PX_CORE_H
 
 #include "proxy/px.h"
+#include "proxy/zlink.h"
 
 #include <netinet/in.h>
 
@@ -50,6 +51,7 @@ struct px_client {
 	char cl_name[64];            /* "ip:port" for logs */
 	struct px_reader cl_rd;
 	struct px_outq cl_out;
+	struct zlink_out cl_z;       /* ALPN gridvfs-z1: cl_out.q_z points here */
 	unsigned cl_pending;         /* calls awaiting upstream */
 	unsigned cl_refs;            /* pending calls pointing here, +1 open */
 	bool cl_closed;
@@ -88,6 +90,7 @@ struct px_link {
 	uint16_t ln_local_port;      /* reused on reconnect for the DRC */
 	struct px_reader ln_rd;
 	struct px_outq ln_out;
+	struct zlink_out ln_z;       /* ALPN gridvfs-z1: ln_out.q_z points here */
 	unsigned ln_backoff_ms;
 	struct timespec ln_retry_at;
 	uint64_t ln_down_since;      /* ms (px_now_ms) of the first failure

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "crypto/tls.h"
+#include "proxy/zlink.h"
 
 #define STAGE_SIZE (64u * 1024u)
 /* Below this much room left in a fragment, staging beats a direct read:
@@ -27,6 +28,18 @@ uint64_t px_now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+struct zlink_stats px_zstats;
+
+void px_zlink_start(const struct px_opts *o, struct px_outq *q,
+		    struct zlink_out *z, struct px_reader *rd)
+{
+	zlink_out_init(z, (enum zlink_mode)o->o_compress,
+		       (uint64_t)o->o_compress_below * 1000000u / 8u,
+		       &px_zstats);
+	q->q_z = z;
+	px_reader_zstd(rd, &px_zstats);
 }
 
 /* Bytes of messages made since the last px_mem_tick (loop thread only). */
@@ -93,12 +106,38 @@ void px_msg_unref(struct px_msg *m)
 	free(m);
 }
 
+/* A compressed copy of m for q's link, or NULL to send m itself. */
+static struct px_msg *outq_pack(struct px_outq *q, struct px_msg *m)
+{
+	size_t cap = zlink_bound(m->m_len), n;
+	struct px_msg *z;
+
+	if (!(z = px_msg_new(cap)))
+		return NULL;
+	n = zlink_pack(q->q_z, px_msg_data(m), m->m_len, px_msg_data(z), cap);
+	if (!n) {
+		px_msg_unref(z);
+		return NULL;
+	}
+	z->m_len = n;
+	rpc_put32(z->m_mem, RPC_RM_LAST | RPC_RM_ZSTD | (uint32_t)n);
+	return z;
+}
+
 void px_outq_push(struct px_outq *q, struct px_msg *m)
 {
-	m->m_refs++;
+	struct px_msg *z = NULL;
+
+	if (q->q_z && zlink_want(q->q_z, m->m_len))
+		z = outq_pack(q, m);
+	if (z) {
+		m = z; /* the queue owns the copy's only ref */
+	} else {
+		m->m_refs++;
+		rpc_rec_mark(m->m_mem, m->m_len);
+	}
 	m->m_next = NULL;
 	m->m_off = 0;
-	rpc_rec_mark(m->m_mem, m->m_len);
 	if (q->q_tail)
 		q->q_tail->m_next = m;
 	else
@@ -146,17 +185,24 @@ static ssize_t io_read(int fd, struct tls_conn *tls, void *buf, size_t len)
 	return -1;
 }
 
-int px_outq_flush(struct px_outq *q, int fd, struct tls_conn *tls,
-		  size_t budget)
+/*
+ * writev as much as the socket takes.  *blocked: the socket (or TLS's
+ * records ahead of it) is full, as opposed to the budget running out.
+ */
+static int outq_flush(struct px_outq *q, int fd, struct tls_conn *tls,
+		      size_t budget, size_t *donep, bool *blocked)
 {
 	size_t done = 0;
 
+	*blocked = false;
 	/* Records made earlier go before anything new (TLS). */
 	if (tls && tls_conn_wpending(tls)) {
 		int f = tls_conn_flush(tls);
 
-		if (f == TLS_WANT_WRITE)
+		if (f == TLS_WANT_WRITE) {
+			*blocked = true;
 			return 1;
+		}
 		if (f < 0)
 			return f > -4096 ? f : -EPROTO;
 	}
@@ -174,11 +220,15 @@ int px_outq_flush(struct px_outq *q, int fd, struct tls_conn *tls,
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				*blocked = true;
+				*donep = done;
 				return 1;
+			}
 			return -errno;
 		}
 		done += (size_t)w;
+		*donep = done;
 		q->q_bytes -= (size_t)w;
 		while (w > 0) {
 			struct px_msg *m = q->q_head;
@@ -192,7 +242,29 @@ int px_outq_flush(struct px_outq *q, int fd, struct tls_conn *tls,
 			outq_pop(q);
 		}
 	}
-	return q->q_head || (tls && tls_conn_wpending(tls)) ? 1 : 0;
+	if (tls && tls_conn_wpending(tls)) {
+		*blocked = true;
+		return 1;
+	}
+	return q->q_head ? 1 : 0;
+}
+
+int px_outq_flush(struct px_outq *q, int fd, struct tls_conn *tls,
+		  size_t budget)
+{
+	size_t done = 0;
+	bool blocked;
+	int rc = outq_flush(q, fd, tls, budget, &done, &blocked);
+	struct timespec ts;
+
+	/* A compressed link's rate meter sees what each flush did. */
+	if (q->q_z && rc >= 0) {
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		zlink_sent(q->q_z, done, blocked, rc == 0,
+			   (uint64_t)ts.tv_sec * 1000000000u +
+				   (uint64_t)ts.tv_nsec);
+	}
+	return rc;
 }
 
 void px_outq_clear(struct px_outq *q)
@@ -200,6 +272,7 @@ void px_outq_clear(struct px_outq *q)
 	while (q->q_head)
 		outq_pop(q);
 	q->q_bytes = 0;
+	q->q_z = NULL;
 }
 
 /* A reader for small records needs no 64 KiB stage (a connection that
@@ -216,6 +289,12 @@ int px_reader_init(struct px_reader *rd, size_t max_record)
 	rd->rd_stage_cap = stage_size(max_record);
 	rd->rd_stage = malloc(rd->rd_stage_cap);
 	return rd->rd_stage ? 0 : -ENOMEM;
+}
+
+void px_reader_zstd(struct px_reader *rd, struct zlink_stats *stats)
+{
+	rd->rd_rec.r_zok = true;
+	rd->rd_zstats = stats;
 }
 
 int px_reader_set_max(struct px_reader *rd, size_t max_record)
@@ -248,14 +327,41 @@ bool px_reader_has_staged(const struct px_reader *rd, struct tls_conn *tls)
 	       (tls && tls_conn_pending(tls));
 }
 
-/* Hand a finished message over; false when the consumer wants a pause. */
-static bool reader_deliver(struct px_reader *rd, px_msg_fn on_msg, void *ctx)
+/* Hand a finished message over (decoded first when it came compressed):
+ * 1 = go on, 0 = the consumer wants a pause, <0 = a bad compressed record
+ * (the reason in rd_why). */
+static int reader_deliver(struct px_reader *rd, px_msg_fn on_msg, void *ctx)
 {
-	size_t len;
+	bool zstd = rd->rd_rec.r_zstd;
+	size_t max = rd->rd_rec.r_max, len;
 	uint8_t *mem = rpc_rec_take(&rd->rd_rec, &len);
 
 	rd->rd_partial_since = 0;
-	return on_msg(ctx, mem, len);
+	if (zstd) {
+		uint8_t *raw;
+		size_t rlen;
+		int rc = zlink_unpack(mem + RPC_REC_HEADROOM, len, max,
+				      RPC_REC_HEADROOM, &raw, &rlen,
+				      rd->rd_zstats, rd->rd_why,
+				      sizeof(rd->rd_why));
+
+		free(mem);
+		if (rc < 0)
+			return rc;
+		mem = raw;
+		len = rlen;
+	}
+	return on_msg(ctx, mem, len) ? 1 : 0;
+}
+
+/* A framing fault of a compressed link, said in words. */
+static int reader_fault(struct px_reader *rd, int rc)
+{
+	if (rc == -EBADMSG && rd->rd_rec.r_zok && !rd->rd_why[0])
+		snprintf(rd->rd_why, sizeof(rd->rd_why),
+			 "bad record on a compressed link (empty, or a "
+			 "compressed record in more than one fragment)");
+	return rc;
 }
 
 /* Feed staged bytes; 1 = keep going, 0 = consumer paused, <0 = error. */
@@ -265,13 +371,14 @@ static int reader_drain_stage(struct px_reader *rd, px_msg_fn on_msg,
 	while (rd->rd_pos < rd->rd_len) {
 		ssize_t n = rpc_rec_feed(&rd->rd_rec, rd->rd_stage + rd->rd_pos,
 					 rd->rd_len - rd->rd_pos);
+		int d;
 
 		if (n < 0)
-			return (int)n;
+			return reader_fault(rd, (int)n);
 		rd->rd_pos += (size_t)n;
 		if (rpc_rec_ready(&rd->rd_rec) &&
-		    !reader_deliver(rd, on_msg, ctx))
-			return 0;
+		    (d = reader_deliver(rd, on_msg, ctx)) <= 0)
+			return d;
 	}
 	rd->rd_pos = rd->rd_len = 0;
 	return 1;
@@ -283,8 +390,9 @@ int px_reader_run(struct px_reader *rd, int fd, struct tls_conn *tls,
 	size_t got = 0;
 	int rc;
 
-	if (rpc_rec_ready(&rd->rd_rec) && !reader_deliver(rd, on_msg, ctx))
-		return 1;
+	if (rpc_rec_ready(&rd->rd_rec) &&
+	    (rc = reader_deliver(rd, on_msg, ctx)) <= 0)
+		return rc < 0 ? rc : 1;
 	if ((rc = reader_drain_stage(rd, on_msg, ctx)) <= 0)
 		return rc < 0 ? rc : 1;
 	/* Bytes inside TLS are invisible to epoll: with TLS, read until the
@@ -322,8 +430,8 @@ int px_reader_run(struct px_reader *rd, int fd, struct tls_conn *tls,
 		if (direct) {
 			rpc_rec_commit(&rd->rd_rec, (size_t)n);
 			if (rpc_rec_ready(&rd->rd_rec) &&
-			    !reader_deliver(rd, on_msg, ctx))
-				return 1;
+			    (rc = reader_deliver(rd, on_msg, ctx)) <= 0)
+				return rc < 0 ? rc : 1;
 			if (drained)
 				return 1;
 			continue;

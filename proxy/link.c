@@ -222,9 +222,13 @@ static void link_handshake(struct px_link *ln)
 	struct tls_conn_info ti;
 
 	tls_conn_info(ln->ln_tls, &ti);
-	px_info("upstream %s: TLS up (%s%s)", ln->ln_name,
+	if (tls_conn_zstd(ln->ln_tls))
+		px_zlink_start(ln->ln_loop->lp_opts, &ln->ln_out, &ln->ln_z,
+			       &ln->ln_rd);
+	px_info("upstream %s: TLS up (%s%s%s)", ln->ln_name,
 		ti.ti_cipher ? ti.ti_cipher : "?",
-		ti.ti_resumed ? ", resumed" : "");
+		ti.ti_resumed ? ", resumed" : "",
+		tls_conn_zstd(ln->ln_tls) ? ", zstd" : "");
 	link_ready(ln);
 	/* TLS may already hold the first replies (or a session ticket). */
 	if (ln->ln_state == LINK_UP && tls_conn_pending(ln->ln_tls))
@@ -434,6 +438,8 @@ static void link_read(struct px_link *ln)
 		link_handshake(ln);
 	} else if (rc == 0)
 		link_down(ln, "connection closed by upstream");
+	else if (rc < 0 && ln->ln_rd.rd_why[0])
+		link_down(ln, ln->ln_rd.rd_why);
 	else if (rc == -EMSGSIZE)
 		link_down(ln, "reply record larger than --max-record");
 	else if (rc == -EBADMSG)

@@ -139,6 +139,8 @@ static const struct restart_field {
 	RF("syslog", o_syslog, F_BOOL),
 	RF("max-record", o_max_record, F_SIZE),
 	RF("tls", o_tls, F_INT),
+	RF("compress", o_compress, F_INT),
+	RF("compress-below", o_compress_below, F_UNS),
 	RF("cache-dir", o_cache_dir, F_STR),
 	RF("cache-size", o_cache_size, F_U64),
 	RF("cache-block", o_cache_block, F_U32),
@@ -481,6 +483,7 @@ static int loop_tls_setup(struct px_loop *l, const struct px_opts *o)
 		.tc_cert = o->o_tls_cert, .tc_key = o->o_tls_key,
 		.tc_ca = o->o_tls_ca, .tc_crl = o->o_tls_crl,
 		.tc_server = o->o_role == PX_ROLE_SERVER,
+		.tc_zstd = o->o_compress != ZLINK_OFF,
 	};
 	char host[256], err[512];
 	int rc;

@@ -107,6 +107,8 @@ struct px_opts {
 	int o_tls;                   /* enum px_tls_mode after parsing */
 	char *o_tls_cert, *o_tls_key, *o_tls_ca, *o_tls_crl;
 	char *o_tls_server_name;     /* client role; default: upstream host */
+	int o_compress;              /* enum zlink_mode (zlink.h) */
+	unsigned o_compress_below;   /* Mbit/s: auto compresses below it */
 	char *o_grid_mapfile;        /* server role: cert DN -> accounts */
 	char *o_plaintext_accounts;  /* --tls optional: "a,b", NULL: anonymous */
 	/* read cache (client role) */
@@ -192,17 +194,31 @@ struct px_msg *px_msg_new(size_t len);
 void px_msg_unref(struct px_msg *m);
 void px_mem_tick(void); /* once a second: trim the heap when quiet */
 
+struct zlink_out;
 struct px_outq {
 	struct px_msg *q_head, *q_tail;
 	size_t q_bytes; /* queued bytes not yet written */
+	struct zlink_out *q_z; /* compressed link (zlink.h), NULL: plain */
 };
-void px_outq_push(struct px_outq *q, struct px_msg *m); /* takes a ref */
+/* Queue m (takes a ref), or, on a compressed link when zlink says so, a
+ * compressed copy of it. */
+void px_outq_push(struct px_outq *q, struct px_msg *m);
 /* writev as much as the socket takes (up to budget bytes).  Returns 0 when
  * the queue is empty, 1 when bytes remain, -errno on a socket error. */
 struct tls_conn;
 int px_outq_flush(struct px_outq *q, int fd, struct tls_conn *tls,
 		  size_t budget);
+/* Drop every queued message; the queue forgets its compression too. */
 void px_outq_clear(struct px_outq *q);
+
+/* Compressed links, all of the daemon's (io.c; one loop thread). */
+struct zlink_stats;
+extern struct zlink_stats px_zstats;
+/* Compress this connection from now on (its handshake agreed
+ * gridvfs-z1): the output queue packs, the reader unpacks. */
+struct px_reader;
+void px_zlink_start(const struct px_opts *o, struct px_outq *q,
+		    struct zlink_out *z, struct px_reader *rd);
 
 /* Monotonic clock in milliseconds. */
 uint64_t px_now_ms(void);
@@ -214,8 +230,12 @@ struct px_reader {
 	size_t rd_pos, rd_len;
 	size_t rd_stage_cap;       /* bytes of rd_stage */
 	uint64_t rd_partial_since; /* monotonic ms a partial record started, 0: none */
+	struct zlink_stats *rd_zstats; /* compressed link: its counters */
+	char rd_why[160];          /* why a compressed record was refused */
 };
 int px_reader_init(struct px_reader *rd, size_t max_record);
+/* Accept compressed records from now on (ALPN gridvfs-z1 agreed). */
+void px_reader_zstd(struct px_reader *rd, struct zlink_stats *stats);
 void px_reader_free(struct px_reader *rd);
 /* A new bound on records (the stage grows with it); 0 or -ENOMEM. */
 int px_reader_set_max(struct px_reader *rd, size_t max_record);

@@ -57,6 +57,15 @@ static int rec_start_frag(struct rpc_rec *r)
 
 	r->r_hdr_have = 0;
 	r->r_last = (mark & RPC_RM_LAST) != 0;
+	if (r->r_zok && (mark & RPC_RM_ZSTD)) {
+		/* A compressed record is a whole message in one fragment. */
+		if (!r->r_last || r->r_nfrags)
+			return -EBADMSG;
+		flen &= ~RPC_RM_ZSTD;
+		if (!flen)
+			return -EBADMSG;
+		r->r_zstd = true;
+	}
 	if (++r->r_nfrags > RPC_REC_MAX_FRAGS)
 		return -EMSGSIZE;
 	if (flen > r->r_max - r->r_len)
@@ -144,6 +153,7 @@ uint8_t *rpc_rec_take(struct rpc_rec *r, size_t *len)
 	r->r_len = r->r_cap = 0;
 	r->r_nfrags = 0;
 	r->r_done = false;
+	r->r_zstd = false;
 	r->r_in_frag = false;
 	r->r_hdr_have = 0;
 	return buf;

@@ -157,6 +157,10 @@ int rpc_xdr_put_bytes(struct rpc_xdr *x, const void *p, size_t len);
 
 #define RPC_RM_LAST 0x80000000u
 #define RPC_RM_LENMASK 0x7fffffffu
+/* Only between gridvfs roles that agreed on it (proxy/zlink.h): the record
+ * is one last fragment holding a zstd frame.  Elsewhere the bit is part of
+ * the length, which --max-record then refuses. */
+#define RPC_RM_ZSTD 0x40000000u
 /* Bytes reserved in front of every reassembled message, so a sender can
  * write its record mark there and send the message with one write. */
 #define RPC_REC_HEADROOM 4u
@@ -182,6 +186,9 @@ struct rpc_rec {
 	uint8_t r_hdr[4];     /* partial fragment header */
 	uint8_t r_hdr_have;
 	bool r_done;          /* a whole message is ready */
+	bool r_zok;           /* RPC_RM_ZSTD marks are allowed (negotiated) */
+	bool r_zstd;          /* the message (ready or coming) is compressed;
+			       * rpc_rec_take() clears it: read it first */
 };
 
 void rpc_rec_init(struct rpc_rec *r, size_t max);
@@ -192,7 +199,8 @@ bool rpc_rec_partial(const struct rpc_rec *r);
  * Consume bytes from p[0..n).  Returns the number consumed (it stops after a
  * message completes; then rpc_rec_ready() is true) or a negative error:
  * -EMSGSIZE (message above r_max or too many fragments), -EBADMSG (a
- * zero-length message), -ENOMEM.
+ * zero-length message, or a compressed fragment that is not a whole
+ * message), -ENOMEM.
  */
 ssize_t rpc_rec_feed(struct rpc_rec *r, const uint8_t *p, size_t n);
 /*

@@ -5,7 +5,7 @@
 # own proxy is the peer the bench compares gridvfs with.
 set -euo pipefail
 PKGS=(build-essential autoconf automake libtool pkg-config
-      libtirpc-dev libssl-dev openssl liblmdb-dev lmdb-utils libfuse3-dev fuse3
+      libtirpc-dev libssl-dev openssl libzstd-dev liblmdb-dev lmdb-utils libfuse3-dev fuse3
       libcunit1-dev rpcsvc-proto python3 procps psmisc iproute2
       nfs-ganesha nfs-ganesha-vfs nfs-ganesha-proxy-v4 rpcbind libnfs-utils libnfs-dev fdisk e2fsprogs gnuplot-nox
       tcpdump tshark bc man-db groff-base systemd)

@@ -1,0 +1,204 @@
+/*
+ * proxy/zlink.c — zstd records between the roles: the per-record choice,
+ * the link rate meter behind --compress auto, and a decoder that trusts
+ * nothing it is sent.  See zlink.h.
+ */
+#include "config.h"
+#include "proxy/zlink.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <zstd.h>
+
+/* zstd level 1: on this project's 2-core test machine it packs the test
+ * VM image at ~300 MB/s per core (docs/benchmarks.md), far above any WAN
+ * it is meant for; higher levels cost 2-5x the CPU for a few per cent. */
+#define ZLINK_LEVEL 1
+/* A rate sample needs the socket full for this long: a TLS layer holds up
+ * to 256 KiB ahead of the socket, which would skew shorter samples. */
+#define BUSY_MIN_NS (100ull * 1000000ull)
+/* A long backlog is sampled this often. */
+#define BUSY_SAMPLE_NS (500ull * 1000000ull)
+/* Back-off after incompressible records: skip 2^fails records, up to. */
+#define SKIP_MAX 64u
+
+static _Thread_local ZSTD_CCtx *t_cctx;
+static _Thread_local ZSTD_DCtx *t_dctx;
+
+void zlink_thread_done(void)
+{
+	ZSTD_freeCCtx(t_cctx);
+	ZSTD_freeDCtx(t_dctx);
+	t_cctx = NULL;
+	t_dctx = NULL;
+}
+
+void zlink_out_init(struct zlink_out *z, enum zlink_mode mode,
+		    uint64_t below_bytes_per_s, struct zlink_stats *stats)
+{
+	memset(z, 0, sizeof(*z));
+	z->zo_mode = mode;
+	z->zo_below = below_bytes_per_s;
+	z->zo_stats = stats;
+}
+
+bool zlink_want(struct zlink_out *z, size_t len)
+{
+	if (z->zo_mode == ZLINK_OFF || len < ZLINK_MIN)
+		return false;
+	if (z->zo_mode == ZLINK_AUTO &&
+	    (!z->zo_rate || z->zo_rate >= z->zo_below))
+		return false;
+	if (z->zo_skip) {
+		z->zo_skip--;
+		return false;
+	}
+	return true;
+}
+
+size_t zlink_bound(size_t len)
+{
+	return ZSTD_compressBound(len);
+}
+
+size_t zlink_pack(struct zlink_out *z, const uint8_t *src, size_t len,
+		  uint8_t *dst, size_t cap)
+{
+	size_t n;
+
+	if (!t_cctx && !(t_cctx = ZSTD_createCCtx()))
+		return 0;
+	/* One frame that states its size (the receiver checks it first). */
+	n = ZSTD_compressCCtx(t_cctx, dst, cap, src, len, ZLINK_LEVEL);
+	if (ZSTD_isError(n) || n > len - len / 8) {
+		if (z->zo_fails < 6)
+			z->zo_fails++;
+		z->zo_skip = 1u << z->zo_fails;
+		if (z->zo_skip > SKIP_MAX)
+			z->zo_skip = SKIP_MAX;
+		if (z->zo_stats)
+			z->zo_stats->zs_incompressible++;
+		return 0;
+	}
+	z->zo_fails = 0;
+	if (z->zo_stats) {
+		z->zo_stats->zs_packed++;
+		z->zo_stats->zs_raw_bytes += len;
+		z->zo_stats->zs_wire_bytes += n;
+	}
+	return n;
+}
+
+static void rate_sample(struct zlink_out *z, uint64_t bytes, uint64_t ns)
+{
+	uint64_t r = bytes * 1000000000ull / ns;
+
+	z->zo_rate = z->zo_rate ? (z->zo_rate * 3 + r) / 4 : r;
+}
+
+void zlink_sent(struct zlink_out *z, size_t took, bool blocked, bool drained,
+		uint64_t now_ns)
+{
+	if (!z->zo_busy_t0) {
+		/* What went in before the socket filled went into free
+		 * buffer space: the link's rate is measured from here. */
+		if (blocked)
+			z->zo_busy_t0 = now_ns ? now_ns : 1;
+		z->zo_busy_bytes = 0;
+		return;
+	}
+	z->zo_busy_bytes += took;
+	if (drained) {
+		if (now_ns - z->zo_busy_t0 >= BUSY_MIN_NS)
+			rate_sample(z, z->zo_busy_bytes, now_ns - z->zo_busy_t0);
+		z->zo_busy_t0 = 0;
+		return;
+	}
+	if (now_ns - z->zo_busy_t0 >= BUSY_SAMPLE_NS) {
+		rate_sample(z, z->zo_busy_bytes, now_ns - z->zo_busy_t0);
+		z->zo_busy_t0 = now_ns;
+		z->zo_busy_bytes = 0;
+	}
+}
+
+static int why_set(char *why, size_t whylen, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int why_set(char *why, size_t whylen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (why && whylen) {
+		va_start(ap, fmt);
+		vsnprintf(why, whylen, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
+}
+
+/* The smallest window (zstd's minimum is 2^10) that covers max, at most
+ * 2^30 (zstd's limit on 32-bit builds). */
+static unsigned window_log_for(size_t max)
+{
+	unsigned lg = 10;
+
+	while (lg < 30 && ((size_t)1 << lg) < max)
+		lg++;
+	return lg;
+}
+
+int zlink_unpack(const uint8_t *src, size_t len, size_t max, size_t headroom,
+		 uint8_t **out, size_t *outlen, struct zlink_stats *stats,
+		 char *why, size_t whylen)
+{
+	unsigned long long size = ZSTD_getFrameContentSize(src, len);
+	size_t flen, n;
+	uint8_t *buf;
+
+	if (size == ZSTD_CONTENTSIZE_ERROR)
+		return why_set(why, whylen, -EBADMSG,
+			       "compressed record is not a zstd frame");
+	if (size == ZSTD_CONTENTSIZE_UNKNOWN)
+		return why_set(why, whylen, -EMSGSIZE,
+			       "compressed record states no size");
+	if (size == 0 || size > max)
+		return why_set(why, whylen, -EMSGSIZE,
+			       "compressed record states %llu bytes (allowed "
+			       "1..%zu, --max-record)", size, max);
+	flen = ZSTD_findFrameCompressedSize(src, len);
+	if (ZSTD_isError(flen) || flen != len)
+		return why_set(why, whylen, -EBADMSG,
+			       "compressed record is not exactly one zstd "
+			       "frame (%s)", ZSTD_isError(flen)
+				       ? ZSTD_getErrorName(flen)
+				       : "bytes after the frame");
+	if (!t_dctx) {
+		if (!(t_dctx = ZSTD_createDCtx()))
+			return -ENOMEM;
+	}
+	/* A frame may ask for a window larger than what it states; never
+	 * let one make the decoder allocate beyond the record bound. */
+	ZSTD_DCtx_reset(t_dctx, ZSTD_reset_session_and_parameters);
+	ZSTD_DCtx_setParameter(t_dctx, ZSTD_d_windowLogMax,
+			       (int)window_log_for(max));
+	if (!(buf = malloc(headroom + (size_t)size)))
+		return -ENOMEM;
+	n = ZSTD_decompressDCtx(t_dctx, buf + headroom, (size_t)size, src, len);
+	if (ZSTD_isError(n) || n != size) {
+		free(buf);
+		return why_set(why, whylen, -EBADMSG,
+			       "compressed record does not decode: %s",
+			       ZSTD_isError(n) ? ZSTD_getErrorName(n)
+					       : "shorter than it states");
+	}
+	if (stats) {
+		stats->zs_unpacked++;
+		stats->zs_unpacked_bytes += n;
+	}
+	*out = buf;
+	*outlen = n;
+	return 0;
+}
