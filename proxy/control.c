@@ -242,15 +242,18 @@ static void report(struct px_loop *l, struct out *o, bool json)
 
 		if (json)
 			outf(o, "%s\"%s\": {\"state\": \"%s\", \"pending\": %u, "
-				"\"tls\": %s, \"zstd\": %s, \"rate_bytes\": %llu}",
+				"\"tls\": %s, \"zstd\": %s, \"goodput_bytes\": %llu, "
+				"\"zstd_asked\": %s}",
 			     i ? ", " : "", ln->ln_name,
 			     link_state_name(ln->ln_state), ln->ln_npending,
 			     ln->ln_tls ? "true" : "false", z ? "true" : "false",
-			     z ? (unsigned long long)ln->ln_z.zo_rate : 0ull);
+			     z ? (unsigned long long)ln->ln_z.zo_rate : 0ull,
+			     z && ln->ln_z.zo_ask ? "true" : "false");
 		else if (z && ln->ln_z.zo_rate)
-			outf(o, "link_%-19s %s, %u pending, tls, zstd (sending "
-				"at %.1f Mbit/s when full)\n", ln->ln_name,
+			outf(o, "link_%-19s %s, %u pending, tls, zstd %s (goodput "
+				"%.1f Mbit/s)\n", ln->ln_name,
 			     link_state_name(ln->ln_state), ln->ln_npending,
+			     ln->ln_z.zo_ask ? "on" : "idle",
 			     (double)ln->ln_z.zo_rate * 8 / 1e6);
 		else
 			outf(o, "link_%-19s %s, %u pending%s%s\n", ln->ln_name,

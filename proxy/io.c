@@ -39,7 +39,7 @@ void px_zlink_start(const struct px_opts *o, struct px_outq *q,
 		       (uint64_t)o->o_compress_below * 1000000u / 8u,
 		       &px_zstats);
 	q->q_z = z;
-	px_reader_zstd(rd, &px_zstats);
+	px_reader_zstd(rd, &px_zstats, z);
 }
 
 /* Bytes of messages made since the last px_mem_tick (loop thread only). */
@@ -120,7 +120,8 @@ static struct px_msg *outq_pack(struct px_outq *q, struct px_msg *m)
 		return NULL;
 	}
 	z->m_len = n;
-	rpc_put32(z->m_mem, RPC_RM_LAST | RPC_RM_ZSTD | (uint32_t)n);
+	rpc_put32(z->m_mem, RPC_RM_LAST | RPC_RM_ZSTD |
+				    zlink_mark_flags(q->q_z) | (uint32_t)n);
 	return z;
 }
 
@@ -134,7 +135,8 @@ void px_outq_push(struct px_outq *q, struct px_msg *m)
 		m = z; /* the queue owns the copy's only ref */
 	} else {
 		m->m_refs++;
-		rpc_rec_mark(m->m_mem, m->m_len);
+		rpc_put32(m->m_mem, RPC_RM_LAST | zlink_mark_flags(q->q_z) |
+					    (uint32_t)m->m_len);
 	}
 	m->m_next = NULL;
 	m->m_off = 0;
@@ -185,24 +187,17 @@ static ssize_t io_read(int fd, struct tls_conn *tls, void *buf, size_t len)
 	return -1;
 }
 
-/*
- * writev as much as the socket takes.  *blocked: the socket (or TLS's
- * records ahead of it) is full, as opposed to the budget running out.
- */
-static int outq_flush(struct px_outq *q, int fd, struct tls_conn *tls,
-		      size_t budget, size_t *donep, bool *blocked)
+int px_outq_flush(struct px_outq *q, int fd, struct tls_conn *tls,
+		  size_t budget)
 {
 	size_t done = 0;
 
-	*blocked = false;
 	/* Records made earlier go before anything new (TLS). */
 	if (tls && tls_conn_wpending(tls)) {
 		int f = tls_conn_flush(tls);
 
-		if (f == TLS_WANT_WRITE) {
-			*blocked = true;
+		if (f == TLS_WANT_WRITE)
 			return 1;
-		}
 		if (f < 0)
 			return f > -4096 ? f : -EPROTO;
 	}
@@ -220,16 +215,13 @@ static int outq_flush(struct px_outq *q, int fd, struct tls_conn *tls,
 		if (w < 0) {
 			if (errno == EINTR)
 				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				*blocked = true;
-				*donep = done;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 1;
-			}
 			return -errno;
 		}
 		done += (size_t)w;
-		*donep = done;
 		q->q_bytes -= (size_t)w;
+		q->q_sent += (size_t)w;
 		while (w > 0) {
 			struct px_msg *m = q->q_head;
 			size_t left = RPC_REC_HEADROOM + m->m_len - m->m_off;
@@ -242,29 +234,7 @@ static int outq_flush(struct px_outq *q, int fd, struct tls_conn *tls,
 			outq_pop(q);
 		}
 	}
-	if (tls && tls_conn_wpending(tls)) {
-		*blocked = true;
-		return 1;
-	}
-	return q->q_head ? 1 : 0;
-}
-
-int px_outq_flush(struct px_outq *q, int fd, struct tls_conn *tls,
-		  size_t budget)
-{
-	size_t done = 0;
-	bool blocked;
-	int rc = outq_flush(q, fd, tls, budget, &done, &blocked);
-	struct timespec ts;
-
-	/* A compressed link's rate meter sees what each flush did. */
-	if (q->q_z && rc >= 0) {
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		zlink_sent(q->q_z, done, blocked, rc == 0,
-			   (uint64_t)ts.tv_sec * 1000000000u +
-				   (uint64_t)ts.tv_nsec);
-	}
-	return rc;
+	return q->q_head || (tls && tls_conn_wpending(tls)) ? 1 : 0;
 }
 
 void px_outq_clear(struct px_outq *q)
@@ -291,10 +261,12 @@ int px_reader_init(struct px_reader *rd, size_t max_record)
 	return rd->rd_stage ? 0 : -ENOMEM;
 }
 
-void px_reader_zstd(struct px_reader *rd, struct zlink_stats *stats)
+void px_reader_zstd(struct px_reader *rd, struct zlink_stats *stats,
+		    struct zlink_out *zo)
 {
 	rd->rd_rec.r_zok = true;
 	rd->rd_zstats = stats;
+	rd->rd_zo = zo;
 }
 
 int px_reader_set_max(struct px_reader *rd, size_t max_record)
@@ -337,6 +309,8 @@ static int reader_deliver(struct px_reader *rd, px_msg_fn on_msg, void *ctx)
 	uint8_t *mem = rpc_rec_take(&rd->rd_rec, &len);
 
 	rd->rd_partial_since = 0;
+	if (rd->rd_zo)
+		rd->rd_zo->zo_peer_asks = rd->rd_rec.r_zwant;
 	if (zstd) {
 		uint8_t *raw;
 		size_t rlen;
@@ -425,6 +399,7 @@ int px_reader_run(struct px_reader *rd, int fd, struct tls_conn *tls,
 		if (n == 0)
 			return 0;
 		got += (size_t)n;
+		rd->rd_bytes += (uint64_t)n;
 		if (!rd->rd_partial_since)
 			rd->rd_partial_since = px_now_ms();
 		if (direct) {

@@ -367,6 +367,20 @@ static void link_connect(struct px_link *ln)
 	}
 }
 
+/* A compressed link's goodput meter (zlink.h): calls out or not, and
+ * every byte both ways so far. */
+static void link_zmeter(struct px_link *ln)
+{
+	struct timespec ts;
+
+	if (!ln->ln_out.q_z)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	zlink_meter(&ln->ln_z, ln->ln_npending > 0,
+		    ln->ln_rd.rd_bytes + ln->ln_out.q_sent,
+		    (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec);
+}
+
 void px_link_submit(struct px_link *ln, struct px_call *pc)
 {
 	pc->pc_link = ln;
@@ -380,6 +394,8 @@ void px_link_submit(struct px_link *ln, struct px_call *pc)
 	ln->ln_npending++;
 	switch (ln->ln_state) {
 	case LINK_UP:
+		if (ln->ln_npending == 1)
+			link_zmeter(ln);
 		px_outq_push(&ln->ln_out, pc->pc_req);
 		link_flush(ln);
 		break;
@@ -403,6 +419,7 @@ void px_link_unlink_call(struct px_link *ln, struct px_call *pc)
 		ln->ln_tail = pc->pc_prev;
 	pc->pc_next = pc->pc_prev = NULL;
 	ln->ln_npending--;
+	link_zmeter(ln);
 }
 
 static bool link_on_msg(void *ctx, uint8_t *mem, size_t len)

@@ -198,6 +198,7 @@ struct zlink_out;
 struct px_outq {
 	struct px_msg *q_head, *q_tail;
 	size_t q_bytes; /* queued bytes not yet written */
+	uint64_t q_sent; /* bytes written, all time */
 	struct zlink_out *q_z; /* compressed link (zlink.h), NULL: plain */
 };
 /* Queue m (takes a ref), or, on a compressed link when zlink says so, a
@@ -230,12 +231,15 @@ struct px_reader {
 	size_t rd_pos, rd_len;
 	size_t rd_stage_cap;       /* bytes of rd_stage */
 	uint64_t rd_partial_since; /* monotonic ms a partial record started, 0: none */
+	uint64_t rd_bytes;         /* bytes read, all time */
 	struct zlink_stats *rd_zstats; /* compressed link: its counters */
+	struct zlink_out *rd_zo;   /* ... and its sending half (the ask) */
 	char rd_why[160];          /* why a compressed record was refused */
 };
 int px_reader_init(struct px_reader *rd, size_t max_record);
 /* Accept compressed records from now on (ALPN gridvfs-z1 agreed). */
-void px_reader_zstd(struct px_reader *rd, struct zlink_stats *stats);
+void px_reader_zstd(struct px_reader *rd, struct zlink_stats *stats,
+		    struct zlink_out *zo);
 void px_reader_free(struct px_reader *rd);
 /* A new bound on records (the stage grows with it); 0 or -ENOMEM. */
 int px_reader_set_max(struct px_reader *rd, size_t max_record);

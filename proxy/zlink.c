@@ -18,11 +18,8 @@
  * VM image at ~300 MB/s per core (docs/benchmarks.md), far above any WAN
  * it is meant for; higher levels cost 2-5x the CPU for a few per cent. */
 #define ZLINK_LEVEL 1
-/* A rate sample needs the socket full for this long: a TLS layer holds up
- * to 256 KiB ahead of the socket, which would skew shorter samples. */
-#define BUSY_MIN_NS (100ull * 1000000ull)
-/* A long backlog is sampled this often. */
-#define BUSY_SAMPLE_NS (500ull * 1000000ull)
+/* The goodput meter samples after this much time with calls out. */
+#define SAMPLE_NS (200ull * 1000000ull)
 /* Back-off after incompressible records: skip 2^fails records, up to. */
 #define SKIP_MAX 64u
 
@@ -44,13 +41,14 @@ void zlink_out_init(struct zlink_out *z, enum zlink_mode mode,
 	z->zo_mode = mode;
 	z->zo_below = below_bytes_per_s;
 	z->zo_stats = stats;
+	z->zo_ask = mode == ZLINK_ON;
 }
 
 bool zlink_want(struct zlink_out *z, size_t len)
 {
 	if (z->zo_mode == ZLINK_OFF || len < ZLINK_MIN)
 		return false;
-	if (z->zo_mode == ZLINK_AUTO &&
+	if (z->zo_mode == ZLINK_AUTO && !z->zo_peer_asks &&
 	    (!z->zo_rate || z->zo_rate >= z->zo_below))
 		return false;
 	if (z->zo_skip) {
@@ -93,36 +91,34 @@ size_t zlink_pack(struct zlink_out *z, const uint8_t *src, size_t len,
 	return n;
 }
 
-static void rate_sample(struct zlink_out *z, uint64_t bytes, uint64_t ns)
+void zlink_meter(struct zlink_out *z, bool busy, uint64_t bytes,
+		 uint64_t now_ns)
 {
-	uint64_t r = bytes * 1000000000ull / ns;
+	if (z->zo_busy_since) {
+		uint64_t dt = now_ns - z->zo_busy_since;
 
-	z->zo_rate = z->zo_rate ? (z->zo_rate * 3 + r) / 4 : r;
-}
+		/* Fold the busy stretch in when it ends, or when it alone
+		 * would complete a sample. */
+		if (!busy || z->zo_acc_ns + dt >= SAMPLE_NS) {
+			z->zo_acc_ns += dt;
+			z->zo_acc_bytes += bytes - z->zo_busy_base;
+			z->zo_busy_since = busy ? now_ns : 0;
+			z->zo_busy_base = bytes;
+		}
+	} else if (busy) {
+		z->zo_busy_since = now_ns ? now_ns : 1;
+		z->zo_busy_base = bytes;
+	}
+	if (z->zo_acc_ns < SAMPLE_NS)
+		return;
+	{
+		uint64_t r = z->zo_acc_bytes * 1000000000ull / z->zo_acc_ns;
 
-void zlink_sent(struct zlink_out *z, size_t took, bool blocked, bool drained,
-		uint64_t now_ns)
-{
-	if (!z->zo_busy_t0) {
-		/* What went in before the socket filled went into free
-		 * buffer space: the link's rate is measured from here. */
-		if (blocked)
-			z->zo_busy_t0 = now_ns ? now_ns : 1;
-		z->zo_busy_bytes = 0;
-		return;
+		z->zo_rate = z->zo_rate ? (z->zo_rate * 3 + r) / 4 : r;
 	}
-	z->zo_busy_bytes += took;
-	if (drained) {
-		if (now_ns - z->zo_busy_t0 >= BUSY_MIN_NS)
-			rate_sample(z, z->zo_busy_bytes, now_ns - z->zo_busy_t0);
-		z->zo_busy_t0 = 0;
-		return;
-	}
-	if (now_ns - z->zo_busy_t0 >= BUSY_SAMPLE_NS) {
-		rate_sample(z, z->zo_busy_bytes, now_ns - z->zo_busy_t0);
-		z->zo_busy_t0 = now_ns;
-		z->zo_busy_bytes = 0;
-	}
+	z->zo_acc_ns = z->zo_acc_bytes = 0;
+	if (z->zo_mode == ZLINK_AUTO)
+		z->zo_ask = z->zo_rate < z->zo_below;
 }
 
 static int why_set(char *why, size_t whylen, int rc, const char *fmt, ...)

@@ -7,14 +7,21 @@
  * selects it, anything else selects "sunrpc" and nothing changes.  On a
  * gridvfs-z1 connection a record mark may carry bit 30 (RPC_RM_ZSTD): the
  * record is then one fragment, the last, holding one zstd frame whose
- * header states the record's size.  Either side may send any record plain.
+ * header states the record's size; and bit 29 (RPC_RM_ZWANT): the sender
+ * asks for compressed records back.  Either side may send any record
+ * plain.  (--max-record is at most 64 MiB, so neither bit is a length.)
  *
- * The sender decides per record: under --compress auto, only while the
- * link's measured rate (bytes the socket took while it was the bottleneck)
- * is below --compress-below, since on a faster link the compressor would
- * be slower than the wire; under on, always.  Records that do not shrink
- * by an eighth go plain, and the sender then skips a growing number of
- * records before it tries again (random or encrypted data costs little).
+ * Who decides: the client role, which makes the calls, measures its link
+ * as goodput while calls are outstanding (bytes both ways over the time
+ * any call waited, summed until 200 ms of such time): a latency- or
+ * bandwidth-bound link shows as slow, a loopback or LAN as fast.  Under
+ * --compress auto it packs its own records and asks the server role for
+ * packed replies while that figure is below --compress-below, since on a
+ * faster link the compressor would be slower than the wire.  The server
+ * role follows the ask of the newest record it received.  Under on, a
+ * role always packs (and asks).  Records that do not shrink by an eighth
+ * go plain, and the sender then skips a growing number of records before
+ * it tries again (random or encrypted data costs little).
  *
  * The receiver never trusts a frame: the stated size must be within
  * --max-record, the frame must fill the fragment exactly and decode to
@@ -32,6 +39,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "rpc/rpc.h"
 
 #define ZLINK_ALPN "gridvfs-z1"
 /* RPC_RM_ZSTD (rpc/rpc.h): the record mark bit of a compressed record */
@@ -53,9 +62,12 @@ struct zlink_stats {
 struct zlink_out {
 	enum zlink_mode zo_mode;
 	uint64_t zo_below;    /* auto: compress while rate < this (bytes/s) */
-	uint64_t zo_rate;     /* measured link rate, bytes/s; 0: none yet */
-	uint64_t zo_busy_t0;  /* ns: the socket has been full since; 0: not */
-	uint64_t zo_busy_bytes; /* bytes the socket took since zo_busy_t0 */
+	uint64_t zo_rate;     /* measured goodput, bytes/s; 0: none yet */
+	bool zo_ask;          /* mark our records RPC_RM_ZWANT */
+	bool zo_peer_asks;    /* the peer's newest record asked */
+	uint64_t zo_busy_since; /* ns: calls outstanding since; 0: none */
+	uint64_t zo_busy_base;  /* the byte count at zo_busy_since */
+	uint64_t zo_acc_ns, zo_acc_bytes; /* busy time and bytes not sampled */
 	unsigned zo_skip;     /* records left to send plain (back-off) */
 	unsigned zo_fails;    /* incompressible records in a row */
 	struct zlink_stats *zo_stats; /* may be NULL */
@@ -77,12 +89,19 @@ size_t zlink_pack(struct zlink_out *z, const uint8_t *src, size_t len,
 		  uint8_t *dst, size_t cap);
 
 /*
- * Tell the rate meter what a flush did: `took` bytes went into the
- * socket, and afterwards the socket was full (`blocked`), or the queue
- * emptied (`drained`), or neither (a budget ran out).  now_ns: monotonic.
+ * The client role's goodput meter: call it whenever the count of
+ * outstanding calls changes or a reply arrives, with busy = calls are
+ * outstanding now, bytes = all bytes read and written on the connection
+ * so far, now_ns monotonic.  Updates zo_rate and, under auto, zo_ask.
  */
-void zlink_sent(struct zlink_out *z, size_t took, bool blocked, bool drained,
-		uint64_t now_ns);
+void zlink_meter(struct zlink_out *z, bool busy, uint64_t bytes,
+		 uint64_t now_ns);
+
+/* The record mark's flags for a record of ours (RPC_RM_ZWANT or 0). */
+static inline uint32_t zlink_mark_flags(const struct zlink_out *z)
+{
+	return z && z->zo_ask ? RPC_RM_ZWANT : 0;
+}
 
 /*
  * Decode one compressed record: src[0..len) must be exactly one zstd frame

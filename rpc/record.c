@@ -57,6 +57,10 @@ static int rec_start_frag(struct rpc_rec *r)
 
 	r->r_hdr_have = 0;
 	r->r_last = (mark & RPC_RM_LAST) != 0;
+	if (r->r_zok) {
+		r->r_zwant = (mark & RPC_RM_ZWANT) != 0;
+		flen &= ~RPC_RM_ZWANT;
+	}
 	if (r->r_zok && (mark & RPC_RM_ZSTD)) {
 		/* A compressed record is a whole message in one fragment. */
 		if (!r->r_last || r->r_nfrags)

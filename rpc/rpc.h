@@ -161,6 +161,8 @@ int rpc_xdr_put_bytes(struct rpc_xdr *x, const void *p, size_t len);
  * is one last fragment holding a zstd frame.  Elsewhere the bit is part of
  * the length, which --max-record then refuses. */
 #define RPC_RM_ZSTD 0x40000000u
+/* ... and the sender asks for compressed records back. */
+#define RPC_RM_ZWANT 0x20000000u
 /* Bytes reserved in front of every reassembled message, so a sender can
  * write its record mark there and send the message with one write. */
 #define RPC_REC_HEADROOM 4u
@@ -189,6 +191,8 @@ struct rpc_rec {
 	bool r_zok;           /* RPC_RM_ZSTD marks are allowed (negotiated) */
 	bool r_zstd;          /* the message (ready or coming) is compressed;
 			       * rpc_rec_take() clears it: read it first */
+	bool r_zwant;         /* the newest mark asked for compressed
+			       * records back (kept across messages) */
 };
 
 void rpc_rec_init(struct rpc_rec *r, size_t max);

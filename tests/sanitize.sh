@@ -60,6 +60,7 @@ else
 		tests/integration/proxy_procs.sh tests/integration/proxy_badinput.sh \
 		tests/integration/proxy_sigterm.sh tests/integration/proxy_upstream_restart.sh \
 		tests/integration/idmap_proxy.sh tests/integration/tls_chain.sh \
+		tests/integration/link_zstd.sh \
 		tests/integration/cache_read.sh tests/integration/proxy_status.sh \
 		tests/integration/proxy_bad_upstream.sh tests/integration/ops_exports.sh \
 		tests/integration/ops_reload.sh tests/integration/wb_perm.sh \

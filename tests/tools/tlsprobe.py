@@ -14,6 +14,16 @@ MODE:
               AUTH_TOOWEAK, then the connection closed
   garbage     probe, then 4 KiB of random bytes: expects a close
   truncated   probe, then half a ClientHello and a half-close: expects a close
+  zstd-ok     ALPN gridvfs-z1 then sunrpc; the daemon must select gridvfs-z1,
+              and a NULL call sent as a compressed record (RPC_RM_ZSTD, a
+              hand-made zstd frame) gets a reply
+  zstd-garbage, zstd-bomb, zstd-short, zstd-frags
+              gridvfs-z1 agreed, then a compressed record that is garbage,
+              that states 64 MiB, that states more than it holds, or that
+              is a first fragment only: expects a close
+  zstd-unagreed
+              ALPN sunrpc only, then a record with the compressed bit: it
+              must be read as a 1 GiB length and refused with a close
 Prints "accepted" or "refused: why"; exit 0 when the outcome is the one
 MODE expects, 1 otherwise.
 """
@@ -58,6 +68,23 @@ def closes(s):
         return False
 
 
+RM_ZSTD = 0x40000000
+
+
+def zframe(data, state=None):
+    """One zstd frame of raw blocks stating `state` (default len(data))."""
+    size = len(data) if state is None else state
+    out = b"\x28\xb5\x2f\xfd" + bytes([0xA0]) + struct.pack("<I", size)
+    pos = 0
+    while True:
+        chunk = data[pos:pos + 65536]
+        pos += len(chunk)
+        last = pos >= len(data)
+        out += struct.pack("<I", int(last) | (len(chunk) << 3))[:3] + chunk
+        if last:
+            return out
+
+
 def probe(s):
     s.sendall(call(0x51, 7))
     rep = recv_record(s)
@@ -66,7 +93,7 @@ def probe(s):
         raise RuntimeError(f"probe not answered with STARTTLS: {rep!r}")
 
 
-def tls_ctx(args, maxver=None, alpn=True):
+def tls_ctx(args, maxver=None, alpn=True, protos=("sunrpc",)):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.maximum_version = maxver or ssl.TLSVersion.TLSv1_3
@@ -80,8 +107,38 @@ def tls_ctx(args, maxver=None, alpn=True):
     if args.get("cert"):
         ctx.load_cert_chain(args["cert"], args["key"])
     if alpn:
-        ctx.set_alpn_protocols(["sunrpc"])
+        ctx.set_alpn_protocols(list(protos))
     return ctx
+
+
+def zstd_attempt(s, host, mode, args):
+    agreed = mode != "zstd-unagreed"
+    protos = ("gridvfs-z1", "sunrpc") if agreed else ("sunrpc",)
+    t = tls_ctx(args, protos=protos).wrap_socket(s, server_hostname=host)
+    got = t.selected_alpn_protocol()
+    if got != ("gridvfs-z1" if agreed else "sunrpc"):
+        return f"refused: the daemon selected ALPN {got!r}"
+    body = call(0x81, 1, u32(0) + u32(1) + b"x\0\0\0" + u32(0) * 3)[4:]
+    if mode == "zstd-ok" or mode == "zstd-unagreed":
+        f = zframe(body)
+        t.sendall(u32(0x80000000 | RM_ZSTD | len(f)) + f)
+        if mode == "zstd-unagreed":
+            return "refused: closed" if closes(t) else "accepted"
+        rep = recv_record(t)
+        stat = struct.unpack(">I", rep[8:12])[0]
+        return "accepted" if stat == 0 else f"refused: reply stat {stat}"
+    if mode == "zstd-garbage":
+        f = os.urandom(512)
+    elif mode == "zstd-bomb":
+        f = zframe(body, state=64 << 20)
+    elif mode == "zstd-short":
+        f = zframe(body, state=len(body) + 100)
+    else:  # zstd-frags: a compressed first fragment that is not the last
+        f = zframe(body)
+        t.sendall(u32(RM_ZSTD | len(f)) + f)
+        return "refused: closed" if closes(t) else "accepted"
+    t.sendall(u32(0x80000000 | RM_ZSTD | len(f)) + f)
+    return "refused: closed" if closes(t) else "accepted"
 
 
 def attempt(host, port, mode, args):
@@ -111,6 +168,11 @@ def attempt(host, port, mode, args):
         s.sendall(hello[:len(hello) // 2])
         s.shutdown(socket.SHUT_WR)
         return "refused: closed" if closes(s) else "accepted"
+    if mode.startswith("zstd-"):
+        try:
+            return zstd_attempt(s, host, mode, args)
+        except (ssl.SSLError, EOFError, ConnectionError, OSError) as e:
+            return f"refused: {e}"
     maxver = ssl.TLSVersion.TLSv1_2 if mode == "tls12" else None
     ctx = tls_ctx(args, maxver, alpn=(mode != "noalpn"))
     try:
@@ -137,7 +199,7 @@ def main():
     except (EOFError, ConnectionError) as e:
         out = f"refused: {e}"
     print(out)
-    want_accept = mode == "ok"
+    want_accept = mode in ("ok", "zstd-ok")
     return 0 if out.startswith("accepted") == want_accept else 1
 
 

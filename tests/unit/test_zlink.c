@@ -115,42 +115,58 @@ static void test_incompressible_backs_off(void)
 	free(dst);
 }
 
-/* auto: nothing until the link has been measured, then compress only on
- * a link slower than the threshold. */
+/* auto: nothing until the link has been measured, then pack (and ask
+ * the peer to) only while the goodput is below the threshold; a peer's
+ * ask alone is enough. */
 static void test_auto_follows_rate(void)
 {
 	const uint64_t ms = 1000000ull;
 	struct zlink_out z;
-	uint64_t t = 1000 * ms;
+	uint64_t t = 1000 * ms, bytes = 0;
 
 	zlink_out_init(&z, ZLINK_AUTO, 125000000ull, NULL); /* 1 Gbit/s */
 	CU_ASSERT_FALSE(zlink_want(&z, 65536));
-	/* Bytes that go into a socket with room say nothing of the link. */
-	zlink_sent(&z, 4u << 20, false, true, t);
-	CU_ASSERT_EQUAL(z.zo_rate, 0);
-	/* Full socket: 12.5 MB/s (100 Mbit) for 400 ms, then drained. */
-	zlink_sent(&z, 1u << 20, true, false, t);
-	for (int i = 1; i <= 4; i++)
-		zlink_sent(&z, 1250000, i < 4, i == 4, t + (uint64_t)i * 100 * ms);
-	CU_ASSERT(z.zo_rate > 12000000 && z.zo_rate < 13000000);
-	CU_ASSERT_TRUE(zlink_want(&z, 65536));
-	/* A short backlog (under 100 ms) is no sample. */
-	t += 1000 * ms;
-	zlink_sent(&z, 0, true, false, t);
-	zlink_sent(&z, 100000000, false, true, t + 10 * ms);
-	CU_ASSERT(z.zo_rate > 12000000 && z.zo_rate < 13000000);
-	/* The link turns out fast (2 GB/s over a long backlog): the samples
-	 * pull the estimate above the threshold and compression stops. */
-	for (int k = 0; k < 8; k++) {
-		t += 1000 * ms;
-		zlink_sent(&z, 0, true, false, t);
-		zlink_sent(&z, 1000000000, true, false, t + 500 * ms);
+	CU_ASSERT_FALSE(z.zo_ask);
+	CU_ASSERT_EQUAL(zlink_mark_flags(&z), 0);
+	/* One call at a time, 1 MiB each over 100 Mbit/s + 10 ms RTT (94 ms
+	 * each), idle gaps between: the gaps do not count. */
+	for (int i = 0; i < 4; i++) {
+		zlink_meter(&z, true, bytes, t);
+		bytes += 1u << 20;
+		t += 94 * ms;
+		zlink_meter(&z, false, bytes, t);
+		t += 300 * ms; /* idle */
+		bytes += 4096;  /* nothing outstanding: not counted either */
 	}
-	CU_ASSERT(z.zo_rate > 125000000ull);
+	CU_ASSERT(z.zo_rate > 10500000 && z.zo_rate < 11500000);
+	CU_ASSERT_TRUE(z.zo_ask);
+	CU_ASSERT_EQUAL(zlink_mark_flags(&z), RPC_RM_ZWANT);
+	CU_ASSERT_TRUE(zlink_want(&z, 65536));
+	/* A long stretch of calls on a fast link (1 GB/s, replies every
+	 * 10 ms): samples every 200 ms pull the estimate up, and both the
+	 * packing and the ask stop. */
+	zlink_meter(&z, true, bytes, t);
+	for (int i = 0; i < 300; i++) {
+		t += 10 * ms;
+		bytes += 10000000;
+		zlink_meter(&z, true, bytes, t);
+	}
+	CU_ASSERT(z.zo_rate > 900000000ull);
+	CU_ASSERT_FALSE(z.zo_ask);
 	CU_ASSERT_FALSE(zlink_want(&z, 65536));
-	/* off never compresses. */
+	/* The server role's side: no meter of its own, the peer asks. */
+	zlink_out_init(&z, ZLINK_AUTO, 125000000ull, NULL);
+	CU_ASSERT_FALSE(zlink_want(&z, 65536));
+	z.zo_peer_asks = true;
+	CU_ASSERT_TRUE(zlink_want(&z, 65536));
+	CU_ASSERT_FALSE(zlink_want(&z, ZLINK_MIN - 1));
+	/* on: always, and asks from the start; off: never. */
+	zlink_out_init(&z, ZLINK_ON, 125000000ull, NULL);
+	CU_ASSERT_TRUE(z.zo_ask);
+	CU_ASSERT_TRUE(zlink_want(&z, 65536));
 	zlink_out_init(&z, ZLINK_OFF, 125000000ull, NULL);
 	z.zo_rate = 1000;
+	z.zo_peer_asks = true;
 	CU_ASSERT_FALSE(zlink_want(&z, 65536));
 }
 
@@ -244,9 +260,14 @@ static void test_record_mark(void)
 	size_t len;
 	int err;
 
-	/* Not agreed: the bit is part of a 1 GiB length, refused. */
+	/* Not agreed: the bits are part of a 1 GiB or 512 MiB length. */
 	rpc_rec_init(&r, MAXREC);
 	rpc_put32(buf, RPC_RM_LAST | RPC_RM_ZSTD | 8);
+	feed_all(&r, buf, 4, &err);
+	CU_ASSERT_EQUAL(err, -EMSGSIZE);
+	rpc_rec_free(&r);
+	rpc_rec_init(&r, MAXREC);
+	rpc_put32(buf, RPC_RM_LAST | RPC_RM_ZWANT | 8);
 	feed_all(&r, buf, 4, &err);
 	CU_ASSERT_EQUAL(err, -EMSGSIZE);
 	rpc_rec_free(&r);
@@ -263,12 +284,20 @@ static void test_record_mark(void)
 	CU_ASSERT_EQUAL(len, 8);
 	CU_ASSERT_FALSE(r.r_zstd);
 	free(m);
-	/* ... and plain records still work beside it. */
-	rpc_put32(buf, RPC_RM_LAST | 4);
+	CU_ASSERT_FALSE(r.r_zwant);
+	/* ... and plain records still work beside it, with the ask bit
+	 * (not a length), which stays until a record says otherwise. */
+	rpc_put32(buf, RPC_RM_LAST | RPC_RM_ZWANT | 4);
 	CU_ASSERT_EQUAL(feed_all(&r, buf, 8, &err), 8);
 	CU_ASSERT_TRUE(rpc_rec_ready(&r));
 	CU_ASSERT_FALSE(r.r_zstd);
 	free(rpc_rec_take(&r, &len));
+	CU_ASSERT_EQUAL(len, 4);
+	CU_ASSERT_TRUE(r.r_zwant);
+	rpc_put32(buf, RPC_RM_LAST | 4);
+	CU_ASSERT_EQUAL(feed_all(&r, buf, 8, &err), 8);
+	free(rpc_rec_take(&r, &len));
+	CU_ASSERT_FALSE(r.r_zwant);
 	/* A compressed fragment that is not the last: refused. */
 	rpc_put32(buf, RPC_RM_ZSTD | 8);
 	feed_all(&r, buf, 4, &err);
