@@ -8,7 +8,7 @@
 : "${top_builddir:=$top_srcdir}"
 fail=0
 total=0
-for t in fuzz_record fuzz_call fuzz_reply fuzz_idmap fuzz_gridmap fuzz_meta fuzz_probe; do
+for t in fuzz_record fuzz_call fuzz_reply fuzz_idmap fuzz_gridmap fuzz_meta fuzz_probe fuzz_zlink; do
 	bin="$top_builddir/tests/fuzz/$t"
 	corpus="$top_srcdir/tests/fuzz/corpus/$t"
 	regress="$top_srcdir/tests/fuzz/regress/$t"
