@@ -299,8 +299,10 @@ sc_warm() {
 # READ at a time, checking every byte); all N replay the cold boot's trace
 # starting at the same instant. Appends "N slowest fastest wan_bytes
 # shared_fetches" to $H_DIR/herd.rows.
+# busy_jiffies: the machine's CPU time so far, all cores (USER_HZ ticks).
+busy_jiffies() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 herd() {
-	local n=$1 i at w0 w1 nodes=() pids=() npids=()
+	local n=$1 i at w0 w1 c0 c1 nodes=() pids=() npids=()
 	site_up "herd$n-site"
 	for i in $(seq "$n"); do
 		b_proxy NODE "$SITE" "$SITE" --cache-dir "$H_DIR/herd$n-n$i" --cache-size 1G \
@@ -309,6 +311,7 @@ herd() {
 	done
 	w0=$(b_wan_bytes "$WAN_CTL")
 	at=$(python3 -c 'import time; print(time.time() + 2 + 0.3 * '"$n"')')
+	c0=$(busy_jiffies)
 	for i in $(seq "$n"); do
 		REPLAY_AT=$at PYTHONPATH="$top_srcdir/tests/tools" python3 \
 			"$top_srcdir/tests/integration/meta_replay.py" 127.0.0.1 "${nodes[$((i - 1))]}" \
@@ -321,12 +324,14 @@ herd() {
 			h_fail "herd of $n: node $i's replay failed: $(tail -n 3 "$H_DIR/herd$n-$i.out")"
 	done
 	w1=$(b_wan_bytes "$WAN_CTL")
+	c1=$(busy_jiffies)
 	status "herd$n-site" "$H_DIR/herd$n-site.sock"
 	for i in "${npids[@]}"; do b_proxy_stop "$i"; done
 	b_proxy_stop "$SITE_PID"
 	echo "$n $(awk '{ print $6 }' "$H_DIR"/herd"$n"-*.out | sort -g | tail -n 1)" \
 		"$(awk '{ print $6 }' "$H_DIR"/herd"$n"-*.out | sort -g | head -n 1) $((w1 - w0))" \
 		"$(awk '$1 == "cache_fetches_shared" { print $2 }' "$H_DIR/herd$n-site.status")" \
+		"$(awk -v j=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", j / hz }')" \
 		>>"$H_DIR/herd.rows"
 	say "  herd of $n: $(tail -n 1 "$H_DIR/herd.rows") (N slowest_s fastest_s WAN_bytes shared)"
 }
@@ -472,25 +477,27 @@ mib() { awk -v b="$1" 'BEGIN { printf "%.1f", b / 1048576 }'; }
 # cold replay through the same site), WAN bytes against the image's
 # non-zero data.
 herd_report() {
-	local one nz tz n slow fast wan shared
+	local one nz tz n slow fast wan shared cpu
 	[ -f "$H_DIR/herd.rows" ] || return 0
 	read -r nz tz <"$H_DIR/herd.data"
 	one=$(awk '$1 == 1 { print $2; exit }' "$H_DIR/herd.rows")
 	echo
 	echo "### Herd: N nodes replay the cold boot at once through one site cache"
 	echo
-	echo "| nodes | slowest node s | fastest s | slowest vs 1 node | WAN MiB | WAN / image non-zero data | site fetches shared |"
-	echo "|---:|---:|---:|---:|---:|---:|---:|"
-	while read -r n slow fast wan shared; do
-		printf '| %s | %.2f | %.2f | %s | %s | %.2f× | %s |\n' "$n" "$slow" "$fast" \
+	echo "| nodes | slowest node s | fastest s | slowest vs 1 node | WAN MiB | WAN / image non-zero data | site fetches shared | machine CPU s | cores busy |"
+	echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+	while read -r n slow fast wan shared cpu; do
+		printf '| %s | %.2f | %.2f | %s | %s | %.2f× | %s | %s | %s |\n' "$n" "$slow" "$fast" \
 			"$( [ -n "$one" ] && awk -v a="$slow" -v b="$one" 'BEGIN { printf "%.2f×", a / b }' || echo -)" \
-			"$(mib "$wan")" "$(awk -v a="$wan" -v b="$nz" 'BEGIN { print a / b }')" "${shared:-?}"
+			"$(mib "$wan")" "$(awk -v a="$wan" -v b="$nz" 'BEGIN { print a / b }')" "${shared:-?}" \
+			"${cpu:-?}" "$(awk -v c="${cpu:-0}" -v s="$slow" 'BEGIN { printf "%.2f", c / s }')"
 	done <"$H_DIR/herd.rows"
 	echo
 	echo "Goal (issue 19): a herd of 8: WAN bytes ≤ 1.1× one image's non-zero data ($(mib "$nz") MiB; the trace touches $(mib "$tz") MiB of it), slowest node ≤ 2× a single node's cold replay."
 	echo
 	echo "- each node: a client-role gridvfsd with its own fresh cache, its upstream the site (a client-role gridvfsd with a fresh cache, the only one on the WAN, mTLS); the image has its metadata (zero map, hashes; no profile)."
 	echo "- each node's reader: tests/integration/meta_replay.py, the cold boot's $(wc -l <"$H_DIR/boot.trace") reads one at a time over NFS (no FUSE, no QEMU), every byte checked; all start at the same instant."
+	echo "- machine CPU s: all processes' CPU time (/proc/stat, user+nice+system+irq+softirq+steal) from just before the replays are started until the last ends (includes their ~2 s wait for the common start); cores busy = that / the slowest node's seconds (this machine has $(nproc))."
 }
 qemu2_report() {
 	[ -f "$H_DIR/q2.wan" ] || return 0

@@ -10,9 +10,11 @@ Prints "reads N bytes B secs S waits W" where W counts READs slower than
 SLOW_MS (default 10): the synchronous waits for the WAN.  Exit 1 on any
 wrong byte or NFS error.
 
-REPLAY_AT=EPOCH_SECONDS in the environment: after the LOOKUP, wait until
-then before the first READ, so several replays (a herd of nodes) start
-their reads at the same moment; secs counts from there.
+REPLAY_AT=EPOCH_SECONDS in the environment: wait until then before the
+LOOKUP (which opens the image: a client role with metadata starts its
+background fetch there), so several replays (a herd of nodes) start at the
+same moment and none gives the others' site a head start; secs counts
+from there, the LOOKUP included.
 """
 import mmap
 import os
@@ -28,12 +30,12 @@ def main(argv):
     with open(local, "rb") as f:  # mapped: a herd of replays shares it
         truth = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     n = Nfs(host, int(port), export)
-    fh = n.lookup_path(path)
-    reads = nbytes = waits = 0
     start = float(os.environ.get("REPLAY_AT", "0"))
     if start > time.time():
         time.sleep(start - time.time())
     t0 = time.monotonic()
+    fh = n.lookup_path(path)
+    reads = nbytes = waits = 0
     for line in open(trace):
         if not line.strip() or line.startswith("#"):
             continue
