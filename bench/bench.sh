@@ -301,6 +301,12 @@ rows_tls() {
 			"direct-$link" "$px/$px" m_get "/f$mb"
 		row thr "$link" MiB/s "write, mTLS chain" "seq write $mb MiB, full chain with mTLS (2 proxies)" \
 			"direct-$link" "$px/$px" m_put "$mb"
+		# Image-like data (the random files above never pack): the
+		# roles' zstd records (--compress auto) over the slow link.
+		row thr "$link" MiB/s "read libs, mTLS chain" "seq read $mb MiB of shared libraries (packs $(cat "$H_DIR/libs.ratio")× with zlib -1), full chain with mTLS (2 proxies)" \
+			"direct-$link" "$px/$px" m_get "/libs$mb"
+		row thr "$link" MiB/s "write libs, mTLS chain" "seq write $mb MiB of shared libraries, full chain with mTLS (2 proxies)" \
+			"direct-$link" "$px/$px" m_put "libs$mb"
 	done
 	rows_handshake
 }
@@ -469,6 +475,26 @@ say "ganesha up (nfs $H_NFS_PORT, mount $H_MNT_PORT)"
 for mb in $(printf '%s\n' "$LO_MB" "$WAN_MB" "$WAN_CP_MB" $((LO_MB / 16)) $((LO_MB / 64)) $((WAN_MB / 16)) | sort -un); do
 	head -c $((mb * 1048576)) /dev/urandom >"$H_DIR/src$mb"
 	cp "$H_DIR/src$mb" "$H_EXPORT/f$mb"
+done
+# Shared libraries and programs of this machine, the kind of bytes a VM
+# image holds (the mTLS rows read and write them too).
+for mb in $(printf '%s\n' "$LO_MB" "$WAN_MB" | sort -un); do
+	python3 - "$H_DIR/srclibs$mb" $((mb * 1048576)) >"$H_DIR/libs.ratio" <<'PY' || h_fail "cannot gather $mb MiB of libraries"
+import glob, os, sys, zlib
+want, n, parts = int(sys.argv[2]), 0, []
+while n < want:
+    for p in sorted(glob.glob("/usr/lib/x86_64-linux-gnu/*.so*") + glob.glob("/usr/bin/*")):
+        if n >= want or not os.path.isfile(p) or os.path.islink(p):
+            continue
+        d = open(p, "rb").read()[:want - n]
+        parts.append(d)
+        n += len(d)
+d = b"".join(parts)
+open(sys.argv[1], "wb").write(d)
+s = d[:16 << 20]
+print("%.1f" % (len(s) / len(zlib.compress(s, 1))))
+PY
+	cp "$H_DIR/srclibs$mb" "$H_EXPORT/libs$mb"
 done
 b_proxy PX_LO "$H_NFS_PORT" "$H_MNT_PORT"
 WAN_LINKS=""
