@@ -265,6 +265,9 @@ static void client_read(struct px_client *c)
 		px_client_close(c, NULL); /* an ordinary goodbye */
 	} else if (rc < 0 && c->cl_rd.rd_why[0]) {
 		px_client_close(c, c->cl_rd.rd_why);
+	} else if (rc == -ECONNABORTED) {
+		px_client_close(c, "the peer closed without a TLS close_notify "
+				   "(it died, or was killed)");
 	} else if (rc == -EMSGSIZE && c->cl_state == CL_PROBE &&
 		   c->cl_rd.rd_rec.r_max == PREAUTH_MAX_RECORD) {
 		px_client_close(c, "record above 4 KiB before the TLS "

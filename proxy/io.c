@@ -183,7 +183,11 @@ static ssize_t io_read(int fd, struct tls_conn *tls, void *buf, size_t len)
 	n = tls_conn_read(tls, buf, len);
 	if (n >= 0)
 		return n;
-	errno = tls_want(n) ? EAGAIN : (n > -4096 ? (int)-n : EPROTO);
+	/* TLS_E_EOF: the TCP stream ended without close_notify (a peer
+	 * that died or was killed), not a protocol error. */
+	errno = tls_want(n) ? EAGAIN
+			    : n == TLS_E_EOF ? ECONNABORTED
+					     : (n > -4096 ? (int)-n : EPROTO);
 	return -1;
 }
 

@@ -457,6 +457,8 @@ static void link_read(struct px_link *ln)
 		link_down(ln, "connection closed by upstream");
 	else if (rc < 0 && ln->ln_rd.rd_why[0])
 		link_down(ln, ln->ln_rd.rd_why);
+	else if (rc == -ECONNABORTED)
+		link_down(ln, "upstream closed without a TLS close_notify");
 	else if (rc == -EMSGSIZE)
 		link_down(ln, "reply record larger than --max-record");
 	else if (rc == -EBADMSG)
@@ -545,6 +547,10 @@ void px_link_tick(struct px_link *ln, const struct timespec *now)
 void px_link_shutdown(struct px_link *ln)
 {
 	if (ln->ln_tls) {
+		/* Say goodbye (best effort: one non-blocking try), so the
+		 * server role logs an ordinary close. */
+		if (ln->ln_state == LINK_UP)
+			tls_conn_shutdown(ln->ln_tls);
 		tls_conn_free(ln->ln_tls);
 		ln->ln_tls = NULL;
 	}

@@ -11,7 +11,8 @@
 # each with a log line and without harm to a healthy client: a compressed
 # record of garbage, one stating 64 MiB, one stating more than it holds,
 # one that is not a whole record, and the compressed bit on a link that
-# never agreed to it.
+# never agreed to it.  A client role that stops ends its TLS with
+# close_notify.
 . "$(dirname "${BASH_SOURCE[0]}")/../lib/harness.sh"
 h_init link_zstd
 GV="$top_builddir/gridvfs"
@@ -87,6 +88,11 @@ h_log "read 16 MiB of noise: $down bytes over the WAN"
 [ "$down" -ge $((16 << 20)) ] || h_fail "noise shrank to $down bytes?"
 rm -f "$H_DIR/noise.back"
 h_stop_pid "$NPID" || h_fail "client role exited $? on SIGTERM"
+# A client role that stops says goodbye in TLS (close_notify): the store
+# logs an ordinary close, not a peer that died.
+sleep 0.3
+grep -q "without a TLS close_notify" "$H_DIR/store.log" &&
+	h_fail "a stopped client role closed without close_notify: $(grep close_notify "$H_DIR/store.log")"
 
 # --- a client role with --compress off offers plain sunrpc -----------------
 node n2 --compress off
