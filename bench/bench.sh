@@ -479,21 +479,8 @@ done
 # Shared libraries and programs of this machine, the kind of bytes a VM
 # image holds (the mTLS rows read and write them too).
 for mb in $(printf '%s\n' "$LO_MB" "$WAN_MB" | sort -un); do
-	python3 - "$H_DIR/srclibs$mb" $((mb * 1048576)) >"$H_DIR/libs.ratio" <<'PY' || h_fail "cannot gather $mb MiB of libraries"
-import glob, os, sys, zlib
-want, n, parts = int(sys.argv[2]), 0, []
-while n < want:
-    for p in sorted(glob.glob("/usr/lib/x86_64-linux-gnu/*.so*") + glob.glob("/usr/bin/*")):
-        if n >= want or not os.path.isfile(p) or os.path.islink(p):
-            continue
-        d = open(p, "rb").read()[:want - n]
-        parts.append(d)
-        n += len(d)
-d = b"".join(parts)
-open(sys.argv[1], "wb").write(d)
-s = d[:16 << 20]
-print("%.1f" % (len(s) / len(zlib.compress(s, 1))))
-PY
+	python3 "$top_srcdir/tests/tools/libsdata.py" "$H_DIR/srclibs$mb" $((mb * 1048576)) \
+		>"$H_DIR/libs.ratio" || h_fail "cannot gather $mb MiB of libraries"
 	cp "$H_DIR/srclibs$mb" "$H_EXPORT/libs$mb"
 done
 b_proxy PX_LO "$H_NFS_PORT" "$H_MNT_PORT"

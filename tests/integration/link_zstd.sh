@@ -37,22 +37,9 @@ bytes() { h_stat "$ST" "$1"; }
 # Shared libraries, as found on the machine: the kind of bytes a VM image
 # holds.  Checked to be compressible at all (zlib -1 at least 1.5x), so a
 # failure below is the link's, not the data's.
-python3 - "$H_EXPORT/libs" $((MB << 20)) <<'PY' || h_fail "cannot make compressible test data"
-import glob, os, sys, zlib
-out, want, n = open(sys.argv[1], "wb"), int(sys.argv[2]), 0
-for p in sorted(glob.glob("/usr/lib/x86_64-linux-gnu/*.so*") + glob.glob("/usr/bin/*")):
-    if n >= want or not os.path.isfile(p) or os.path.islink(p):
-        continue
-    d = open(p, "rb").read()[:want - n]
-    out.write(d)
-    n += len(d)
-out.close()
-d = open(sys.argv[1], "rb").read()
-assert len(d) == want, len(d)
-r = len(d) / len(zlib.compress(d, 1))
-print("zlib -1 ratio %.2f" % r)
-sys.exit(0 if r >= 1.5 else 1)
-PY
+r=$(python3 "$top_srcdir/tests/tools/libsdata.py" "$H_EXPORT/libs" $((MB << 20)) 1.5) ||
+	h_fail "cannot make compressible test data (zlib -1: ${r:-none})"
+h_log "libraries: zlib -1 packs them ${r}x"
 head -c $((16 << 20)) /dev/urandom >"$H_EXPORT/noise"
 chmod 644 "$H_EXPORT/libs" "$H_EXPORT/noise"
 
