@@ -233,6 +233,7 @@ static void report(struct px_loop *l, struct out *o, bool json)
 	kv(o, json, &first, "zstd_bytes_wire", px_zstats.zs_wire_bytes);
 	kv(o, json, &first, "zstd_incompressible", px_zstats.zs_incompressible);
 	kv(o, json, &first, "zstd_records_received", px_zstats.zs_unpacked);
+	kv(o, json, &first, "zstd_bytes_received", px_zstats.zs_unpacked_wire);
 	kv(o, json, &first, "zstd_bytes_decoded", px_zstats.zs_unpacked_bytes);
 	if (json)
 		outf(o, ", \"links\": {");
@@ -624,6 +625,8 @@ static void metrics_body(struct px_loop *l, struct out *o)
 			  "Records tried and sent plain: they did not shrink."),
 			Z("zstd_records_received_total", zs_unpacked,
 			  "Compressed records received and decoded."),
+			Z("zstd_bytes_received_total", zs_unpacked_wire,
+			  "Bytes compressed records took on the wire."),
 			Z("zstd_bytes_decoded_total", zs_unpacked_bytes,
 			  "Bytes those records decoded to."),
 #undef Z

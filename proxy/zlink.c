@@ -192,6 +192,7 @@ int zlink_unpack(const uint8_t *src, size_t len, size_t max, size_t headroom,
 	}
 	if (stats) {
 		stats->zs_unpacked++;
+		stats->zs_unpacked_wire += len;
 		stats->zs_unpacked_bytes += n;
 	}
 	*out = buf;

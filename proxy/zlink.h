@@ -55,6 +55,7 @@ struct zlink_stats {
 	uint64_t zs_packed;      /* records sent compressed */
 	uint64_t zs_incompressible; /* tried, did not shrink enough: plain */
 	uint64_t zs_unpacked;    /* compressed records received */
+	uint64_t zs_unpacked_wire; /* ... their size on the wire */
 	uint64_t zs_unpacked_bytes; /* ... and their decoded size */
 };
 

@@ -90,6 +90,8 @@ bad() { # bad LINE EXPECTED-MESSAGE (the config file is on stdin)
 printf 'role = client\n\nupstrem = 127.0.0.1:1\n' | bad 3 "upstrem: unknown key"
 printf 'upstream = 127.0.0.1:1\nforeground = sometimes\n' | bad 2 "a flag takes yes or no"
 printf 'upstream = 127.0.0.1:1\ncache-size = 12Q\n' | bad 2 "cache-size"
+printf 'upstream = 127.0.0.1:1\ncompress = maybe\n' | bad 2 "'maybe' is not one of off, auto, on"
+printf 'upstream = 127.0.0.1:1\ncompress-below = 0\n' | bad 2 "compress-below: '0' is not a number"
 printf 'upstream = 127.0.0.1:1\n[export images]\n' | bad 2 "no 'path = /DIR'"
 printf 'upstream =\n' | bad 1 "missing value"
 { printf 'role = client\n'; head -c 300 /dev/urandom | tr '\n' x; echo; } | bad 2 ""

@@ -73,6 +73,7 @@ static void test_round_trip(void)
 	CU_ASSERT_EQUAL_FATAL(olen, len);
 	CU_ASSERT_EQUAL(memcmp(out + RPC_REC_HEADROOM, src, len), 0);
 	CU_ASSERT_EQUAL(st.zs_unpacked, 1);
+	CU_ASSERT_EQUAL(st.zs_unpacked_wire, n);
 	CU_ASSERT_EQUAL(st.zs_unpacked_bytes, len);
 	/* A bound below the record's size refuses it. */
 	free(out);
