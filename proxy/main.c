@@ -5,6 +5,7 @@
  */
 #include "config.h"
 #include "proxy/px.h"
+#include "proxy/zlink.h"
 #include "proxy/core.h"
 
 #include <errno.h>
@@ -359,6 +360,7 @@ int main(int argc, char **argv)
 	}
 	/* px_run() tells the waiting parent (notify_fd) once it listens. */
 	rc = px_run(eo, neo, notify_fd);
+	zlink_thread_done(); /* the loop thread's zstd contexts */
 	if (o.o_pidfile)
 		unlink(o.o_pidfile);
 	rc = rc < 0 ? -EIO : 0;
