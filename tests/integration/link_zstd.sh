@@ -76,8 +76,13 @@ h_log "read 16 MiB of noise: $down bytes over the WAN"
 rm -f "$H_DIR/noise.back"
 h_stop_pid "$NPID" || h_fail "client role exited $? on SIGTERM"
 # A client role that stops says goodbye in TLS (close_notify): the store
-# logs an ordinary close, not a peer that died.
-sleep 0.3
+# logs an ordinary close, not a peer that died, and closes its side too
+# (no connection is left across the relay).
+for _ in $(seq 30); do
+	[ "$(bytes conns_active)" = 0 ] && break
+	sleep 0.1
+done
+[ "$(bytes conns_active)" = 0 ] || h_fail "$(bytes conns_active) connections left across the relay after the client role stopped"
 grep -q "without a TLS close_notify" "$H_DIR/store.log" &&
 	h_fail "a stopped client role closed without close_notify: $(grep close_notify "$H_DIR/store.log")"
 

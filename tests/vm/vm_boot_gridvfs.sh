@@ -173,5 +173,11 @@ for _ in $(seq 100); do
 done
 [ -z "$left" ] || h_fail "left running after umount: $(ps -o pid=,args= -p "$(echo $left | tr ' ' ,)")"
 grep -qF " $MNT " /proc/self/mountinfo && h_fail "$MNT still mounted"
+# The relay delays a FIN like data (one way, then the store's answer):
+# give the goodbyes that long, then no connection may be left.
+for _ in $(seq 30); do
+	[ "$(wan conns_active)" = 0 ] && break
+	sleep 0.1
+done
 [ "$(wan conns_active)" = 0 ] || h_fail "the node kept $(wan conns_active) WAN connections open"
 h_pass
