@@ -557,15 +557,29 @@ static void fam(struct out *o, const char *name, const char *type,
 	     name, type);
 }
 
+/* Counter families read from a struct of uint64_t fields. */
+struct mcounter {
+	const char *name, *help;
+	size_t off;
+};
+
+static void counters_out(struct out *o, const struct mcounter *c, size_t n,
+			 const void *base)
+{
+	for (size_t i = 0; i < n; i++) {
+		fam(o, c[i].name, "counter", c[i].help);
+		outf(o, "gridvfs_%s %llu\n", c[i].name,
+		     (unsigned long long)*(const uint64_t *)(
+			     (const char *)base + c[i].off));
+	}
+}
+
 static void metrics_body(struct px_loop *l, struct out *o)
 {
 	struct px_stats *tmp;
 	const struct px_stats *st = stats_total(l, &tmp);
 	struct timespec now;
-	static const struct {
-		const char *name, *help;
-		size_t off;
-	} counters[] = {
+	static const struct mcounter counters[] = {
 #define C(n, f, h) {n, h, offsetof(struct px_stats, f)}
 		C("connections_accepted_total", s_conns_accepted,
 		  "Client connections accepted."),
@@ -603,17 +617,9 @@ static void metrics_body(struct px_loop *l, struct out *o)
 	outf(o, "gridvfs_connections %u\n", l->lp_nclients);
 	fam(o, "outstanding_calls", "gauge", "Calls waiting for upstream.");
 	outf(o, "gridvfs_outstanding_calls %u\n", px_pending_total(l));
-	for (size_t i = 0; i < sizeof(counters) / sizeof(counters[0]); i++) {
-		fam(o, counters[i].name, "counter", counters[i].help);
-		outf(o, "gridvfs_%s %llu\n", counters[i].name,
-		     (unsigned long long)*(const uint64_t *)((const char *)st +
-							     counters[i].off));
-	}
+	counters_out(o, counters, sizeof(counters) / sizeof(counters[0]), st);
 	{
-		static const struct {
-			const char *name, *help;
-			size_t off;
-		} zc[] = {
+		static const struct mcounter zc[] = {
 #define Z(n, f, h) {n, h, offsetof(struct zlink_stats, f)}
 			Z("zstd_records_sent_total", zs_packed,
 			  "Records sent compressed (ALPN gridvfs-z1 links)."),
@@ -632,12 +638,7 @@ static void metrics_body(struct px_loop *l, struct out *o)
 #undef Z
 		};
 
-		for (size_t i = 0; i < sizeof(zc) / sizeof(zc[0]); i++) {
-			fam(o, zc[i].name, "counter", zc[i].help);
-			outf(o, "gridvfs_%s %llu\n", zc[i].name,
-			     (unsigned long long)*(const uint64_t *)(
-				     (const char *)&px_zstats + zc[i].off));
-		}
+		counters_out(o, zc, sizeof(zc) / sizeof(zc[0]), &px_zstats);
 	}
 	fam(o, "calls_total", "counter", "Calls by program and procedure.");
 	for (int p = 0; p < 2; p++)
