@@ -5,6 +5,9 @@
  * rpc_rec_direct/commit path) come from a PRNG seeded by a hash of the
  * input, and every message it yields is compared with a one-pass reference
  * decoder: same messages, same error, same "partial" state at the end.
+ * For half the inputs the stream is a gridvfs-z1 link (r_zok): mark bit 30
+ * says "compressed, one whole record" and bit 29 "answer compressed", and
+ * the flags each message ends with must match the reference's too.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +40,8 @@ struct rec_ref {
 	uint8_t *rf_msgs;   /* the payloads of all complete messages */
 	size_t rf_total;    /* bytes in rf_msgs */
 	size_t rf_lens[4096];
+	bool rf_z[4096];    /* the message came compressed (bit 30) */
+	bool rf_w[4096];    /* its last mark asked for compression (bit 29) */
 	size_t rf_n;        /* complete messages */
 	int rf_err;         /* 0 or the error that stops the stream */
 	bool rf_partial;    /* the stream ends inside a message */
@@ -50,10 +55,11 @@ static void rec_fail(const char *why)
 
 /* One pass over the whole stream, straight from RFC 5531 section 11 plus
  * the bounds rpc/rpc.h documents. */
-static void rec_reference(const uint8_t *p, size_t n, size_t max,
+static void rec_reference(const uint8_t *p, size_t n, size_t max, bool zok,
 			  struct rec_ref *f)
 {
 	size_t pos = 0, mlen = 0, nfrags = 0;
+	bool z = false, w = false;
 
 	f->rf_total = f->rf_n = 0;
 	f->rf_err = 0;
@@ -63,6 +69,19 @@ static void rec_reference(const uint8_t *p, size_t n, size_t max,
 		bool last = mark & RPC_RM_LAST;
 
 		pos += 4;
+		if (zok) {
+			/* On an agreed link bits 29-30 are flags, not length;
+			 * a compressed fragment is a whole, non-empty record. */
+			w = mark & RPC_RM_ZWANT;
+			flen &= ~(size_t)(RPC_RM_ZWANT | RPC_RM_ZSTD);
+			if (mark & RPC_RM_ZSTD) {
+				if (!last || nfrags || !flen) {
+					f->rf_err = -EBADMSG;
+					return;
+				}
+				z = true;
+			}
+		}
 		if (++nfrags > RPC_REC_MAX_FRAGS || flen > max - mlen) {
 			f->rf_err = -EMSGSIZE;
 			return;
@@ -79,9 +98,12 @@ static void rec_reference(const uint8_t *p, size_t n, size_t max,
 		if (last) {
 			if (f->rf_n == sizeof(f->rf_lens) / sizeof(f->rf_lens[0]))
 				return; /* enough: compare this many */
+			f->rf_z[f->rf_n] = z;
+			f->rf_w[f->rf_n] = w;
 			f->rf_lens[f->rf_n++] = mlen;
 			f->rf_total += mlen;
 			mlen = nfrags = 0;
+			z = false;
 		}
 	}
 	/* Inside a message: a header or body cut short, or fragments of an
@@ -94,12 +116,17 @@ static void rec_check_msg(struct rpc_rec *r, const struct rec_ref *f,
 			  size_t *idx, size_t *off)
 {
 	size_t len;
+	bool z = r->r_zstd, w = r->r_zwant;
 	uint8_t *buf = rpc_rec_take(r, &len);
 
 	if (!buf)
 		rec_fail("ready but nothing to take");
 	if (*idx >= f->rf_n)
 		rec_fail("more messages than the reference");
+	if (z != f->rf_z[*idx] || w != f->rf_w[*idx])
+		rec_fail("compression flags differ from the reference");
+	if (r->r_zstd)
+		rec_fail("the compressed flag outlived its message");
 	if (len != f->rf_lens[*idx] ||
 	    memcmp(buf + RPC_REC_HEADROOM, f->rf_msgs + *off, len))
 		rec_fail("message differs from the reference");
@@ -147,14 +174,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct rec_ref f;
 	uint64_t s = rec_seed(data, size);
 	size_t max = maxes[rec_rand(&s) % 6], pos = 0, idx = 0, off = 0;
+	bool zok = rec_rand(&s) & 1;
 	struct rpc_rec r;
 	int err = 0;
 
 	f.rf_msgs = malloc(size + 1);
 	if (!f.rf_msgs)
 		return 0;
-	rec_reference(data, size, max, &f);
+	rec_reference(data, size, max, zok, &f);
 	rpc_rec_init(&r, max);
+	r.r_zok = zok;
 	while (pos < size && idx < f.rf_n + 1) {
 		uint64_t v = rec_rand(&s);
 		size_t k = 1 + (size_t)(v % ((v >> 40) & 1 ? 7 : 4096));
