@@ -222,12 +222,7 @@ static int meta_load(struct cache_dirty *d, MDB_txn *txn)
 		v.mv_size = 4, v.mv_data = &fmt;
 		if ((rc = mdb_put(txn, d->d_meta, &k, &v, 0)))
 			return rc;
-		k.mv_size = 8, k.mv_data = "verifier";
-		v.mv_size = 8, v.mv_data = d->d_verf;
-		if ((rc = mdb_put(txn, d->d_meta, &k, &v, 0)))
-			return rc;
-		v.mv_size = strlen(d->d_boot), v.mv_data = d->d_boot;
-		return mdb_put(txn, d->d_meta, &kb, &v, 0);
+		return mark_put(d, txn);
 	}
 	if (rc)
 		return rc;

@@ -39,7 +39,8 @@ void px_zlink_start(const struct px_opts *o, struct px_outq *q,
 		       (uint64_t)o->o_compress_below * 1000000u / 8u,
 		       &px_zstats);
 	q->q_z = z;
-	px_reader_zstd(rd, &px_zstats, z);
+	rd->rd_rec.r_zok = true;
+	rd->rd_zo = z;
 }
 
 /* Bytes of messages made since the last px_mem_tick (loop thread only). */
@@ -265,14 +266,6 @@ int px_reader_init(struct px_reader *rd, size_t max_record)
 	return rd->rd_stage ? 0 : -ENOMEM;
 }
 
-void px_reader_zstd(struct px_reader *rd, struct zlink_stats *stats,
-		    struct zlink_out *zo)
-{
-	rd->rd_rec.r_zok = true;
-	rd->rd_zstats = stats;
-	rd->rd_zo = zo;
-}
-
 int px_reader_set_max(struct px_reader *rd, size_t max_record)
 {
 	size_t want = stage_size(max_record);
@@ -320,7 +313,7 @@ static int reader_deliver(struct px_reader *rd, px_msg_fn on_msg, void *ctx)
 		size_t rlen;
 		int rc = zlink_unpack(mem + RPC_REC_HEADROOM, len, max,
 				      RPC_REC_HEADROOM, &raw, &rlen,
-				      rd->rd_zstats, rd->rd_why,
+				      rd->rd_zo->zo_stats, rd->rd_why,
 				      sizeof(rd->rd_why));
 
 		free(mem);

@@ -232,14 +232,11 @@ struct px_reader {
 	size_t rd_stage_cap;       /* bytes of rd_stage */
 	uint64_t rd_partial_since; /* monotonic ms a partial record started, 0: none */
 	uint64_t rd_bytes;         /* bytes read, all time */
-	struct zlink_stats *rd_zstats; /* compressed link: its counters */
-	struct zlink_out *rd_zo;   /* ... and its sending half (the ask) */
+	struct zlink_out *rd_zo;   /* compressed link (px_zlink_start): its
+				    * sending half (the ask, the counters) */
 	char rd_why[160];          /* why a compressed record was refused */
 };
 int px_reader_init(struct px_reader *rd, size_t max_record);
-/* Accept compressed records from now on (ALPN gridvfs-z1 agreed). */
-void px_reader_zstd(struct px_reader *rd, struct zlink_stats *stats,
-		    struct zlink_out *zo);
 void px_reader_free(struct px_reader *rd);
 /* A new bound on records (the stage grows with it); 0 or -ENOMEM. */
 int px_reader_set_max(struct px_reader *rd, size_t max_record);
